@@ -1,0 +1,172 @@
+"""Start and stop a callsign server for the conformance suite.
+
+Contract (see conformance/README.md):
+  $CALLSIGN_BIN serve --addr 127.0.0.1:0 --data <dir> [--tls]
+  env CALLSIGN_ACCESS_KEY=<base64 key>, RUST_LOG=warn
+  stdout, once listening:
+    endpoint: http(s)://127.0.0.1:<port>/
+    connection string: endpoint=...;accesskey=<key>
+    ca certificate: /abs/path/ca.pem        (only with --tls)
+"""
+
+import base64
+import os
+import queue
+import secrets
+import shutil
+import signal
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+STARTUP_TIMEOUT_S = 60.0
+
+
+@dataclass
+class CallsignServer:
+    transport: str  # "http" or "tls"
+    endpoint: str  # as printed, e.g. "http://127.0.0.1:1234/"
+    connection_string: str
+    access_key: str
+    ca_path: Optional[str]
+    data_dir: str
+    stderr_path: str
+    process: subprocess.Popen
+    stdout_lines: List[str] = field(default_factory=list)
+
+    @property
+    def endpoint_no_slash(self) -> str:
+        return self.endpoint.rstrip("/")
+
+    def stderr_tail(self, n: int = 40) -> str:
+        try:
+            with open(self.stderr_path, "r", errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        proc = self.process
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def callsign_bin() -> str:
+    path = os.environ.get("CALLSIGN_BIN")
+    if not path:
+        raise RuntimeError("CALLSIGN_BIN is not set (use conformance/run.sh /path/to/callsign)")
+    path = os.path.abspath(path)
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"CALLSIGN_BIN={path} is not an executable file")
+    return path
+
+
+def random_access_key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def _reader(stream, q: "queue.Queue[Optional[str]]", sink: List[str]) -> None:
+    # Keep draining stdout for the server's whole life so it never blocks on a full pipe.
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        sink.append(line)
+        q.put(line)
+    q.put(None)
+
+
+def start_server(tls: bool) -> CallsignServer:
+    binary = callsign_bin()
+    key = random_access_key()
+    workdir = tempfile.mkdtemp(prefix="callsign-conformance-")
+    data_dir = os.path.join(workdir, "data")
+    os.mkdir(data_dir)
+    stderr_path = os.path.join(workdir, "stderr.log")
+    args = [binary, "serve", "--addr", "127.0.0.1:0", "--data", data_dir]
+    if tls:
+        args.append("--tls")
+    env = dict(os.environ)
+    env["CALLSIGN_ACCESS_KEY"] = key
+    env["RUST_LOG"] = "warn"
+    stderr_file = open(stderr_path, "wb")
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=stderr_file, stdin=subprocess.DEVNULL, env=env
+    )
+    stderr_file.close()
+    lines: List[str] = []
+    q: "queue.Queue[Optional[str]]" = queue.Queue()
+    threading.Thread(target=_reader, args=(proc.stdout, q, lines), daemon=True).start()
+
+    def fail(msg: str) -> None:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        try:
+            with open(stderr_path, "r", errors="replace") as f:
+                tail = "".join(f.readlines()[-40:])
+        except OSError:
+            tail = ""
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise RuntimeError(
+            f"{msg}\ncommand: {' '.join(args)}\nstdout so far: {lines!r}\nstderr tail:\n{tail}"
+        )
+
+    endpoint = conn = ca = None
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while endpoint is None or conn is None or (tls and ca is None):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            fail("callsign did not print its endpoint/connection string within 60 s")
+        try:
+            line = q.get(timeout=remaining)
+        except queue.Empty:
+            continue
+        if line is None:
+            fail(f"callsign exited (code {proc.wait()}) before printing its endpoint")
+        if line.startswith("endpoint: "):
+            endpoint = line[len("endpoint: "):].strip()
+        elif line.startswith("connection string: "):
+            conn = line[len("connection string: "):].strip()
+        elif line.startswith("ca certificate: "):
+            ca = line[len("ca certificate: "):].strip()
+
+    server = CallsignServer(
+        transport="tls" if tls else "http",
+        endpoint=endpoint,
+        connection_string=conn,
+        access_key=key,
+        ca_path=ca,
+        data_dir=workdir,
+        stderr_path=stderr_path,
+        process=proc,
+        stdout_lines=lines,
+    )
+
+    # Wait for /healthz (it should already answer once the lines are printed).
+    ctx = ssl.create_default_context(cafile=ca) if tls else None
+    url = endpoint.rstrip("/") + "/healthz"
+    last_err: object = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            fail(f"callsign exited (code {proc.returncode}) while waiting for /healthz")
+        try:
+            with urllib.request.urlopen(url, timeout=5, context=ctx) as resp:
+                if resp.status == 200:
+                    return server
+                last_err = f"status {resp.status}"
+        except (urllib.error.URLError, OSError) as err:
+            last_err = err
+        time.sleep(0.2)
+    fail(f"GET {url} did not return 200 within 60 s (last: {last_err})")
+    raise AssertionError("unreachable")

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Conformance suites: drive a callsign server with the official ACS Identity clients.
+# Usage: conformance/run.sh /path/to/callsign-binary
+set -euo pipefail
+
+if [[ $# -ne 1 ]]; then
+  echo "usage: $0 /path/to/callsign-binary" >&2
+  exit 2
+fi
+if [[ ! -x "$1" ]]; then
+  echo "error: $1 is not an executable file" >&2
+  exit 2
+fi
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CALLSIGN_BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+export CALLSIGN_BIN
+
+status=0
+
+echo "== python: azure-communication-identity (pytest)"
+venv="$here/python/.venv"
+if [[ ! -x "$venv/bin/python" ]]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/python/requirements.txt"
+(cd "$here/python" && "$venv/bin/python" -m pytest -q -p no:cacheprovider) || status=1
+
+echo "== js: @azure/communication-identity (node --test)"
+(cd "$here/js" && npm ci --silent --no-audit --no-fund) 
+(cd "$here/js" && node --test --test-reporter=spec test/) || status=1
+
+exit "$status"

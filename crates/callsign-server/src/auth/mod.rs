@@ -1,0 +1,29 @@
+//! Authentication of management calls. Today: HMAC-SHA256 with either access key (PROTOCOL.md §3).
+
+pub mod hmac;
+
+pub use self::hmac::{authenticate_hmac, HmacRequest};
+
+/// Why a request was not authenticated. The client always sees the same `Denied` body; the reason
+/// is for logs and tests, and never holds secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization` header.
+    #[error("no Authorization header")]
+    Missing,
+    /// An `Authorization` header of an unknown or malformed scheme.
+    #[error("malformed Authorization header")]
+    Malformed,
+    /// A signed header is missing.
+    #[error("a signed header is missing")]
+    MissingSignedHeader,
+    /// The date is unreadable or outside the allowed clock skew.
+    #[error("the request date is invalid or outside the allowed clock skew")]
+    Date,
+    /// The body does not match `x-ms-content-sha256`.
+    #[error("the content hash does not match the body")]
+    ContentHash,
+    /// The signature matches neither key.
+    #[error("the signature does not match")]
+    Signature,
+}

@@ -1,0 +1,230 @@
+//! Identity operations: create, read, issue tokens, revoke, delete, and introspect tokens.
+
+use super::ids::IdentityId;
+use super::scope::{Minutes, Scopes};
+use super::tokens::{self, IssuedToken};
+use super::DomainError;
+use crate::clock::{Clock, Stamps};
+use crate::keys::LiveKeys;
+use crate::store::{IdentityRecord, Store};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+/// What callers see of an identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityView {
+    /// The raw id.
+    pub id: String,
+    /// The caller's own id for it.
+    pub custom_id: Option<String>,
+    /// When a token was last issued for it.
+    pub last_token_issued_at: Option<DateTime<Utc>>,
+}
+
+impl From<IdentityRecord> for IdentityView {
+    fn from(r: IdentityRecord) -> Self {
+        Self {
+            id: r.id,
+            custom_id: r.custom_id,
+            last_token_issued_at: r
+                .last_token_issued_at_us
+                .and_then(DateTime::from_timestamp_micros),
+        }
+    }
+}
+
+/// A caller-chosen identity tag: 1 to 256 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomId(String);
+
+impl CustomId {
+    /// The longest custom id, in characters.
+    pub const MAX_CHARS: usize = 256;
+
+    /// The custom id, if its length is within bounds.
+    pub fn new(value: &str) -> Option<Self> {
+        let chars = value.chars().count();
+        (1..=Self::MAX_CHARS)
+            .contains(&chars)
+            .then(|| Self(value.to_owned()))
+    }
+}
+
+/// The result of introspecting a token (RFC 7662 style).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Introspection {
+    /// The token is valid now.
+    Active {
+        /// Raw id of the identity.
+        sub: String,
+        /// Its scopes.
+        scopes: Vec<String>,
+        /// Issued at (seconds).
+        iat: i64,
+        /// Expires at (seconds).
+        exp: i64,
+        /// Token id.
+        jti: Option<String>,
+    },
+    /// Bad signature, another issuer, expired, revoked, or its identity deleted.
+    Inactive,
+}
+
+/// The identity operations over a store.
+pub struct IdentityService<S> {
+    store: S,
+    keys: Arc<LiveKeys>,
+    stamps: Arc<Stamps>,
+}
+
+impl<S: Store> IdentityService<S> {
+    /// The service over `store`, signing with `keys`, stamping with `stamps`.
+    pub fn new(store: S, keys: Arc<LiveKeys>, stamps: Arc<Stamps>) -> Self {
+        Self {
+            store,
+            keys,
+            stamps,
+        }
+    }
+
+    /// The live keys.
+    pub fn keys(&self) -> &Arc<LiveKeys> {
+        &self.keys
+    }
+
+    /// The clock the service reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        self.stamps.clock()
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock().now()
+    }
+
+    /// Creates an identity (or finds the live one with `custom_id`) and optionally issues a token.
+    pub async fn create(
+        &self,
+        custom_id: Option<CustomId>,
+        token: Option<(Scopes, Minutes)>,
+    ) -> Result<(IdentityView, Option<IssuedToken>), DomainError> {
+        let resource = self.keys.get().resource_id;
+        let record = IdentityRecord {
+            id: IdentityId::generate(resource).as_str().to_owned(),
+            custom_id: custom_id.map(|c| c.0),
+            created_at_us: self.stamps.next(),
+            last_token_issued_at_us: None,
+            revoked_before_us: None,
+            deleted_at_us: None,
+        };
+        let mut record = self.store.create_identity(record).await?;
+        let issued = match token {
+            Some((scopes, lifetime)) => {
+                let id = IdentityId::parse(&record.id, resource)?;
+                let (issued, stamp) = self.mint_and_record(&id, &scopes, lifetime).await?;
+                record.last_token_issued_at_us = Some(stamp);
+                Some(issued)
+            }
+            None => None,
+        };
+        Ok((record.into(), issued))
+    }
+
+    /// The live identity with this raw id.
+    pub async fn get(&self, raw_id: &str) -> Result<IdentityView, DomainError> {
+        let (_, record) = self.live(raw_id).await?;
+        Ok(record.into())
+    }
+
+    /// Issues a token for a live identity.
+    pub async fn issue_token(
+        &self,
+        raw_id: &str,
+        scopes: &Scopes,
+        lifetime: Minutes,
+    ) -> Result<IssuedToken, DomainError> {
+        let (id, _) = self.live(raw_id).await?;
+        Ok(self.mint_and_record(&id, scopes, lifetime).await?.0)
+    }
+
+    /// Revokes every token issued for the identity so far; durable before it returns.
+    pub async fn revoke(&self, raw_id: &str) -> Result<(), DomainError> {
+        let id = self.parse(raw_id)?;
+        let cutoff = self.stamps.next();
+        match self
+            .store
+            .revoke_tokens(id.as_str().to_owned(), cutoff)
+            .await?
+        {
+            true => Ok(()),
+            false => Err(DomainError::NotFound),
+        }
+    }
+
+    /// Deletes the identity; its tokens stop being valid at once.
+    pub async fn delete(&self, raw_id: &str) -> Result<(), DomainError> {
+        let id = self.parse(raw_id)?;
+        let at = self.stamps.next();
+        match self
+            .store
+            .delete_identity(id.as_str().to_owned(), at)
+            .await?
+        {
+            true => Ok(()),
+            false => Err(DomainError::NotFound),
+        }
+    }
+
+    /// Whether `token` is valid now: signature, issuer, expiry, revocation and identity.
+    pub async fn introspect(&self, token: &str) -> Result<Introspection, DomainError> {
+        let keys = self.keys.get();
+        let Some(claims) = tokens::verify(&keys, token, self.now()) else {
+            return Ok(Introspection::Inactive);
+        };
+        let Ok(id) = IdentityId::parse(&claims.raw_id(), keys.resource_id) else {
+            return Ok(Introspection::Inactive);
+        };
+        let Some(record) = self.store.get_identity(id.as_str().to_owned()).await? else {
+            return Ok(Introspection::Inactive);
+        };
+        let issued_us = claims
+            .iat_micros
+            .unwrap_or(claims.iat.saturating_mul(1_000_000));
+        let revoked = record.revoked_before_us.is_some_and(|cut| issued_us <= cut);
+        if !record.is_live() || revoked {
+            return Ok(Introspection::Inactive);
+        }
+        Ok(Introspection::Active {
+            sub: record.id,
+            scopes: claims.scopes().into_iter().map(str::to_owned).collect(),
+            iat: claims.iat,
+            exp: claims.exp,
+            jti: claims.jti,
+        })
+    }
+
+    fn parse(&self, raw_id: &str) -> Result<IdentityId, DomainError> {
+        Ok(IdentityId::parse(raw_id, self.keys.get().resource_id)?)
+    }
+
+    async fn live(&self, raw_id: &str) -> Result<(IdentityId, IdentityRecord), DomainError> {
+        let id = self.parse(raw_id)?;
+        match self.store.get_identity(id.as_str().to_owned()).await? {
+            Some(record) if record.is_live() => Ok((id, record)),
+            _ => Err(DomainError::NotFound),
+        }
+    }
+
+    async fn mint_and_record(
+        &self,
+        id: &IdentityId,
+        scopes: &Scopes,
+        lifetime: Minutes,
+    ) -> Result<(IssuedToken, i64), DomainError> {
+        let stamp = self.stamps.next();
+        let issued = tokens::mint(&self.keys.get(), id, scopes, lifetime, stamp);
+        self.store
+            .record_token_issued(id.as_str().to_owned(), stamp)
+            .await?;
+        Ok((issued, stamp))
+    }
+}

@@ -1,0 +1,140 @@
+//! Minting and verifying ACS access tokens (PROTOCOL.md §4).
+
+use super::ids::IdentityId;
+use super::scope::{Minutes, Scopes};
+use crate::keys::ResourceKeys;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use callsign_common::claims::{decode_claims, TokenClaims};
+use chrono::{DateTime, Utc};
+
+/// The `scp` value the real service puts in every identity token.
+const SCP: u32 = 1792;
+/// Region and data location the tokens name; callsign runs wherever it is started.
+const REGION: &str = "amer";
+const LOCATION: &str = "unitedstates";
+
+/// A freshly minted token.
+#[derive(Clone)]
+pub struct IssuedToken {
+    /// The JWT.
+    pub token: String,
+    /// Its `exp`.
+    pub expires_on: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("expires_on", &self.expires_on)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Mints an RS256 token for `id`, stamped `stamp_us` (microseconds since the epoch).
+///
+/// The JWT is assembled here and signed with the crypto library's RSA primitive, because the payload
+/// must be encoded in a form a generic JWT encoder cannot guarantee (see
+/// [`TokenClaims::to_payload_segment`]).
+pub fn mint(
+    keys: &ResourceKeys,
+    id: &IdentityId,
+    scopes: &Scopes,
+    lifetime: Minutes,
+    stamp_us: i64,
+) -> IssuedToken {
+    let issued_at = DateTime::from_timestamp_micros(stamp_us).expect("stamp in range");
+    let iat = issued_at.timestamp();
+    let exp = iat + lifetime.duration().num_seconds();
+    let claims = TokenClaims {
+        skypeid: id.skype_id().to_owned(),
+        scp: SCP,
+        csi: iat.to_string(),
+        exp,
+        rgn: Some(REGION.to_owned()),
+        acs_scope: scopes.joined(),
+        resource_id: keys.resource_id.to_string(),
+        resource_location: Some(LOCATION.to_owned()),
+        iat,
+        jti: Some(uuid::Uuid::new_v4().simple().to_string()),
+        iat_micros: Some(stamp_us),
+    };
+    let signer = &keys.ring.current;
+    let header = serde_json::json!({
+        "alg": "RS256",
+        "kid": signer.kid(),
+        "x5t": signer.x5t(),
+        "typ": "JWT",
+    });
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        claims.to_payload_segment()
+    );
+    let signature = URL_SAFE_NO_PAD.encode(signer.sign(signing_input.as_bytes()));
+    IssuedToken {
+        token: format!("{signing_input}.{signature}"),
+        expires_on: DateTime::from_timestamp(exp, 0).expect("exp in range"),
+    }
+}
+
+/// The claims of a token this resource signed and that has not expired at `now`, or `None`.
+///
+/// Revocation is not checked here: that needs the store.
+pub fn verify(keys: &ResourceKeys, token: &str, now: DateTime<Utc>) -> Option<TokenClaims> {
+    let (signing_input, signature) = token.rsplit_once('.')?;
+    let (header, _) = signing_input.split_once('.')?;
+    #[derive(serde::Deserialize)]
+    struct Header {
+        alg: String,
+        kid: String,
+    }
+    let header: Header = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+    if header.alg != "RS256" {
+        return None;
+    }
+    let key = keys.ring.find(&header.kid)?;
+    let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+    if !key.verify(signing_input.as_bytes(), &signature) {
+        return None;
+    }
+    let claims = decode_claims(token).ok()?;
+    (claims.resource_id == keys.resource_id.to_string() && claims.exp > now.timestamp())
+        .then_some(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::scope::Scope;
+    use crate::keys::DataDir;
+
+    #[test]
+    fn minted_tokens_verify_until_they_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let keys = DataDir::new(dir.path()).init(None, now).unwrap();
+        let id = IdentityId::generate(keys.resource_id);
+        let scopes = Scopes::new([Scope::Chat, Scope::Voip]).unwrap();
+        let stamp = now.timestamp_micros();
+        let issued = mint(&keys, &id, &scopes, Minutes::MIN, stamp);
+        assert_eq!(issued.expires_on.timestamp(), now.timestamp() + 3600);
+
+        let claims = verify(&keys, &issued.token, now).unwrap();
+        assert_eq!(claims.raw_id(), id.as_str());
+        assert_eq!(claims.acs_scope, "chat,voip");
+        assert_eq!(claims.iat_micros, Some(stamp));
+        assert_eq!(claims.csi, claims.iat.to_string());
+        assert!(verify(&keys, &issued.token, issued.expires_on).is_none());
+
+        let mut tampered = issued.token.clone();
+        tampered.push('A');
+        assert!(verify(&keys, &tampered, now).is_none());
+        assert!(verify(&keys, "a.b.c", now).is_none());
+
+        let other = DataDir::new(dir.path().join("other"))
+            .init(None, now)
+            .unwrap();
+        assert!(verify(&other, &issued.token, now).is_none());
+    }
+}

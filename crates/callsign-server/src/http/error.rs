@@ -1,0 +1,238 @@
+//! ACS error bodies (PROTOCOL.md §2): every non-2xx response is one of these.
+
+use crate::domain::DomainError;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An error response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// ACS error code.
+    pub code: &'static str,
+    /// Human-readable message (never holds secrets).
+    pub message: String,
+    /// The offending field, where there is one.
+    pub target: Option<String>,
+    /// Whether the response carries `api-supported-versions` (the service leaves it off
+    /// model-binding "required" errors and invalid-token errors).
+    pub supported_versions_header: bool,
+    /// `Retry-After` seconds, for 429 and 503.
+    pub retry_after: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            target: None,
+            supported_versions_header: true,
+            retry_after: None,
+        }
+    }
+
+    fn with_target(mut self, target: &str) -> Self {
+        self.target = Some(target.to_owned());
+        self
+    }
+
+    /// Unknown route, or an operation the api-version lacks.
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "The requested resource was not found.",
+        )
+    }
+
+    /// Known route, wrong method.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "The requested method is not allowed.",
+        )
+    }
+
+    /// No `api-version`.
+    pub fn missing_api_version() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )
+    }
+
+    /// An `api-version` callsign does not speak.
+    pub fn unsupported_api_version(version: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "UnsupportedApiVersion",
+            format!(
+                "The HTTP resource that matches the request URI does not support the API version '{version}'."
+            ),
+        )
+    }
+
+    /// Authentication failed.
+    pub fn denied() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "Denied",
+            "Denied by the resource provider.",
+        )
+    }
+
+    /// Body over the limit.
+    pub fn body_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestBodyTooLarge",
+            "The request body is too large.",
+        )
+    }
+
+    /// A business-validation failure of one field.
+    pub fn validation(message: impl Into<String>, target: &str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "ValidationError", message).with_target(target)
+    }
+
+    /// A validation failure of the body as a whole.
+    pub fn invalid_body(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "ValidationError", message)
+    }
+
+    /// A model-binding "required" failure: `<Prop>: The <Prop> field is required.`
+    pub fn required(property: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+            format!("{property}: The {property} field is required."),
+        )
+        .with_target(property);
+        e.supported_versions_header = false;
+        e
+    }
+
+    /// An id of another resource.
+    pub fn identity_not_owned() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "IdentityNotOwned",
+            "Provided identity doesn't belong to the resource.",
+        )
+    }
+
+    /// A well-formed id of this resource that does not exist.
+    pub fn identity_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "IdentityNotFound",
+            "Identity not found.",
+        )
+    }
+
+    /// An id that is not a communication user id.
+    pub fn malformed_identity() -> Self {
+        Self::validation("Provided identity has invalid format.", "id")
+    }
+
+    /// The store is down.
+    pub fn unavailable() -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "The service is temporarily unavailable.",
+        );
+        e.retry_after = Some(1);
+        e
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::MalformedId => ApiError::malformed_identity(),
+            DomainError::NotOwned => ApiError::identity_not_owned(),
+            DomainError::NotFound => ApiError::identity_not_found(),
+            DomainError::Store(e) => {
+                tracing::error!(error = %e, "store failure");
+                ApiError::unavailable()
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&Body {
+            error: Inner {
+                code: self.code,
+                message: &self.message,
+                target: self.target.as_deref(),
+            },
+        })
+        .expect("error bodies serialize");
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if !self.supported_versions_header {
+            response.extensions_mut().insert(NoSupportedVersions);
+        }
+        response
+    }
+}
+
+/// Marks a response that must not carry `api-supported-versions`.
+#[derive(Debug, Clone, Copy)]
+pub struct NoSupportedVersions;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bodies_are_compact_and_ordered() {
+        let response = ApiError::validation("m", "scopes").into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let bytes = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(
+            bytes,
+            r#"{"error":{"code":"ValidationError","message":"m","target":"scopes"}}"#
+        );
+    }
+
+    #[test]
+    fn required_errors_match_the_service() {
+        let e = ApiError::required("Scopes");
+        assert_eq!(e.message, "Scopes: The Scopes field is required.");
+        assert_eq!(e.target.as_deref(), Some("Scopes"));
+        assert!(!e.supported_versions_header);
+    }
+}

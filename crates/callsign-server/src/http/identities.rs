@@ -1,0 +1,206 @@
+//! Handlers of the identity operations (PROTOCOL.md §1): request bodies in, ACS response shapes out.
+
+use super::api_version::ApiVersion;
+use super::body::{strings, Field, JsonBody};
+use super::error::ApiError;
+use crate::domain::identities::CustomId;
+use crate::domain::{IdentityService, IdentityView, IssuedToken, Minutes, Scope, Scopes};
+use crate::store::Store;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use callsign_common::time_format;
+use serde::Serialize;
+
+/// An identity as the wire shows it; field order is the service's.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IdentityBody {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    custom_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_token_issued_at: Option<String>,
+    id: String,
+}
+
+impl IdentityBody {
+    fn new(view: IdentityView, version: ApiVersion) -> Self {
+        // customId and lastTokenIssuedAt exist only in the preview's model.
+        let extended = version.has_custom_ids();
+        Self {
+            custom_id: view.custom_id.filter(|_| extended),
+            last_token_issued_at: view
+                .last_token_issued_at
+                .filter(|_| extended)
+                .map(time_format::last_token_issued_at),
+            id: view.id,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenBody {
+    token: String,
+    expires_on: String,
+}
+
+impl From<IssuedToken> for TokenBody {
+    fn from(t: IssuedToken) -> Self {
+        Self {
+            token: t.token,
+            expires_on: time_format::expires_on(t.expires_on),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateBody {
+    identity: IdentityBody,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_token: Option<TokenBody>,
+}
+
+/// A JSON success response with the service's content type.
+pub fn json(status: StatusCode, body: &impl Serialize) -> Response {
+    let bytes = serde_json::to_vec(body).expect("response bodies serialize");
+    let mut response = (status, bytes).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
+
+/// `POST /identities`
+pub async fn create<S: Store>(
+    service: &IdentityService<S>,
+    version: ApiVersion,
+    body: &JsonBody,
+) -> Result<Response, ApiError> {
+    let scopes = match body.string_array("createTokenWithScopes")? {
+        Field::Absent => None,
+        Field::Null => {
+            return Err(ApiError::validation(
+                "CreateTokenWithScopes value is missing.",
+                "CreateTokenWithScopes",
+            ))
+        }
+        Field::Value(v) => Some(scopes(strings(v), version, "createTokenWithScopes")?),
+    };
+    let lifetime = lifetime(body, version)?;
+    let custom_id = if version.has_custom_ids() {
+        custom_id(body)?
+    } else {
+        None
+    };
+    let (identity, token) = service
+        .create(custom_id, scopes.map(|s| (s, lifetime)))
+        .await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &CreateBody {
+            identity: IdentityBody::new(identity, version),
+            access_token: token.map(TokenBody::from),
+        },
+    ))
+}
+
+/// `GET /identities/{id}` (preview)
+pub async fn get<S: Store>(
+    service: &IdentityService<S>,
+    version: ApiVersion,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let view = service.get(id).await?;
+    Ok(json(StatusCode::OK, &IdentityBody::new(view, version)))
+}
+
+/// `POST /identities/{id}/:issueAccessToken`
+pub async fn issue_token<S: Store>(
+    service: &IdentityService<S>,
+    version: ApiVersion,
+    id: &str,
+    body: &JsonBody,
+) -> Result<Response, ApiError> {
+    let scopes = match body.string_array("scopes")? {
+        Field::Absent | Field::Null => return Err(ApiError::required("Scopes")),
+        Field::Value(v) => scopes(strings(v), version, "scopes")?,
+    };
+    let lifetime = lifetime(body, version)?;
+    let token = service.issue_token(id, &scopes, lifetime).await?;
+    Ok(json(StatusCode::OK, &TokenBody::from(token)))
+}
+
+/// `POST /identities/{id}/:revokeAccessTokens`
+pub async fn revoke<S: Store>(
+    service: &IdentityService<S>,
+    id: &str,
+) -> Result<Response, ApiError> {
+    service.revoke(id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `DELETE /identities/{id}`
+pub async fn delete<S: Store>(
+    service: &IdentityService<S>,
+    id: &str,
+) -> Result<Response, ApiError> {
+    service.delete(id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Checks a scope list against what `version` knows.
+fn scopes<'a>(
+    names: impl Iterator<Item = &'a str>,
+    version: ApiVersion,
+    target: &str,
+) -> Result<Scopes, ApiError> {
+    let mut parsed = Vec::new();
+    for name in names {
+        match Scope::from_wire(name) {
+            Some(scope) if scope.is_basic() || version.has_join_scopes() => parsed.push(scope),
+            _ => {
+                return Err(ApiError::validation(
+                    format!("Invalid scopes - Scope '{name}' is not supported."),
+                    target,
+                ))
+            }
+        }
+    }
+    Scopes::new(parsed)
+        .ok_or_else(|| ApiError::validation("Invalid scopes - Scopes field is required.", target))
+}
+
+/// `expiresInMinutes`, where the version has it; 1440 when absent.
+fn lifetime(body: &JsonBody, version: ApiVersion) -> Result<Minutes, ApiError> {
+    if !version.has_token_lifetime() {
+        return Ok(Minutes::default());
+    }
+    match body.integer("expiresInMinutes")? {
+        None => Ok(Minutes::default()),
+        Some(n) => Minutes::new(n).ok_or_else(|| {
+            ApiError::validation(
+                format!(
+                    "ExpiresInMinutes value {n} is invalid. Value must be within the [60, 1440] interval."
+                ),
+                "ExpiresInMinutes",
+            )
+        }),
+    }
+}
+
+fn custom_id(body: &JsonBody) -> Result<Option<CustomId>, ApiError> {
+    match body.string("customId")? {
+        None => Ok(None),
+        Some(value) => CustomId::new(value).map(Some).ok_or_else(|| {
+            ApiError::validation(
+                format!(
+                    "CustomId must be between 1 and {} characters long.",
+                    CustomId::MAX_CHARS
+                ),
+                "customId",
+            )
+        }),
+    }
+}

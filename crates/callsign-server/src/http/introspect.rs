@@ -1,0 +1,60 @@
+//! callsign's introspection extension: `POST /callsign/tokens/:introspect` (RFC 7662 style).
+
+use super::body::JsonBody;
+use super::error::ApiError;
+use super::identities::json;
+use crate::domain::{IdentityService, Introspection};
+use crate::store::Store;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct IntrospectionBody {
+    active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scopes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
+}
+
+/// Reports whether the token in the body is valid now.
+pub async fn introspect<S: Store>(
+    service: &IdentityService<S>,
+    body: &JsonBody,
+) -> Result<Response, ApiError> {
+    let token = body
+        .string("token")?
+        .ok_or_else(|| ApiError::required("Token"))?;
+    let body = match service.introspect(token).await? {
+        Introspection::Active {
+            sub,
+            scopes,
+            iat,
+            exp,
+            jti,
+        } => IntrospectionBody {
+            active: true,
+            sub: Some(sub),
+            scopes: Some(scopes),
+            iat: Some(iat),
+            exp: Some(exp),
+            jti,
+        },
+        Introspection::Inactive => IntrospectionBody {
+            active: false,
+            sub: None,
+            scopes: None,
+            iat: None,
+            exp: None,
+            jti: None,
+        },
+    };
+    Ok(json(StatusCode::OK, &body))
+}

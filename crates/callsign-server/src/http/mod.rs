@@ -1,0 +1,179 @@
+//! The HTTP layer: routing, api-versions, authentication of each request, error bodies and
+//! response headers. Handlers call the domain; nothing here touches the store directly.
+
+pub mod api_version;
+pub mod body;
+pub mod error;
+pub mod headers;
+pub mod identities;
+pub mod introspect;
+pub mod routes;
+
+use crate::auth::{authenticate_hmac, HmacRequest};
+use crate::domain::IdentityService;
+use crate::store::Store;
+use api_version::ApiVersion;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, request::Parts, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use body::JsonBody;
+use error::{ApiError, NoSupportedVersions};
+use routes::{AcsOperation, Route};
+use std::sync::Arc;
+
+/// Limits and tolerances of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest accepted difference between a request's date and the server's clock.
+    pub max_clock_skew: chrono::Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            max_clock_skew: chrono::Duration::minutes(5),
+        }
+    }
+}
+
+/// What every handler shares.
+pub struct AppState<S> {
+    /// The identity operations.
+    pub identities: IdentityService<S>,
+    /// HTTP limits.
+    pub config: HttpConfig,
+}
+
+/// The service's router.
+pub fn router<S: Store>(state: Arc<AppState<S>>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/.well-known/jwks.json", get(jwks::<S>))
+        .fallback(dispatch::<S>)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(headers::service_headers))
+}
+
+async fn jwks<S: Store>(State(state): State<Arc<AppState<S>>>) -> Response {
+    let jwks = state.identities.keys().get().ring.jwks();
+    let mut response = identities::json(StatusCode::OK, &jwks);
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
+
+/// Every ACS and callsign API request: route, api-version, authentication, body, operation —
+/// in that order, as the service checks them.
+async fn dispatch<S: Store>(State(state): State<Arc<AppState<S>>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let route = match routes::resolve(&parts.method, parts.uri.path()) {
+        Ok(route) => route,
+        Err(e) => return e.into_response(),
+    };
+    match route {
+        Route::Acs(op) => {
+            let mut response = acs(&state, op, &parts, body)
+                .await
+                .unwrap_or_else(IntoResponse::into_response);
+            if response.extensions().get::<NoSupportedVersions>().is_none() {
+                response.headers_mut().insert(
+                    HeaderName::from_static("api-supported-versions"),
+                    HeaderValue::from_str(&ApiVersion::all_joined()).expect("valid header"),
+                );
+            }
+            response
+        }
+        Route::Introspect => introspect(&state, &parts, body)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+    }
+}
+
+async fn acs<S: Store>(
+    state: &AppState<S>,
+    op: AcsOperation,
+    parts: &Parts,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let version = ApiVersion::from_query(parts.uri.query())?;
+    if !op.available_in(version) {
+        return Err(ApiError::not_found());
+    }
+    let bytes = authenticated_body(state, parts, body).await?;
+    let service = &state.identities;
+    match op {
+        AcsOperation::CreateIdentity => {
+            identities::create(service, version, &JsonBody::parse(&bytes)?).await
+        }
+        AcsOperation::GetIdentity(id) => identities::get(service, version, &id).await,
+        AcsOperation::DeleteIdentity(id) => identities::delete(service, &id).await,
+        AcsOperation::RevokeTokens(id) => identities::revoke(service, &id).await,
+        AcsOperation::IssueToken(id) => {
+            identities::issue_token(service, version, &id, &JsonBody::parse(&bytes)?).await
+        }
+        AcsOperation::Exchange => Err(ApiError::not_found()),
+    }
+}
+
+async fn introspect<S: Store>(
+    state: &AppState<S>,
+    parts: &Parts,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = authenticated_body(state, parts, body).await?;
+    introspect::introspect(&state.identities, &JsonBody::parse(&bytes)?).await
+}
+
+/// Reads the body (within the limit) and checks the request's signature over it.
+async fn authenticated_body<S: Store>(
+    state: &AppState<S>,
+    parts: &Parts,
+    body: Body,
+) -> Result<Bytes, ApiError> {
+    let bytes = read_body(body, parts, state.config.max_body_bytes).await?;
+    let keys = state.identities.keys().get();
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()));
+    let request = HmacRequest {
+        method: parts.method.as_str(),
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/"),
+        host,
+        headers: &parts.headers,
+        body: &bytes,
+    };
+    let now = state.identities.clock().now();
+    authenticate_hmac(&keys.access, &request, now, state.config.max_clock_skew).map_err(|e| {
+        tracing::debug!(reason = %e, path = parts.uri.path(), "authentication failed");
+        ApiError::denied()
+    })?;
+    Ok(bytes)
+}
+
+async fn read_body(body: Body, parts: &Parts, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::body_too_large());
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::body_too_large())
+}

@@ -1,0 +1,140 @@
+//! Which operation a method and path name. ACS action paths (`/:issueAccessToken`) do not fit a
+//! pattern router, so the handful of routes is matched here, by segment.
+
+use super::api_version::ApiVersion;
+use super::error::ApiError;
+use axum::http::Method;
+use percent_encoding::percent_decode_str;
+
+/// An ACS operation, with the identity id from its path (percent-decoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcsOperation {
+    /// `POST /identities`
+    CreateIdentity,
+    /// `GET /identities/{id}`
+    GetIdentity(String),
+    /// `DELETE /identities/{id}`
+    DeleteIdentity(String),
+    /// `POST /identities/{id}/:revokeAccessTokens`
+    RevokeTokens(String),
+    /// `POST /identities/{id}/:issueAccessToken`
+    IssueToken(String),
+    /// Teams and Entra exchanges and assignments: not yet served.
+    Exchange,
+}
+
+impl AcsOperation {
+    /// Whether `version` has this operation.
+    pub fn available_in(&self, version: ApiVersion) -> bool {
+        match self {
+            AcsOperation::GetIdentity(_) => version.has_custom_ids(),
+            AcsOperation::Exchange => false,
+            _ => true,
+        }
+    }
+}
+
+/// A resolved route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// An ACS Identity operation (takes an api-version).
+    Acs(AcsOperation),
+    /// `POST /callsign/tokens/:introspect`
+    Introspect,
+}
+
+/// Resolves a request path (still percent-encoded) and method.
+pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
+    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let only = |allowed: Method, route: Route| {
+        if *method == allowed {
+            Ok(route)
+        } else {
+            Err(ApiError::method_not_allowed())
+        }
+    };
+    match segments.as_slice() {
+        ["identities"] => only(Method::POST, Route::Acs(AcsOperation::CreateIdentity)),
+        ["identities", id] if !id.is_empty() => {
+            let id = decode_id(id)?;
+            match *method {
+                Method::GET => Ok(Route::Acs(AcsOperation::GetIdentity(id))),
+                Method::DELETE => Ok(Route::Acs(AcsOperation::DeleteIdentity(id))),
+                _ => Err(ApiError::method_not_allowed()),
+            }
+        }
+        ["identities", id, ":revokeAccessTokens"] if !id.is_empty() => only(
+            Method::POST,
+            Route::Acs(AcsOperation::RevokeTokens(decode_id(id)?)),
+        ),
+        ["identities", id, ":issueAccessToken"] if !id.is_empty() => only(
+            Method::POST,
+            Route::Acs(AcsOperation::IssueToken(decode_id(id)?)),
+        ),
+        ["teamsUser", ":exchangeAccessToken"]
+        | ["access", "teamsExtension", ":exchangeAccessToken"]
+        | ["access", "entra", ":exchangeAccessToken"] => {
+            only(Method::POST, Route::Acs(AcsOperation::Exchange))
+        }
+        ["access", "teamsExtension", "tenants", _, "assignments", _]
+        | ["access", "entra", "assignments"]
+        | ["access", "entra", "assignments", _] => Ok(Route::Acs(AcsOperation::Exchange)),
+        ["callsign", "tokens", ":introspect"] => only(Method::POST, Route::Introspect),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+fn decode_id(segment: &str) -> Result<String, ApiError> {
+    percent_decode_str(segment)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| ApiError::malformed_identity())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_arrive_encoded_or_not() {
+        let encoded =
+            resolve(&Method::POST, "/identities/8%3Aacs%3Ax_y/:issueAccessToken").unwrap();
+        let plain = resolve(&Method::POST, "/identities/8:acs:x_y/:issueAccessToken").unwrap();
+        assert_eq!(encoded, plain);
+        assert_eq!(
+            plain,
+            Route::Acs(AcsOperation::IssueToken("8:acs:x_y".into()))
+        );
+    }
+
+    #[test]
+    fn unknown_routes_and_methods() {
+        assert_eq!(resolve(&Method::GET, "/nope").unwrap_err().code, "NotFound");
+        assert_eq!(
+            resolve(&Method::GET, "/identities").unwrap_err().code,
+            "MethodNotAllowed"
+        );
+        assert_eq!(
+            resolve(&Method::PUT, "/identities/x").unwrap_err().code,
+            "MethodNotAllowed"
+        );
+        assert_eq!(
+            resolve(&Method::POST, "/identities/x/:other")
+                .unwrap_err()
+                .code,
+            "NotFound"
+        );
+        assert_eq!(
+            resolve(&Method::POST, "/identities//:issueAccessToken")
+                .unwrap_err()
+                .code,
+            "NotFound"
+        );
+        assert_eq!(
+            resolve(&Method::GET, "/callsign/tokens/:introspect")
+                .unwrap_err()
+                .code,
+            "MethodNotAllowed"
+        );
+    }
+}

@@ -1,0 +1,391 @@
+//! RS256 token-signing keys: generation, the self-signed certificate that names them (`kid`, `x5t`),
+//! the key ring that keeps retired keys verifiable, and the JWKS view of it.
+
+use super::files::{create_private_dir, write_public, write_secret};
+use super::KeyError;
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
+use aws_lc_rs::signature::{self, KeyPair as _};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use rustls::pki_types::PrivatePkcs8KeyDer;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// How long a retired key stays in the JWKS: longer than the longest token lifetime (24 h).
+pub const RETIRED_KEY_RETENTION: chrono::Duration = chrono::Duration::hours(25);
+
+/// One RSA-2048 signing key with its certificate.
+pub struct SigningKey {
+    kid: String,
+    x5t: String,
+    key_pair: RsaKeyPair,
+    cert_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key as stored: PKCS#8 private key PEM and certificate PEM.
+pub struct SigningKeyPem {
+    /// PKCS#8 `PRIVATE KEY` PEM (secret).
+    pub private_key: String,
+    /// Self-signed certificate PEM.
+    pub certificate: String,
+}
+
+impl SigningKey {
+    /// Generates a new RSA-2048 key and its self-signed certificate.
+    pub fn generate() -> Result<(Self, SigningKeyPem), KeyError> {
+        let key_pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Crypto)?;
+        let pkcs8 = key_pair.as_der().map_err(|_| KeyError::Crypto)?;
+        let rc_key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+            &PrivatePkcs8KeyDer::from(pkcs8.as_ref()),
+            &rcgen::PKCS_RSA_SHA256,
+        )
+        .map_err(|_| KeyError::Crypto)?;
+        let params =
+            rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|_| KeyError::Crypto)?;
+        let mut params = params;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "callsign token signing");
+        let cert = params.self_signed(&rc_key).map_err(|_| KeyError::Crypto)?;
+        let pem = SigningKeyPem {
+            private_key: rc_key.serialize_pem(),
+            certificate: cert.pem(),
+        };
+        Ok((Self::new(key_pair, cert.der().to_vec()), pem))
+    }
+
+    /// Loads a stored key.
+    pub fn from_pem(pem: &SigningKeyPem) -> Result<Self, KeyError> {
+        let rc_key =
+            rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(&pem.private_key, &rcgen::PKCS_RSA_SHA256)
+                .map_err(|_| KeyError::Crypto)?;
+        let key_pair =
+            RsaKeyPair::from_pkcs8(&rc_key.serialize_der()).map_err(|_| KeyError::Crypto)?;
+        let cert_der = pem_body(&pem.certificate, "CERTIFICATE").ok_or(KeyError::Crypto)?;
+        Ok(Self::new(key_pair, cert_der))
+    }
+
+    fn new(key_pair: RsaKeyPair, cert_der: Vec<u8>) -> Self {
+        let thumbprint =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert_der);
+        let kid = thumbprint
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        let x5t = URL_SAFE_NO_PAD.encode(thumbprint.as_ref());
+        Self {
+            kid,
+            x5t,
+            key_pair,
+            cert_der,
+        }
+    }
+
+    /// The key id: the uppercase hex SHA-1 thumbprint of the certificate, as ACS uses.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The base64url SHA-1 thumbprint of the certificate.
+    pub fn x5t(&self) -> &str {
+        &self.x5t
+    }
+
+    /// RS256 (RSASSA-PKCS1-v1_5 with SHA-256) signature of `message`.
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        let mut signature = vec![0u8; self.key_pair.public_modulus_len()];
+        self.key_pair
+            .sign(
+                &signature::RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                message,
+                &mut signature,
+            )
+            .expect("RSA signing with a valid key does not fail");
+        signature
+    }
+
+    /// Checks an RS256 signature made by this key.
+    pub fn verify(&self, message: &[u8], signature_bytes: &[u8]) -> bool {
+        let public = self.key_pair.public_key().as_ref();
+        signature::UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, public)
+            .verify(message, signature_bytes)
+            .is_ok()
+    }
+
+    /// The public key as a JSON Web Key.
+    pub fn jwk(&self) -> serde_json::Value {
+        let public = self.key_pair.public_key();
+        serde_json::json!({
+            "kty": "RSA",
+            "use": "sig",
+            "alg": "RS256",
+            "kid": self.kid,
+            "x5t": self.x5t,
+            "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+            "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+            "x5c": [STANDARD.encode(&self.cert_der)],
+        })
+    }
+}
+
+fn pem_body(pem: &str, label: &str) -> Option<Vec<u8>> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = pem.find(&begin)? + begin.len();
+    let stop = pem[start..].find(&end)? + start;
+    let b64: String = pem[start..stop].split_whitespace().collect();
+    STANDARD.decode(b64).ok()
+}
+
+/// A key the ring no longer signs with, kept so that tokens it signed still verify.
+#[derive(Debug, Clone)]
+pub struct RetiredKey {
+    /// The key.
+    pub key: Arc<SigningKey>,
+    /// When it stopped signing.
+    pub retired_at: DateTime<Utc>,
+}
+
+/// The current signing key and the retired keys still published.
+#[derive(Debug, Clone)]
+pub struct KeyRing {
+    /// The key new tokens are signed with.
+    pub current: Arc<SigningKey>,
+    /// Keys retired less than [`RETIRED_KEY_RETENTION`] ago.
+    pub retired: Vec<RetiredKey>,
+}
+
+impl KeyRing {
+    /// The key with this `kid`, current or retired.
+    pub fn find(&self, kid: &str) -> Option<&Arc<SigningKey>> {
+        std::iter::once(&self.current)
+            .chain(self.retired.iter().map(|r| &r.key))
+            .find(|k| k.kid() == kid)
+    }
+
+    /// The JWKS document (`{"keys":[...]}`), current key first.
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<_> = std::iter::once(&self.current)
+            .chain(self.retired.iter().map(|r| &r.key))
+            .map(|k| k.jwk())
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct RingFile {
+    current: String,
+    #[serde(default)]
+    retired: Vec<RetiredEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RetiredEntry {
+    kid: String,
+    retired_at: i64,
+}
+
+/// The on-disk ring: `DIR/ring.json` plus `DIR/<kid>.key.pem` (0600) and `DIR/<kid>.crt.pem`.
+pub struct KeyRingDir {
+    dir: PathBuf,
+}
+
+impl KeyRingDir {
+    /// The ring stored in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    fn ring_path(&self) -> PathBuf {
+        self.dir.join("ring.json")
+    }
+
+    /// Whether a ring has been created here.
+    pub fn exists(&self) -> bool {
+        self.ring_path().exists()
+    }
+
+    /// Creates the ring with one fresh key.
+    pub fn create(&self) -> Result<KeyRing, KeyError> {
+        create_private_dir(&self.dir).map_err(|e| KeyError::io(&self.dir, e))?;
+        let current = self.generate_key()?;
+        self.write_ring(&current, &[])?;
+        Ok(KeyRing {
+            current: Arc::new(current),
+            retired: Vec::new(),
+        })
+    }
+
+    /// Reads the ring; retired keys past their retention are left out.
+    pub fn load(&self, now: DateTime<Utc>) -> Result<KeyRing, KeyError> {
+        let path = self.ring_path();
+        let text = std::fs::read_to_string(&path).map_err(|e| KeyError::io(&path, e))?;
+        let file: RingFile =
+            serde_json::from_str(&text).map_err(|_| KeyError::Corrupt(path.clone()))?;
+        let current = Arc::new(self.load_key(&file.current)?);
+        let mut retired = Vec::new();
+        for entry in file.retired {
+            let retired_at = DateTime::from_timestamp(entry.retired_at, 0)
+                .ok_or(KeyError::Corrupt(path.clone()))?;
+            if now - retired_at < RETIRED_KEY_RETENTION {
+                retired.push(RetiredKey {
+                    key: Arc::new(self.load_key(&entry.kid)?),
+                    retired_at,
+                });
+            }
+        }
+        Ok(KeyRing { current, retired })
+    }
+
+    /// Makes a fresh key current and retires the old one; returns the new ring.
+    pub fn rotate(&self, now: DateTime<Utc>) -> Result<KeyRing, KeyError> {
+        let old = self.load(now)?;
+        let new_key = self.generate_key()?;
+        let mut retired = vec![RetiredKey {
+            key: old.current,
+            retired_at: now,
+        }];
+        retired.extend(old.retired);
+        self.write_ring(&new_key, &retired)?;
+        self.remove_unlisted(&new_key, &retired);
+        Ok(KeyRing {
+            current: Arc::new(new_key),
+            retired,
+        })
+    }
+
+    fn generate_key(&self) -> Result<SigningKey, KeyError> {
+        let (key, pem) = SigningKey::generate()?;
+        let key_path = self.dir.join(format!("{}.key.pem", key.kid()));
+        write_secret(&key_path, pem.private_key.as_bytes())
+            .map_err(|e| KeyError::io(&key_path, e))?;
+        let crt_path = self.dir.join(format!("{}.crt.pem", key.kid()));
+        write_public(&crt_path, pem.certificate.as_bytes())
+            .map_err(|e| KeyError::io(&crt_path, e))?;
+        Ok(key)
+    }
+
+    fn load_key(&self, kid: &str) -> Result<SigningKey, KeyError> {
+        if !kid.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(KeyError::Corrupt(self.ring_path()));
+        }
+        let read = |suffix: &str| {
+            let path = self.dir.join(format!("{kid}.{suffix}"));
+            std::fs::read_to_string(&path).map_err(|e| KeyError::io(&path, e))
+        };
+        SigningKey::from_pem(&SigningKeyPem {
+            private_key: read("key.pem")?,
+            certificate: read("crt.pem")?,
+        })
+    }
+
+    fn write_ring(&self, current: &SigningKey, retired: &[RetiredKey]) -> Result<(), KeyError> {
+        let file = RingFile {
+            current: current.kid().to_owned(),
+            retired: retired
+                .iter()
+                .map(|r| RetiredEntry {
+                    kid: r.key.kid().to_owned(),
+                    retired_at: r.retired_at.timestamp(),
+                })
+                .collect(),
+        };
+        let path = self.ring_path();
+        write_public(
+            &path,
+            &serde_json::to_vec_pretty(&file).expect("serializable"),
+        )
+        .map_err(|e| KeyError::io(&path, e))
+    }
+
+    /// Deletes key files of keys that left the ring (best effort: a leftover file is harmless).
+    fn remove_unlisted(&self, current: &SigningKey, retired: &[RetiredKey]) {
+        let keep: Vec<&str> = std::iter::once(current.kid())
+            .chain(retired.iter().map(|r| r.key.kid()))
+            .collect();
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(kid) = name
+                .strip_suffix(".key.pem")
+                .or(name.strip_suffix(".crt.pem"))
+            {
+                if !keep.contains(&kid) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn generated_key_signs_verifies_and_names_itself() {
+        let (key, pem) = SigningKey::generate().unwrap();
+        assert_eq!(key.kid().len(), 40);
+        assert!(key
+            .kid()
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
+        let sig = key.sign(b"hello");
+        assert_eq!(sig.len(), 256);
+        assert!(key.verify(b"hello", &sig));
+        assert!(!key.verify(b"hellO", &sig));
+        let loaded = SigningKey::from_pem(&pem).unwrap();
+        assert_eq!(loaded.kid(), key.kid());
+        assert!(loaded.verify(b"hello", &sig));
+        let jwk = key.jwk();
+        assert_eq!(jwk["e"], "AQAB");
+        assert_eq!(jwk["x5t"], key.x5t());
+    }
+
+    #[test]
+    fn rotation_keeps_old_key_for_retention_then_drops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring_dir = KeyRingDir::new(dir.path().join("signing"));
+        let t0 = Utc::now();
+        let first = ring_dir.create().unwrap();
+        let old_kid = first.current.kid().to_owned();
+        let key_file = ring_dir.path().join(format!("{old_kid}.key.pem"));
+        assert_eq!(
+            std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+
+        let rotated = ring_dir.rotate(t0).unwrap();
+        assert_ne!(rotated.current.kid(), old_kid);
+        let later = ring_dir.load(t0 + chrono::Duration::hours(24)).unwrap();
+        assert!(
+            later.find(&old_kid).is_some(),
+            "old key still verifies after 24 h"
+        );
+        assert_eq!(later.jwks()["keys"].as_array().unwrap().len(), 2);
+        let much_later = ring_dir.load(t0 + chrono::Duration::hours(26)).unwrap();
+        assert!(much_later.find(&old_kid).is_none());
+    }
+}

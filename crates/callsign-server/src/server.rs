@@ -1,0 +1,261 @@
+//! Assembling and running the service: data dir, keys, store, router, listener, TLS, shutdown.
+
+use crate::clock::{Clock, Stamps, SystemClock};
+use crate::domain::IdentityService;
+use crate::http::{router, AppState, HttpConfig};
+use crate::keys::{DataDir, KeyError, LiveKeys};
+use crate::store::{SqliteStore, StoreError};
+use crate::tls::{self, TlsError, TlsFiles};
+use callsign_common::AccessKey;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How to serve HTTPS.
+#[derive(Debug, Clone, Default)]
+pub enum TlsMode {
+    /// Plain HTTP.
+    #[default]
+    Off,
+    /// A development CA and server certificate generated into the data dir.
+    Dev,
+    /// Certificate and key files given by the operator.
+    Files {
+        /// Certificate chain PEM.
+        cert: PathBuf,
+        /// Private key PEM.
+        key: PathBuf,
+    },
+}
+
+/// Everything `callsign serve` can be told.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// HTTPS or not.
+    pub tls: TlsMode,
+    /// The primary access key for a new data dir (`CALLSIGN_ACCESS_KEY`).
+    pub access_key_seed: Option<AccessKey>,
+    /// HTTP limits.
+    pub http: HttpConfig,
+    /// How long in-flight requests may take to finish at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults for a data dir and address.
+    pub fn new(addr: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            addr,
+            data_dir: data_dir.into(),
+            tls: TlsMode::Off,
+            access_key_seed: None,
+            http: HttpConfig::default(),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Keys could not be created or read.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// The database could not be opened.
+    #[error("opening the database: {0}")]
+    Store(#[from] StoreError),
+    /// TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// Listening failed.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A bound, not yet running, server.
+pub struct Server {
+    listener: std::net::TcpListener,
+    state: Arc<AppState<SqliteStore>>,
+    keys: Arc<LiveKeys>,
+    tls: Option<(Arc<rustls::ServerConfig>, Option<PathBuf>)>,
+    endpoint: String,
+    shutdown_grace: Duration,
+}
+
+impl Server {
+    /// Prepares the data dir, keys, store and TLS, and binds the listener.
+    pub fn bind(config: ServerConfig) -> Result<Server, ServerError> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let data_dir = DataDir::new(&config.data_dir);
+        let keys = data_dir.init(config.access_key_seed.clone(), clock.now())?;
+        let keys = Arc::new(LiveKeys::new(data_dir.clone(), keys));
+        let store = SqliteStore::open(&data_dir.database_path())?;
+        let tls = match &config.tls {
+            TlsMode::Off => None,
+            TlsMode::Dev => Some(tls::dev_certificates(&data_dir.tls_dir())?),
+            TlsMode::Files { cert, key } => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: None,
+            }),
+        };
+        let tls = match tls {
+            Some(files) => Some((tls::server_config(&files)?, files.ca)),
+            None => None,
+        };
+        let listener =
+            std::net::TcpListener::bind(config.addr).map_err(|source| ServerError::Listen {
+                addr: config.addr,
+                source,
+            })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| ServerError::Listen {
+                addr: config.addr,
+                source,
+            })?;
+        let endpoint = endpoint_for(local, tls.is_some());
+        // Remembered so that `callsign connection-string` can print it later; not essential.
+        let _ = std::fs::write(data_dir.endpoint_path(), &endpoint);
+        let stamps = Arc::new(Stamps::new(clock));
+        let state = Arc::new(AppState {
+            identities: IdentityService::new(store, keys.clone(), stamps),
+            config: config.http,
+        });
+        Ok(Server {
+            listener,
+            state,
+            keys,
+            tls,
+            endpoint,
+            shutdown_grace: config.shutdown_grace,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The endpoint clients use (`http://127.0.0.1:8080/`).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The connection string with the primary key. It holds a secret: print it only where asked.
+    pub fn connection_string(&self) -> String {
+        connection_string(&self.endpoint, &self.keys.get().access.primary)
+    }
+
+    /// The development CA file clients must trust, when serving with `--tls`.
+    pub fn ca_certificate(&self) -> Option<&Path> {
+        self.tls.as_ref().and_then(|(_, ca)| ca.as_deref())
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let handle = axum_server::Handle::new();
+        let grace = self.shutdown_grace;
+        let signal = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down; letting in-flight requests finish");
+            signal.graceful_shutdown(Some(grace));
+        });
+        let refresher = tokio::spawn(refresh_keys(self.keys.clone()));
+        let app = router(self.state).into_make_service();
+        let result = match self.tls {
+            None => {
+                axum_server::from_tcp(self.listener)?
+                    .handle(handle)
+                    .serve(app)
+                    .await
+            }
+            Some((config, _)) => {
+                let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
+                axum_server::tls_rustls::from_tcp_rustls(self.listener, config)?
+                    .handle(handle)
+                    .serve(app)
+                    .await
+            }
+        };
+        refresher.abort();
+        result
+    }
+}
+
+/// Picks up keys that `callsign keys regenerate` or `callsign signing-key rotate` wrote, and drops
+/// retired signing keys past their retention.
+async fn refresh_keys(keys: Arc<LiveKeys>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks: u64 = 0;
+    loop {
+        tick.tick().await;
+        ticks += 1;
+        let force = ticks % 60 == 0;
+        let keys = keys.clone();
+        let result =
+            tokio::task::spawn_blocking(move || keys.refresh(chrono::Utc::now(), force)).await;
+        match result {
+            Ok(Ok(true)) => tracing::info!("reloaded keys from the data dir"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "reloading keys failed; keeping the keys in force")
+            }
+            Err(e) => tracing::warn!(error = %e, "key reload task failed"),
+        }
+    }
+}
+
+/// The endpoint URL for a listening address.
+fn endpoint_for(addr: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() => "localhost".to_owned(),
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    format!("{scheme}://{host}:{}/", addr.port())
+}
+
+/// `endpoint=...;accesskey=...`
+pub fn connection_string(endpoint: &str, key: &AccessKey) -> String {
+    format!("endpoint={endpoint};accesskey={}", key.to_base64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            endpoint_for("127.0.0.1:80".parse().unwrap(), false),
+            "http://127.0.0.1:80/"
+        );
+        assert_eq!(
+            endpoint_for("0.0.0.0:443".parse().unwrap(), true),
+            "https://localhost:443/"
+        );
+        assert_eq!(
+            endpoint_for("[::1]:8080".parse().unwrap(), false),
+            "http://[::1]:8080/"
+        );
+    }
+}

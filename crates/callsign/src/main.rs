@@ -1,0 +1,237 @@
+//! The `callsign` command: run the Communication Identity service (`callsign serve`) and manage its
+//! data dir (connection string, access keys, signing keys).
+
+mod config;
+
+use anyhow::{Context, Result};
+use callsign_common::AccessKey;
+use callsign_server::keys::{DataDir, KeyKind};
+use callsign_server::server::connection_string;
+use callsign_server::{Server, ServerConfig, TlsMode};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// callsign: a Communication Identity service that speaks the Azure Communication Services
+/// Identity protocol.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service.
+    Serve(ServeArgs),
+    /// Print the connection string of a data dir again.
+    ConnectionString {
+        #[command(flatten)]
+        data: DataArg,
+        /// Endpoint to put in the string (default: where the server last listened).
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
+    /// Manage the access keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Manage the token-signing keys.
+    SigningKey {
+        #[command(subcommand)]
+        command: SigningKeyCommand,
+    },
+}
+
+#[derive(Args)]
+struct DataArg {
+    /// The data directory.
+    #[arg(
+        long = "data",
+        env = "CALLSIGN_DATA",
+        default_value = "./callsign-data"
+    )]
+    dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Replace one access key with a new random key; the other keeps working.
+    Regenerate {
+        /// Which key.
+        which: Which,
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Which {
+    Primary,
+    Secondary,
+}
+
+#[derive(Subcommand)]
+enum SigningKeyCommand {
+    /// Sign new tokens with a new key; the old key stays in the JWKS for 25 hours.
+    Rotate {
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "CALLSIGN_ADDR")]
+    addr: Option<SocketAddr>,
+    /// Data directory [default: ./callsign-data].
+    #[arg(long = "data", env = "CALLSIGN_DATA")]
+    data: Option<PathBuf>,
+    /// Serve HTTPS with a development CA generated into the data dir.
+    #[arg(long)]
+    tls: bool,
+    /// Serve HTTPS with this certificate chain (PEM) instead of the development CA.
+    #[arg(long, requires = "tls_key", env = "CALLSIGN_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) for --tls-cert.
+    #[arg(long, requires = "tls_cert", env = "CALLSIGN_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// A TOML configuration file; flags and environment override it.
+    #[arg(long, env = "CALLSIGN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Do not print the endpoint and connection string.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::ConnectionString { data, endpoint } => {
+            let dir = DataDir::new(&data.dir);
+            let keys = dir
+                .load(chrono::Utc::now())
+                .with_context(|| format!("reading the data dir {}", data.dir.display()))?;
+            let endpoint = match endpoint {
+                Some(e) => e,
+                None => std::fs::read_to_string(dir.endpoint_path())
+                    .context("the server has not run with this data dir yet; pass --endpoint")?,
+            };
+            println!(
+                "{}",
+                connection_string(endpoint.trim(), &keys.access.primary)
+            );
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Regenerate { which, data },
+        } => {
+            let kind = match which {
+                Which::Primary => KeyKind::Primary,
+                Which::Secondary => KeyKind::Secondary,
+            };
+            DataDir::new(&data.dir)
+                .regenerate_access_key(kind)
+                .context("regenerating the access key")?;
+            eprintln!(
+                "regenerated the {} key; a running server picks it up within seconds",
+                match which {
+                    Which::Primary => "primary",
+                    Which::Secondary => "secondary",
+                }
+            );
+            Ok(())
+        }
+        Command::SigningKey {
+            command: SigningKeyCommand::Rotate { data },
+        } => {
+            let ring = DataDir::new(&data.dir)
+                .rotate_signing_key(chrono::Utc::now())
+                .context("rotating the signing key")?;
+            println!("{}", ring.current.kid());
+            eprintln!("new tokens are signed with the key above; the previous key stays published for 25 hours");
+            Ok(())
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let file = match &args.config {
+        Some(path) => config::FileConfig::load(path)?,
+        None => config::FileConfig::default(),
+    };
+    let addr = args
+        .addr
+        .or(file.addr)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let data = args
+        .data
+        .or(file.data)
+        .unwrap_or_else(|| PathBuf::from("./callsign-data"));
+    let mut config = ServerConfig::new(addr, data);
+    config.tls = match (
+        args.tls_cert.or(file.tls_cert),
+        args.tls_key.or(file.tls_key),
+    ) {
+        (Some(cert), Some(key)) => TlsMode::Files { cert, key },
+        _ if args.tls || file.tls.unwrap_or(false) => TlsMode::Dev,
+        _ => TlsMode::Off,
+    };
+    if let Some(seconds) = file.max_clock_skew_seconds {
+        config.http.max_clock_skew = chrono::Duration::seconds(seconds);
+    }
+    if let Some(bytes) = file.max_body_bytes {
+        config.http.max_body_bytes = bytes;
+    }
+    config.access_key_seed = match std::env::var("CALLSIGN_ACCESS_KEY") {
+        Ok(value) if !value.is_empty() => Some(
+            AccessKey::from_base64(&value).context("CALLSIGN_ACCESS_KEY is not valid base64")?,
+        ),
+        _ => None,
+    };
+
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let server = Server::bind(config)?;
+        if !args.quiet {
+            // Straight to stdout, never through the log pipeline: it holds the access key.
+            println!("endpoint: {}", server.endpoint());
+            println!("connection string: {}", server.connection_string());
+            if let Some(ca) = server.ca_certificate() {
+                println!("ca certificate: {}", ca.display());
+            }
+        }
+        tracing::info!(endpoint = server.endpoint(), "callsign is listening");
+        server.run(shutdown_signal()).await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
