@@ -31,7 +31,7 @@ pub enum TlsMode {
 }
 
 /// Everything `callsign serve` can be told.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerConfig {
     /// Where to listen.
     pub addr: SocketAddr,
@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub http: HttpConfig,
     /// How long in-flight requests may take to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// The clock (tests inject a manual one).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl ServerConfig {
@@ -57,6 +59,7 @@ impl ServerConfig {
             access_key_seed: None,
             http: HttpConfig::default(),
             shutdown_grace: Duration::from_secs(30),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -96,7 +99,7 @@ pub struct Server {
 impl Server {
     /// Prepares the data dir, keys, store and TLS, and binds the listener.
     pub fn bind(config: ServerConfig) -> Result<Server, ServerError> {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let clock = config.clock.clone();
         let data_dir = DataDir::new(&config.data_dir);
         let keys = data_dir.init(config.access_key_seed.clone(), clock.now())?;
         let keys = Arc::new(LiveKeys::new(data_dir.clone(), keys));
@@ -150,6 +153,11 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
+    /// The keys in force (tests use it to reload keys at once instead of waiting for the poll).
+    pub fn live_keys(&self) -> Arc<LiveKeys> {
+        self.keys.clone()
+    }
+
     /// The endpoint clients use (`http://127.0.0.1:8080/`).
     pub fn endpoint(&self) -> &str {
         &self.endpoint
@@ -178,7 +186,10 @@ impl Server {
             tracing::info!("shutting down; letting in-flight requests finish");
             signal.graceful_shutdown(Some(grace));
         });
-        let refresher = tokio::spawn(refresh_keys(self.keys.clone()));
+        let refresher = tokio::spawn(refresh_keys(
+            self.keys.clone(),
+            self.state.identities.clock().clone(),
+        ));
         let app = router(self.state).into_make_service();
         let result = match self.tls {
             None => {
@@ -202,7 +213,7 @@ impl Server {
 
 /// Picks up keys that `callsign keys regenerate` or `callsign signing-key rotate` wrote, and drops
 /// retired signing keys past their retention.
-async fn refresh_keys(keys: Arc<LiveKeys>) {
+async fn refresh_keys(keys: Arc<LiveKeys>, clock: Arc<dyn Clock>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut ticks: u64 = 0;
     loop {
@@ -210,8 +221,8 @@ async fn refresh_keys(keys: Arc<LiveKeys>) {
         ticks += 1;
         let force = ticks % 60 == 0;
         let keys = keys.clone();
-        let result =
-            tokio::task::spawn_blocking(move || keys.refresh(chrono::Utc::now(), force)).await;
+        let now = clock.now();
+        let result = tokio::task::spawn_blocking(move || keys.refresh(now, force)).await;
         match result {
             Ok(Ok(true)) => tracing::info!("reloaded keys from the data dir"),
             Ok(Ok(false)) => {}

@@ -52,9 +52,15 @@ pub fn authenticate_hmac(
     if hash != content_hash(request.body) {
         return Err(AuthError::ContentHash);
     }
-    // Most clients sign the Host header as sent; the Java SDK signs the host without its port.
-    let hosts = std::iter::once(host).chain(host_without_port(host));
-    for host in hosts {
+    // Most clients sign the Host header as sent; the Java SDK signs the host without its port, and
+    // the Python SDK built from an endpoint with a trailing `/` signs `host/`.
+    let with_slash = format!("{host}/");
+    let hosts = [
+        Some(host),
+        host_without_port(host),
+        Some(with_slash.as_str()),
+    ];
+    for host in hosts.into_iter().flatten() {
         let sts = string_to_sign(request.method, request.path_and_query, date, host, hash);
         if keys.both().iter().any(|key| key.verify(&sts, signature)) {
             return Ok(());
