@@ -219,7 +219,7 @@ async fn refresh_keys(keys: Arc<LiveKeys>, clock: Arc<dyn Clock>) {
     loop {
         tick.tick().await;
         ticks += 1;
-        let force = ticks % 60 == 0;
+        let force = ticks.is_multiple_of(60);
         let keys = keys.clone();
         let now = clock.now();
         let result = tokio::task::spawn_blocking(move || keys.refresh(now, force)).await;

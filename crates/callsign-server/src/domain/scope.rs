@@ -98,9 +98,10 @@ impl Minutes {
 
     /// The lifetime, if `value` is within bounds.
     pub fn new(value: i64) -> Option<Self> {
-        (i64::from(Self::MIN.0)..=i64::from(Self::MAX.0))
-            .contains(&value)
-            .then(|| Self(value as u16))
+        u16::try_from(value)
+            .ok()
+            .filter(|v| (Self::MIN.0..=Self::MAX.0).contains(v))
+            .map(Self)
     }
 
     /// As a duration.

@@ -167,6 +167,23 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client for any server: `base` is `http://host:port`, signed with `key` on the system clock.
+    pub fn new(base: &str, key: AccessKey) -> Self {
+        let host = base
+            .split("://")
+            .nth(1)
+            .unwrap_or(base)
+            .trim_end_matches('/')
+            .to_owned();
+        Self {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_owned(),
+            host,
+            key,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
     /// Sends a signed request; `path_and_query` is signed exactly as given.
     pub async fn send(&self, method: &str, path_and_query: &str, body: Option<&[u8]>) -> Reply {
         self.send_with(method, path_and_query, body, &[]).await

@@ -1,0 +1,364 @@
+//! `callsign serve` as a process: start-up output, data dir reuse, the access-key seed, key
+//! commands, graceful shutdown, and durability of acknowledged writes across `kill -9`.
+
+#[path = "../../callsign-server/tests/common/mod.rs"]
+mod common;
+
+use callsign_common::AccessKey;
+use common::{encode, Client};
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_callsign");
+
+struct Running {
+    child: Child,
+    endpoint: String,
+    connection_string: String,
+    ca: Option<String>,
+}
+
+fn callsign(data: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_remove("CALLSIGN_ACCESS_KEY")
+        .env("RUST_LOG", "warn")
+        .env("CALLSIGN_DATA", data);
+    cmd
+}
+
+/// Starts `callsign serve` on a free port and reads the lines it prints.
+fn serve(data: &Path, seed: Option<&str>, extra: &[&str]) -> Running {
+    let mut cmd = callsign(data);
+    cmd.args(["serve", "--addr", "127.0.0.1:0"]).args(extra);
+    if let Some(seed) = seed {
+        cmd.env("CALLSIGN_ACCESS_KEY", seed);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = |prefix: &str| {
+        let line = lines.next().expect("server printed a line").unwrap();
+        line.strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("expected {prefix:?}, got {line:?}"))
+            .to_owned()
+    };
+    let endpoint = next("endpoint: ");
+    let connection_string = next("connection string: ");
+    let ca = extra.contains(&"--tls").then(|| next("ca certificate: "));
+    Running {
+        child,
+        endpoint,
+        connection_string,
+        ca,
+    }
+}
+
+impl Running {
+    fn client(&self) -> Client {
+        let key = self.connection_string.split("accesskey=").nth(1).unwrap();
+        Client::new(&self.endpoint, AccessKey::from_base64(key).unwrap())
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait(mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn seed() -> String {
+    AccessKey::from_bytes((0..32).map(|i| i * 7 + 3).collect()).to_base64()
+}
+
+#[tokio::test]
+async fn prints_its_connection_string_and_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = seed();
+    let server = serve(dir.path(), Some(&key), &[]);
+    assert!(server.endpoint.starts_with("http://127.0.0.1:"));
+    assert!(server.endpoint.ends_with('/'));
+    assert_eq!(
+        server.connection_string,
+        format!("endpoint={};accesskey={key}", server.endpoint)
+    );
+    let client = server.client();
+    let id = client.create_user().await;
+    assert!(id.starts_with("8:acs:"));
+
+    let printed = callsign(dir.path())
+        .arg("connection-string")
+        .output()
+        .unwrap();
+    assert!(printed.status.success());
+    assert_eq!(
+        String::from_utf8(printed.stdout).unwrap().trim(),
+        server.connection_string
+    );
+
+    server.signal("-TERM");
+    assert!(server.wait().success(), "SIGTERM is a clean shutdown");
+}
+
+#[tokio::test]
+async fn data_dir_is_reused_and_a_different_seed_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = serve(dir.path(), None, &[]);
+    let resource = std::fs::read_to_string(dir.path().join("resource-id")).unwrap();
+    let key = first
+        .connection_string
+        .split("accesskey=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    drop(first);
+
+    let again = serve(dir.path(), Some(&key), &[]);
+    assert!(
+        again.connection_string.ends_with(&key),
+        "same key on restart"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("resource-id")).unwrap(),
+        resource
+    );
+    drop(again);
+
+    let refused = callsign(dir.path())
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("CALLSIGN_ACCESS_KEY", seed())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("different primary access key"), "{stderr}");
+    assert!(
+        !stderr.contains(&seed()) && !stderr.contains(&key),
+        "no key in the message"
+    );
+}
+
+#[tokio::test]
+async fn quiet_prints_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = callsign(dir.path())
+        .args(["serve", "--addr", "127.0.0.1:0", "--quiet"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The endpoint file appears once the server is bound.
+    let endpoint_file = dir.path().join("endpoint");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !endpoint_file.exists() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let endpoint = std::fs::read_to_string(&endpoint_file).unwrap();
+    let health = reqwest::get(format!("{endpoint}healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert!(
+        output.stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[tokio::test]
+async fn key_commands_reach_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), None, &[]);
+    let old_primary = server.client();
+    assert_eq!(old_primary.create_user().await.len(), 79);
+
+    let jwks_url = format!("{}.well-known/jwks.json", server.endpoint);
+    let kids = || async {
+        let jwks: serde_json::Value = reqwest::get(&jwks_url).await.unwrap().json().await.unwrap();
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(kids().await.len(), 1);
+    let rotated = callsign(dir.path())
+        .args(["signing-key", "rotate"])
+        .output()
+        .unwrap();
+    assert!(rotated.status.success());
+    let new_kid = String::from_utf8(rotated.stdout).unwrap().trim().to_owned();
+
+    let regenerated = callsign(dir.path())
+        .args(["keys", "regenerate", "primary"])
+        .output()
+        .unwrap();
+    assert!(regenerated.status.success());
+    let printed = callsign(dir.path())
+        .arg("connection-string")
+        .output()
+        .unwrap();
+    let new_connection_string = String::from_utf8(printed.stdout).unwrap().trim().to_owned();
+    assert_ne!(new_connection_string, server.connection_string);
+    let key = new_connection_string.split("accesskey=").nth(1).unwrap();
+    let new_primary = Client::new(&server.endpoint, AccessKey::from_base64(key).unwrap());
+
+    // The server polls the key files; wait (bounded) until it has picked the change up.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let accepted = new_primary
+            .post("/identities?api-version=2023-10-01", &json!({}))
+            .await
+            .status
+            == 201;
+        if accepted && kids().await.first() == Some(&new_kid) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not pick up the new keys"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(kids().await.len(), 2, "the old signing key stays published");
+    let reply = old_primary
+        .post("/identities?api-version=2023-10-01", &json!({}))
+        .await;
+    assert_eq!(
+        reply.status, 401,
+        "the replaced primary key no longer works"
+    );
+    let id = new_primary.create_user().await;
+    let token = new_primary.issue_token(&id, &["chat"]).await;
+    let header = token.split('.').next().unwrap();
+    use base64::Engine;
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["kid"], new_kid);
+}
+
+/// Every acknowledged create, revoke and delete survives the process being killed with SIGKILL.
+#[tokio::test]
+async fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = seed();
+    let server = serve(dir.path(), Some(&key), &[]);
+    let client = server.client();
+    let mut kept = Vec::new();
+    let mut revoked = Vec::new();
+    let mut deleted = Vec::new();
+    for i in 0..30 {
+        let id = client.create_user().await;
+        let token = client.issue_token(&id, &["chat"]).await;
+        match i % 3 {
+            0 => kept.push((id, token)),
+            1 => {
+                assert_eq!(client.revoke(&id).await.status, 204);
+                revoked.push((id, token));
+            }
+            _ => {
+                let reply = client
+                    .send(
+                        "DELETE",
+                        &format!("/identities/{}?api-version=2023-10-01", encode(&id)),
+                        None,
+                    )
+                    .await;
+                assert_eq!(reply.status, 204);
+                deleted.push((id, token));
+            }
+        }
+    }
+    let custom = client
+        .post(
+            "/identities?api-version=2025-03-02-preview",
+            &json!({"customId": "survivor"}),
+        )
+        .await
+        .json()["identity"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.signal("-KILL");
+    let status = server.wait();
+    assert!(!status.success());
+
+    let restarted = serve(dir.path(), Some(&key), &[]);
+    let client = restarted.client();
+    for (id, token) in &kept {
+        assert_eq!(client.introspect(token).await["active"], true);
+        client.issue_token(id, &["voip"]).await;
+    }
+    for (id, token) in &revoked {
+        assert_eq!(client.introspect(token).await["active"], false);
+        client.issue_token(id, &["voip"]).await;
+    }
+    for (id, token) in &deleted {
+        assert_eq!(client.introspect(token).await["active"], false);
+        let reply = client
+            .post(
+                &format!(
+                    "/identities/{}/:issueAccessToken?api-version=2023-10-01",
+                    encode(id)
+                ),
+                &json!({"scopes": ["chat"]}),
+            )
+            .await;
+        assert_eq!(reply.status, 404);
+    }
+    let again = client
+        .post(
+            "/identities?api-version=2025-03-02-preview",
+            &json!({"customId": "survivor"}),
+        )
+        .await;
+    assert_eq!(again.json()["identity"]["id"], custom);
+}
+
+#[test]
+fn tls_prints_the_dev_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), None, &["--tls"]);
+    assert!(server.endpoint.starts_with("https://127.0.0.1:"));
+    let ca = server.ca.clone().unwrap();
+    assert!(
+        Path::new(&ca).is_absolute() || Path::new(&ca).exists(),
+        "{ca}"
+    );
+    let pem = std::fs::read_to_string(&ca).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+}
