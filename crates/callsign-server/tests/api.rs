@@ -877,3 +877,81 @@ async fn healthz_is_open() {
     assert_eq!(reply.status, 200);
     server.stop().await;
 }
+
+/// Random paths, methods, versions and bodies, signed or not: never a 5xx, never a panic, and
+/// every non-2xx answer is an ACS error body.
+#[test]
+fn arbitrary_requests_get_acs_answers() {
+    use proptest::prelude::*;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(TestServer::start());
+    let client = server.client();
+    let id = runtime.block_on(client.create_user());
+    let segment = prop_oneof![
+        Just("identities".to_owned()),
+        Just(":issueAccessToken".to_owned()),
+        Just(":revokeAccessTokens".to_owned()),
+        Just(encode(&id)),
+        Just(id.clone()),
+        Just("teamsUser".to_owned()),
+        Just("callsign".to_owned()),
+        "[a-zA-Z0-9%:._~-]{0,12}",
+    ];
+    let version = prop_oneof![
+        Just(Some("2023-10-01".to_owned())),
+        Just(Some("2025-03-02-preview".to_owned())),
+        Just(Some("2021-03-07".to_owned())),
+        Just(None),
+        "[0-9a-z-]{0,12}".prop_map(Some),
+    ];
+    let body = prop_oneof![
+        Just(None),
+        Just(Some(b"{}".to_vec())),
+        Just(Some(
+            br#"{"scopes":["chat"],"expiresInMinutes":60}"#.to_vec()
+        )),
+        Just(Some(
+            br#"{"createTokenWithScopes":["voip"],"customId":"c"}"#.to_vec()
+        )),
+        Just(Some(
+            br#"{"scopes":[["chat"]],"expiresInMinutes":1e300}"#.to_vec()
+        )),
+        prop::collection::vec(any::<u8>(), 0..64).prop_map(Some),
+        "[ -~]{0,64}".prop_map(|s| Some(s.into_bytes())),
+    ];
+    let method = prop_oneof![
+        Just("GET"),
+        Just("POST"),
+        Just("DELETE"),
+        Just("PUT"),
+        Just("PATCH")
+    ];
+    let config = ProptestConfig {
+        cases: 300,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(segments in prop::collection::vec(segment, 0..4), version in version, body in body, method in method, signed in any::<bool>())| {
+        let mut path = format!("/{}", segments.join("/"));
+        if let Some(v) = &version {
+            path.push_str(&format!("?api-version={v}"));
+        }
+        let reply = runtime.block_on(async {
+            if signed {
+                client.send(method, &path, body.as_deref()).await
+            } else {
+                let mut request = reqwest::Client::new().request(method.parse().unwrap(), format!("{}{}", server.base, path));
+                if let Some(body) = &body {
+                    request = request.body(body.clone());
+                }
+                raw(request).await
+            }
+        });
+        prop_assert!(reply.status < 500, "{method} {path}: {}", reply.status);
+        if reply.status >= 300 {
+            let error = reply.json();
+            prop_assert!(error["error"]["code"].is_string(), "{method} {path}: {}", reply.text());
+            prop_assert!(error["error"]["message"].is_string());
+            prop_assert_eq!(reply.header("content-type"), Some("application/json"));
+        }
+    });
+}

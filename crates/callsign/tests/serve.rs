@@ -362,3 +362,134 @@ fn tls_prints_the_dev_ca() {
     let pem = std::fs::read_to_string(&ca).unwrap();
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
 }
+
+#[test]
+fn own_certificate_files_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    // Use the development CA's server certificate as "real" files for a second data dir.
+    drop(serve(&dir.path().join("a"), None, &["--tls"]));
+    let tls = dir.path().join("a/tls");
+    let cert = tls.join("server.pem");
+    let key = tls.join("server.key.pem");
+    let server = serve(
+        &dir.path().join("b"),
+        None,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(server.endpoint.starts_with("https://"));
+    assert!(
+        !dir.path().join("b/tls").exists(),
+        "no development CA is generated"
+    );
+}
+
+#[test]
+fn config_file_is_read_and_flags_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("callsign.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "addr = \"127.0.0.1:0\"\ndata = \"{}\"\n",
+            dir.path().join("from-file").display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.env_remove("CALLSIGN_DATA")
+        .env_remove("CALLSIGN_ACCESS_KEY");
+    let child = cmd
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = read_running(child, false);
+    assert!(dir.path().join("from-file/resource-id").exists());
+    drop(running);
+
+    let mut cmd = Command::new(BIN);
+    cmd.env_remove("CALLSIGN_DATA")
+        .env_remove("CALLSIGN_ACCESS_KEY");
+    let child = cmd
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .args(["--data", dir.path().join("from-flag").to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(read_running(child, false));
+    assert!(dir.path().join("from-flag/resource-id").exists());
+
+    std::fs::write(&config, "adress = \"typo\"\n").unwrap();
+    let output = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("config file"));
+}
+
+fn read_running(mut child: Child, tls: bool) -> Running {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = |prefix: &str| {
+        let line = lines.next().expect("server printed a line").unwrap();
+        line.strip_prefix(prefix).unwrap().to_owned()
+    };
+    let endpoint = next("endpoint: ");
+    let connection_string = next("connection string: ");
+    let ca = tls.then(|| next("ca certificate: "));
+    Running {
+        child,
+        endpoint,
+        connection_string,
+        ca,
+    }
+}
+
+/// A request whose body is still arriving when SIGTERM comes is answered before the server exits.
+#[test]
+fn sigterm_lets_in_flight_requests_finish() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let key = seed();
+    let server = serve(dir.path(), Some(&key), &[]);
+    let host = server
+        .endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let path = "/identities?api-version=2023-10-01";
+    let body = br#"{"createTokenWithScopes":["chat"]}"#;
+    let signed = callsign_common::hmac::sign_request(
+        &AccessKey::from_base64(&key).unwrap(),
+        "POST",
+        path,
+        &host,
+        body,
+        chrono::Utc::now(),
+    );
+    let mut stream = std::net::TcpStream::connect(&host).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         x-ms-date: {}\r\nx-ms-content-sha256: {}\r\nAuthorization: {}\r\n\r\n",
+        body.len(),
+        signed.date,
+        signed.content_hash,
+        signed.authorization
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body[..10]).unwrap();
+    // Ordering only (the server must have parsed the head before the signal), not a timing assertion.
+    std::thread::sleep(Duration::from_millis(300));
+    server.signal("-TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(&body[10..]).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    assert!(server.wait().success());
+}
