@@ -97,10 +97,16 @@ pub async fn create<S: Store>(
     let (identity, token) = service
         .create(custom_id, scopes.map(|s| (s, lifetime)))
         .await?;
+    let mut identity = IdentityBody::new(identity, version);
+    // A create answers with `lastTokenIssuedAt` only for an identity with a customId: with a
+    // token but no customId the service answers `{"identity":{"id"}}` (recordings X14-X16).
+    if identity.custom_id.is_none() {
+        identity.last_token_issued_at = None;
+    }
     Ok(json(
         StatusCode::CREATED,
         &CreateBody {
-            identity: IdentityBody::new(identity, version),
+            identity,
             access_token: token.map(TokenBody::from),
         },
     ))
