@@ -37,13 +37,7 @@ async fn introspection_follows_the_token_lifecycle() {
     let after = client.issue_token(&id, &["chat"]).await;
     assert_eq!(client.introspect(&after).await["active"], true);
 
-    let reply = client
-        .send(
-            "DELETE",
-            &format!("/identities/{}?api-version=2023-10-01", encode(&id)),
-            None,
-        )
-        .await;
+    let reply = client.delete(&id).await;
     assert_eq!(reply.status, 204);
     assert_eq!(client.introspect(&after).await, json!({"active": false}));
 
@@ -148,9 +142,7 @@ fn revocation_is_exact_for_any_sequence() {
                 }
             }
             if delete {
-                let reply = client
-                    .send("DELETE", &format!("/identities/{}?api-version=2023-10-01", encode(&id)), None)
-                    .await;
+                let reply = client.delete(&id).await;
                 assert_eq!(reply.status, 204);
                 tokens.iter_mut().for_each(|(_, active)| *active = false);
             }

@@ -291,13 +291,7 @@ async fn acknowledged_writes_survive_kill_9() {
                 revoked.push((id, token));
             }
             _ => {
-                let reply = client
-                    .send(
-                        "DELETE",
-                        &format!("/identities/{}?api-version=2023-10-01", encode(&id)),
-                        None,
-                    )
-                    .await;
+                let reply = client.delete(&id).await;
                 assert_eq!(reply.status, 204);
                 deleted.push((id, token));
             }

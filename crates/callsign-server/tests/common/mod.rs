@@ -269,6 +269,16 @@ impl Client {
         .await
     }
 
+    /// Deletes a user.
+    pub async fn delete(&self, id: &str) -> Reply {
+        self.send(
+            "DELETE",
+            &format!("/identities/{}?api-version=2023-10-01", encode(id)),
+            None,
+        )
+        .await
+    }
+
     /// Introspects a token and returns the JSON answer.
     pub async fn introspect(&self, token: &str) -> Value {
         let reply = self
