@@ -4,12 +4,19 @@
 //! Keeping one implementation of each here means the server checks exactly what the clients produce.
 
 pub mod claims;
+pub mod clock;
 pub mod connection_string;
+pub mod credential;
 pub mod hmac;
+pub mod hmac_policy;
 pub mod identifier;
 pub mod time_format;
 
 pub use claims::{AccessToken, TokenClaims};
 pub use connection_string::{ConnectionString, ConnectionStringError};
+pub use credential::{
+    CommunicationTokenCredential, CommunicationTokenRefreshOptions, CredentialError, RefreshedToken,
+};
 pub use hmac::AccessKey;
+pub use hmac_policy::HmacAuthenticationPolicy;
 pub use identifier::CommunicationIdentifier;
