@@ -1,0 +1,316 @@
+//! The `CommunicationIdentityClient`.
+
+use crate::error::{IdentityError, Result};
+use crate::models::{CommunicationUserDetails, CreateWire, IdentityWire, TokenScope, TokenWire};
+use crate::options::*;
+use azure_core::credentials::TokenCredential;
+use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
+use azure_core::http::policies::Policy;
+use azure_core::http::{Context, Method, Pipeline, RawResponse, Request, Url};
+use callsign_common::identifier::CommunicationUserIdentifier;
+use callsign_common::{AccessKey, AccessToken, ConnectionString, HmacAuthenticationPolicy};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+/// The scope to request for Entra ID (AAD) authentication to Communication Services.
+pub const ENTRA_SCOPE: &str = "https://communication.azure.com//.default";
+
+/// Characters kept as they are in an id path segment; `:` is encoded, as the official clients do.
+const ID_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A client for the Communication Identity service: users, their tokens, revocation.
+///
+/// Cheap to clone; one client serves any number of concurrent calls.
+#[derive(Clone, Debug)]
+pub struct CommunicationIdentityClient {
+    endpoint: Url,
+    api_version: ApiVersion,
+    pipeline: Pipeline,
+}
+
+impl CommunicationIdentityClient {
+    /// A client authenticating with an Entra ID [`TokenCredential`] (scope [`ENTRA_SCOPE`]).
+    pub fn new(
+        endpoint: &str,
+        credential: Arc<dyn TokenCredential>,
+        options: Option<CommunicationIdentityClientOptions>,
+    ) -> Result<Self> {
+        let policy = BearerTokenAuthorizationPolicy::new(credential, [ENTRA_SCOPE]);
+        Self::with_policy(endpoint, Arc::new(policy), options)
+    }
+
+    /// A client signing requests with an access key (HMAC-SHA256).
+    pub fn with_access_key(
+        endpoint: &str,
+        key: AccessKey,
+        options: Option<CommunicationIdentityClientOptions>,
+    ) -> Result<Self> {
+        Self::with_policy(
+            endpoint,
+            Arc::new(HmacAuthenticationPolicy::new(key)),
+            options,
+        )
+    }
+
+    /// A client from a connection string (`endpoint=...;accesskey=...`).
+    pub fn from_connection_string(
+        connection_string: &str,
+        options: Option<CommunicationIdentityClientOptions>,
+    ) -> Result<Self> {
+        let parsed = ConnectionString::parse(connection_string)
+            .map_err(|e| IdentityError::InvalidArgument(e.to_string()))?;
+        let (endpoint, key) = parsed.into_parts();
+        Self::with_access_key(endpoint.as_str(), key, options)
+    }
+
+    fn with_policy(
+        endpoint: &str,
+        auth: Arc<dyn Policy>,
+        options: Option<CommunicationIdentityClientOptions>,
+    ) -> Result<Self> {
+        let options = options.unwrap_or_default();
+        let mut endpoint: Url = endpoint
+            .parse()
+            .map_err(|e| IdentityError::InvalidArgument(format!("endpoint is not a URL: {e}")))?;
+        if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host_str().is_none() {
+            return Err(IdentityError::InvalidArgument(
+                "endpoint must be an http or https URL with a host".into(),
+            ));
+        }
+        endpoint.set_path("");
+        endpoint.set_query(None);
+        let pipeline = Pipeline::new(
+            Some(env!("CARGO_PKG_NAME")),
+            Some(env!("CARGO_PKG_VERSION")),
+            options.client_options,
+            Vec::new(),
+            vec![auth],
+            None,
+        );
+        Ok(Self {
+            endpoint,
+            api_version: options.api_version,
+            pipeline,
+        })
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &Url {
+        &self.endpoint
+    }
+
+    /// The api-version in use.
+    pub fn api_version(&self) -> ApiVersion {
+        self.api_version
+    }
+
+    /// Creates a user.
+    pub async fn create_user(
+        &self,
+        options: Option<CreateUserOptions<'_>>,
+    ) -> Result<CommunicationUserIdentifier> {
+        let options = options.unwrap_or_default();
+        let mut body = Map::new();
+        self.put_custom_id(&mut body, options.custom_id)?;
+        let created: CreateWire = self
+            .send_json(
+                Method::Post,
+                "/identities",
+                Some(body),
+                &options.method_options.context,
+            )
+            .await?;
+        Ok(CommunicationUserIdentifier::new(created.identity.id))
+    }
+
+    /// Creates a user and issues it a token in one call.
+    pub async fn create_user_and_token(
+        &self,
+        scopes: &[TokenScope],
+        options: Option<CreateUserAndTokenOptions<'_>>,
+    ) -> Result<(CommunicationUserIdentifier, AccessToken)> {
+        let options = options.unwrap_or_default();
+        // Field order as the official clients send it (recording X21).
+        let mut body = Map::new();
+        self.put_custom_id(&mut body, options.custom_id)?;
+        body.insert("createTokenWithScopes".into(), json!(non_empty(scopes)?));
+        self.put_expiry(&mut body, options.expires_in);
+        let created: CreateWire = self
+            .send_json(
+                Method::Post,
+                "/identities",
+                Some(body),
+                &options.method_options.context,
+            )
+            .await?;
+        let token = created.access_token.ok_or_else(|| {
+            IdentityError::Transport(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::DataConversion,
+                "the service returned no access token",
+            ))
+        })?;
+        Ok((
+            CommunicationUserIdentifier::new(created.identity.id),
+            token.into_access_token()?,
+        ))
+    }
+
+    /// Issues a token for an existing user.
+    pub async fn get_token(
+        &self,
+        user: &CommunicationUserIdentifier,
+        scopes: &[TokenScope],
+        options: Option<GetTokenOptions<'_>>,
+    ) -> Result<AccessToken> {
+        let options = options.unwrap_or_default();
+        let mut body = Map::new();
+        body.insert("scopes".into(), json!(non_empty(scopes)?));
+        self.put_expiry(&mut body, options.expires_in);
+        let path = format!("{}/:issueAccessToken", identity_path(user));
+        let token: TokenWire = self
+            .send_json(
+                Method::Post,
+                &path,
+                Some(body),
+                &options.method_options.context,
+            )
+            .await?;
+        token.into_access_token()
+    }
+
+    /// Reads a user's details (api-version 2025-03-02-preview).
+    pub async fn get_user(
+        &self,
+        user: &CommunicationUserIdentifier,
+        options: Option<IdentityMethodOptions<'_>>,
+    ) -> Result<CommunicationUserDetails> {
+        self.require_preview("get_user")?;
+        let options = options.unwrap_or_default();
+        let identity: IdentityWire = self
+            .send_json(
+                Method::Get,
+                &identity_path(user),
+                None,
+                &options.method_options.context,
+            )
+            .await?;
+        Ok(identity.into())
+    }
+
+    /// Revokes every token issued to the user so far.
+    pub async fn revoke_tokens(
+        &self,
+        user: &CommunicationUserIdentifier,
+        options: Option<IdentityMethodOptions<'_>>,
+    ) -> Result<()> {
+        let options = options.unwrap_or_default();
+        let path = format!("{}/:revokeAccessTokens", identity_path(user));
+        self.send(Method::Post, &path, None, &options.method_options.context)
+            .await
+            .map(drop)
+    }
+
+    /// Deletes the user and revokes its tokens.
+    pub async fn delete_user(
+        &self,
+        user: &CommunicationUserIdentifier,
+        options: Option<IdentityMethodOptions<'_>>,
+    ) -> Result<()> {
+        let options = options.unwrap_or_default();
+        self.send(
+            Method::Delete,
+            &identity_path(user),
+            None,
+            &options.method_options.context,
+        )
+        .await
+        .map(drop)
+    }
+
+    fn require_preview(&self, operation: &'static str) -> Result<()> {
+        if self.api_version.is_preview() {
+            Ok(())
+        } else {
+            Err(IdentityError::UnsupportedByApiVersion {
+                operation,
+                needed: ApiVersion::V2025_03_02Preview.as_str(),
+                configured: self.api_version.as_str(),
+            })
+        }
+    }
+
+    fn put_custom_id(
+        &self,
+        body: &mut Map<String, Value>,
+        custom_id: Option<String>,
+    ) -> Result<()> {
+        if let Some(custom_id) = custom_id {
+            self.require_preview("custom ids")?;
+            let chars = custom_id.chars().count();
+            if !(1..=256).contains(&chars) {
+                return Err(IdentityError::InvalidArgument(
+                    "custom_id must be 1 to 256 characters".into(),
+                ));
+            }
+            body.insert("customId".into(), Value::String(custom_id));
+        }
+        Ok(())
+    }
+
+    fn put_expiry(&self, body: &mut Map<String, Value>, expires_in: Option<crate::TokenExpiry>) {
+        if let (Some(expiry), true) = (expires_in, self.api_version.has_token_lifetime()) {
+            body.insert("expiresInMinutes".into(), json!(expiry.minutes()));
+        }
+    }
+
+    async fn send_json<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Map<String, Value>>,
+        context: &Context<'_>,
+    ) -> Result<T> {
+        let response = self.send(method, path, body, context).await?;
+        response.body().json().map_err(IdentityError::Transport)
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Map<String, Value>>,
+        context: &Context<'_>,
+    ) -> Result<RawResponse> {
+        let mut url = self.endpoint.clone();
+        // The id is already percent-encoded; set_path keeps escapes as they are.
+        url.set_path(path);
+        url.query_pairs_mut()
+            .append_pair("api-version", self.api_version.as_str());
+        let mut request = Request::new(url, method);
+        request.insert_header("accept", "application/json");
+        if let Some(body) = body {
+            request.insert_header("content-type", "application/json");
+            request.set_body(serde_json::to_vec(&body).expect("JSON maps serialize"));
+        }
+        Ok(self.pipeline.send(context, &mut request, None).await?)
+    }
+}
+
+fn identity_path(user: &CommunicationUserIdentifier) -> String {
+    format!("/identities/{}", utf8_percent_encode(user.id(), ID_SEGMENT))
+}
+
+fn non_empty(scopes: &[TokenScope]) -> Result<&[TokenScope]> {
+    if scopes.is_empty() {
+        Err(IdentityError::InvalidArgument(
+            "at least one scope is required".into(),
+        ))
+    } else {
+        Ok(scopes)
+    }
+}

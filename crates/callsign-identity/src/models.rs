@@ -1,0 +1,203 @@
+//! What the identity operations take and return.
+
+use crate::error::{IdentityError, Result};
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// What a token lets its holder do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenScope {
+    /// Full access to chat.
+    Chat,
+    /// Full access to calling.
+    Voip,
+    /// Join existing chats only (api-version 2023-10-01 and later).
+    ChatJoin,
+    /// Join chats without managing participants (2023-10-01 and later).
+    ChatJoinLimited,
+    /// Join existing calls only (2023-10-01 and later).
+    VoipJoin,
+}
+
+impl TokenScope {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Chat => "chat",
+            TokenScope::Voip => "voip",
+            TokenScope::ChatJoin => "chat.join",
+            TokenScope::ChatJoinLimited => "chat.join.limited",
+            TokenScope::VoipJoin => "voip.join",
+        }
+    }
+}
+
+impl std::str::FromStr for TokenScope {
+    type Err = IdentityError;
+    fn from_str(s: &str) -> Result<Self> {
+        [
+            TokenScope::Chat,
+            TokenScope::Voip,
+            TokenScope::ChatJoin,
+            TokenScope::ChatJoinLimited,
+            TokenScope::VoipJoin,
+        ]
+        .into_iter()
+        .find(|scope| scope.as_str() == s)
+        .ok_or_else(|| IdentityError::InvalidArgument(format!("unknown scope '{s}'")))
+    }
+}
+
+impl serde::Serialize for TokenScope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A token lifetime: whole minutes from one hour to 24 hours, checked before anything is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TokenExpiry(u16);
+
+impl TokenExpiry {
+    /// The shortest lifetime the service issues.
+    pub const MIN: Duration = Duration::from_secs(3600);
+    /// The longest lifetime, and the service's default.
+    pub const MAX: Duration = Duration::from_secs(86_400);
+
+    /// A lifetime of `duration`, which must be whole minutes within [1 h, 24 h].
+    pub fn new(duration: Duration) -> Result<Self> {
+        let secs = duration.as_secs();
+        if duration.subsec_nanos() != 0 || secs % 60 != 0 {
+            return Err(IdentityError::InvalidArgument(format!(
+                "expires_in must be whole minutes, got {duration:?}"
+            )));
+        }
+        if !(Self::MIN..=Self::MAX).contains(&duration) {
+            return Err(IdentityError::InvalidArgument(format!(
+                "expires_in must be within [1 h, 24 h], got {} minutes",
+                secs / 60
+            )));
+        }
+        Ok(Self((secs / 60) as u16))
+    }
+
+    /// The lifetime in minutes, as sent (`expiresInMinutes`).
+    pub fn minutes(self) -> u16 {
+        self.0
+    }
+}
+
+impl TryFrom<Duration> for TokenExpiry {
+    type Error = IdentityError;
+    fn try_from(d: Duration) -> Result<Self> {
+        Self::new(d)
+    }
+}
+
+/// A communication user as `get_user` (preview) reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommunicationUserDetails {
+    /// The raw id.
+    pub id: String,
+    /// The custom id given at creation.
+    pub custom_id: Option<String>,
+    /// When a token was last issued.
+    pub last_token_issued_at: Option<DateTime<Utc>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct IdentityWire {
+    pub id: String,
+    #[serde(default)]
+    pub custom_id: Option<String>,
+    #[serde(default)]
+    pub last_token_issued_at: Option<String>,
+}
+
+impl From<IdentityWire> for CommunicationUserDetails {
+    fn from(w: IdentityWire) -> Self {
+        Self {
+            id: w.id,
+            custom_id: w.custom_id,
+            last_token_issued_at: w
+                .last_token_issued_at
+                .as_deref()
+                .and_then(callsign_common::time_format::parse),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TokenWire {
+    pub token: String,
+    pub expires_on: String,
+}
+
+impl TokenWire {
+    pub fn into_access_token(self) -> Result<callsign_common::AccessToken> {
+        let expires_on =
+            callsign_common::time_format::parse(&self.expires_on).ok_or_else(|| {
+                IdentityError::Transport(azure_core::Error::with_message(
+                    azure_core::error::ErrorKind::DataConversion,
+                    "expiresOn is not an RFC 3339 time",
+                ))
+            })?;
+        Ok(callsign_common::AccessToken {
+            token: self.token,
+            expires_on,
+        })
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CreateWire {
+    pub identity: IdentityWire,
+    #[serde(default)]
+    pub access_token: Option<TokenWire>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_bounds_are_checked_before_sending() {
+        assert_eq!(
+            TokenExpiry::new(Duration::from_secs(3600))
+                .unwrap()
+                .minutes(),
+            60
+        );
+        assert_eq!(
+            TokenExpiry::new(Duration::from_secs(86_400))
+                .unwrap()
+                .minutes(),
+            1440
+        );
+        assert_eq!(
+            TokenExpiry::new(Duration::from_secs(5400))
+                .unwrap()
+                .minutes(),
+            90
+        );
+        for bad in [3540, 86_460, 0, 3601] {
+            assert!(matches!(
+                TokenExpiry::new(Duration::from_secs(bad)),
+                Err(IdentityError::InvalidArgument(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn scopes_parse_from_wire_names() {
+        assert_eq!(
+            "chat.join.limited".parse::<TokenScope>().unwrap(),
+            TokenScope::ChatJoinLimited
+        );
+        assert!("email".parse::<TokenScope>().is_err());
+    }
+}

@@ -1,0 +1,262 @@
+//! The client against a real callsign server on a loopback port: every operation in every
+//! api-version, error mapping, retries and concurrency.
+
+#[path = "../../callsign-server/tests/common/mod.rs"]
+mod common;
+
+use callsign_identity::*;
+use common::TestServer;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn client_for(server: &TestServer, version: ApiVersion) -> CommunicationIdentityClient {
+    let options = CommunicationIdentityClientOptions {
+        api_version: version,
+        ..Default::default()
+    };
+    let connection_string = format!(
+        "endpoint={}/;accesskey={}",
+        server.base,
+        server.key.to_base64()
+    );
+    CommunicationIdentityClient::from_connection_string(&connection_string, Some(options)).unwrap()
+}
+
+fn minutes(m: u64) -> Option<TokenExpiry> {
+    Some(TokenExpiry::new(Duration::from_secs(m * 60)).unwrap())
+}
+
+#[tokio::test]
+async fn every_operation_in_every_version() {
+    let server = TestServer::start().await;
+    let checker = server.client();
+    for version in ApiVersion::ALL {
+        let client = client_for(&server, version);
+        assert_eq!(client.api_version(), version);
+        let user = client.create_user(None).await.unwrap();
+        assert!(
+            user.id()
+                .starts_with(&format!("8:acs:{}_", server.resource_id)),
+            "{version:?}"
+        );
+
+        let (other, token) = client
+            .create_user_and_token(
+                &[TokenScope::Chat, TokenScope::Voip],
+                Some(CreateUserAndTokenOptions {
+                    expires_in: minutes(60),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .unwrap();
+        let claims = common::payload(&token.token);
+        assert_eq!(claims["acsScope"], "chat,voip");
+        assert_eq!(claims["exp"], token.expires_on.timestamp());
+        let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+        // Before 2022-10-01 there is no expiresInMinutes: the service default of 24 h applies.
+        let expected = if matches!(version, ApiVersion::V2021_03_07 | ApiVersion::V2022_06_01) {
+            86_400
+        } else {
+            3600
+        };
+        assert_eq!(lifetime, expected, "{version:?}");
+
+        let token = client
+            .get_token(
+                &user,
+                &[TokenScope::Voip],
+                Some(GetTokenOptions {
+                    expires_in: minutes(90),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(checker.introspect(&token.token).await["active"], true);
+        client.revoke_tokens(&user, None).await.unwrap();
+        assert_eq!(checker.introspect(&token.token).await["active"], false);
+        client.delete_user(&user, None).await.unwrap();
+        client.delete_user(&other, None).await.unwrap();
+
+        let gone = client
+            .get_token(&user, &[TokenScope::Chat], None)
+            .await
+            .unwrap_err();
+        assert_eq!(gone.status(), Some(404));
+        assert_eq!(gone.code(), Some("IdentityNotFound"));
+    }
+}
+
+#[tokio::test]
+async fn preview_custom_ids_and_get_user() {
+    let server = TestServer::start().await;
+    let client = client_for(&server, ApiVersion::V2025_03_02Preview);
+    let options = || CreateUserOptions {
+        custom_id: Some("alice@contoso.com".into()),
+        ..Default::default()
+    };
+    let user = client.create_user(Some(options())).await.unwrap();
+    assert_eq!(client.create_user(Some(options())).await.unwrap(), user);
+    let details = client.get_user(&user, None).await.unwrap();
+    assert_eq!(details.custom_id.as_deref(), Some("alice@contoso.com"));
+    assert_eq!(details.last_token_issued_at, None);
+    client
+        .get_token(&user, &[TokenScope::ChatJoinLimited], None)
+        .await
+        .unwrap();
+    let details = client.get_user(&user, None).await.unwrap();
+    assert!(details.last_token_issued_at.is_some());
+
+    let stable = client_for(&server, ApiVersion::V2023_10_01);
+    assert!(matches!(
+        stable.get_user(&user, None).await,
+        Err(IdentityError::UnsupportedByApiVersion { .. })
+    ));
+    let with_custom_id = stable.create_user(Some(options())).await;
+    assert!(matches!(
+        with_custom_id,
+        Err(IdentityError::UnsupportedByApiVersion { .. })
+    ));
+}
+
+#[tokio::test]
+async fn errors_carry_status_code_and_message() {
+    let server = TestServer::start().await;
+    let client = client_for(&server, ApiVersion::V2023_10_01);
+
+    let stranger = CommunicationIdentityClient::with_access_key(
+        &format!("{}/", server.base),
+        callsign_common::AccessKey::from_bytes(vec![1; 32]),
+        None,
+    )
+    .unwrap();
+    let denied = stranger.create_user(None).await.unwrap_err();
+    assert_eq!(
+        (denied.status(), denied.code()),
+        (Some(401), Some("Denied"))
+    );
+
+    let foreign = CommunicationUserIdentifier::new(
+        "8:acs:00000000-0000-0000-0000-000000000000_00000000-0000-0000-0000-000000000000",
+    );
+    let not_owned = client.revoke_tokens(&foreign, None).await.unwrap_err();
+    assert_eq!(
+        (not_owned.status(), not_owned.code()),
+        (Some(401), Some("IdentityNotOwned"))
+    );
+    let IdentityError::Service { message, .. } = &not_owned else {
+        panic!()
+    };
+    assert_eq!(message, "Provided identity doesn't belong to the resource.");
+
+    // A scope the version does not know is the service's 400.
+    let old = client_for(&server, ApiVersion::V2022_10_01);
+    let user = old.create_user(None).await.unwrap();
+    let unknown = old
+        .get_token(&user, &[TokenScope::VoipJoin], None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (unknown.status(), unknown.code()),
+        (Some(400), Some("ValidationError"))
+    );
+
+    // Arguments the service would refuse are refused before sending.
+    assert!(matches!(
+        client.get_token(&user, &[], None).await,
+        Err(IdentityError::InvalidArgument(_))
+    ));
+    assert!(TokenExpiry::new(Duration::from_secs(59 * 60)).is_err());
+    assert!(TokenExpiry::new(Duration::from_secs(1441 * 60)).is_err());
+    assert!(CommunicationIdentityClient::from_connection_string("endpoint=x", None).is_err());
+}
+
+#[tokio::test]
+async fn one_client_serves_a_hundred_concurrent_calls() {
+    let server = TestServer::start().await;
+    let client = client_for(&server, ApiVersion::V2023_10_01);
+    let user = client.create_user(None).await.unwrap();
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let (client, user) = (client.clone(), user.clone());
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    client
+                        .get_token(&user, &[TokenScope::Chat], None)
+                        .await
+                        .map(|t| t.token)
+                } else {
+                    client.create_user(None).await.map(|u| u.id().to_owned())
+                }
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap().unwrap());
+    }
+    results.sort();
+    results.dedup();
+    assert_eq!(results.len(), 100, "every call got its own answer");
+}
+
+/// A server that answers `first` once, then proxies nothing but a fixed success.
+async fn flaky_server(
+    first: u16,
+    extra: &'static [(&'static str, &'static str)],
+) -> (String, Arc<AtomicUsize>) {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let app = axum::Router::new().fallback(move || {
+        let counter = counter.clone();
+        async move {
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                let mut response = (
+                    StatusCode::from_u16(first).unwrap(),
+                    [("content-type", "application/json")],
+                    r#"{"error":{"code":"TooManyRequests","message":"Too many requests."}}"#,
+                )
+                    .into_response();
+                for (name, value) in extra {
+                    response.headers_mut().insert(*name, value.parse().unwrap());
+                }
+                response
+            } else {
+                (
+                    StatusCode::CREATED,
+                    [("content-type", "application/json")],
+                    r#"{"identity":{"id":"8:acs:x_y"}}"#,
+                )
+                    .into_response()
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (endpoint, calls)
+}
+
+#[tokio::test]
+async fn throttling_and_server_errors_are_retried() {
+    for (status, headers) in [
+        (429, &[("retry-after", "1")][..]),
+        (503, &[][..]),
+        (500, &[][..]),
+    ] {
+        let (endpoint, calls) = flaky_server(status, headers).await;
+        let client = CommunicationIdentityClient::with_access_key(
+            &endpoint,
+            callsign_common::AccessKey::from_bytes(vec![1; 32]),
+            None,
+        )
+        .unwrap();
+        let user = client.create_user(None).await.unwrap();
+        assert_eq!(user.id(), "8:acs:x_y");
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "{status} is retried once");
+    }
+}
