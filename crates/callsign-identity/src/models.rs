@@ -68,7 +68,7 @@ impl TokenExpiry {
     /// A lifetime of `duration`, which must be whole minutes within [1 h, 24 h].
     pub fn new(duration: Duration) -> Result<Self> {
         let secs = duration.as_secs();
-        if duration.subsec_nanos() != 0 || secs % 60 != 0 {
+        if duration.subsec_nanos() != 0 || !secs.is_multiple_of(60) {
             return Err(IdentityError::InvalidArgument(format!(
                 "expires_in must be whole minutes, got {duration:?}"
             )));
