@@ -1,7 +1,9 @@
 //! The `CommunicationIdentityClient`.
 
 use crate::error::{IdentityError, Result};
-use crate::models::{CommunicationUserDetails, CreateWire, IdentityWire, TokenScope, TokenWire};
+use crate::models::{
+    CommunicationUserDetails, CreateWire, IdentityWire, TokenIntrospection, TokenScope, TokenWire,
+};
 use crate::options::*;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
@@ -232,6 +234,29 @@ impl CommunicationIdentityClient {
         .map(drop)
     }
 
+    /// callsign extension: asks the server whether a token is valid now (signature, expiry,
+    /// revocation, deletion). Azure Communication Services has no such operation.
+    pub async fn introspect_token(
+        &self,
+        token: &str,
+        options: Option<IdentityMethodOptions<'_>>,
+    ) -> Result<TokenIntrospection> {
+        let options = options.unwrap_or_default();
+        let mut body = Map::new();
+        body.insert("token".into(), Value::String(token.to_owned()));
+        let mut url = self.endpoint.clone();
+        url.set_path("/callsign/tokens/:introspect");
+        let response = self
+            .send_to(
+                url,
+                Method::Post,
+                Some(body),
+                &options.method_options.context,
+            )
+            .await?;
+        response.body().json().map_err(IdentityError::Transport)
+    }
+
     fn require_preview(&self, operation: &'static str) -> Result<()> {
         if self.api_version.is_preview() {
             Ok(())
@@ -291,6 +316,16 @@ impl CommunicationIdentityClient {
         url.set_path(path);
         url.query_pairs_mut()
             .append_pair("api-version", self.api_version.as_str());
+        self.send_to(url, method, body, context).await
+    }
+
+    async fn send_to(
+        &self,
+        url: Url,
+        method: Method,
+        body: Option<Map<String, Value>>,
+        context: &Context<'_>,
+    ) -> Result<RawResponse> {
         let mut request = Request::new(url, method);
         request.insert_header("accept", "application/json");
         if let Some(body) = body {

@@ -32,7 +32,7 @@ pub use callsign_common::identifier::CommunicationUserIdentifier;
 pub use callsign_common::AccessToken;
 pub use client::{CommunicationIdentityClient, ENTRA_SCOPE};
 pub use error::{IdentityError, Result};
-pub use models::{CommunicationUserDetails, TokenExpiry, TokenScope};
+pub use models::{CommunicationUserDetails, TokenExpiry, TokenIntrospection, TokenScope};
 pub use options::{
     ApiVersion, CommunicationIdentityClientOptions, CreateUserAndTokenOptions, CreateUserOptions,
     GetTokenOptions, IdentityMethodOptions,

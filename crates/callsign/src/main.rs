@@ -1,6 +1,7 @@
 //! The `callsign` command: run the Communication Identity service (`callsign serve`) and manage its
 //! data dir (connection string, access keys, signing keys).
 
+mod client_commands;
 mod config;
 
 use anyhow::{Context, Result};
@@ -42,6 +43,20 @@ enum Command {
     SigningKey {
         #[command(subcommand)]
         command: SigningKeyCommand,
+    },
+    /// Create, show and delete users (client of any Communication Identity endpoint).
+    User {
+        #[command(flatten)]
+        client: client_commands::ClientArgs,
+        #[command(subcommand)]
+        command: client_commands::UserCommand,
+    },
+    /// Issue, revoke and introspect tokens (client of any Communication Identity endpoint).
+    Token {
+        #[command(flatten)]
+        client: client_commands::ClientArgs,
+        #[command(subcommand)]
+        command: client_commands::TokenCommand,
     },
 }
 
@@ -114,7 +129,43 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()) {
+    match Cli::parse().command {
+        Command::User { client, command } => {
+            client_exit(runtime_then(client_commands::user(&client, command)))
+        }
+        Command::Token { client, command } => {
+            client_exit(runtime_then(client_commands::token(&client, command)))
+        }
+        other => admin_exit(run(other)),
+    }
+}
+
+/// Exit codes of client commands: 0 ok, 1 service error, 2 usage error.
+fn client_exit(result: Result<(), client_commands::Failure>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(client_commands::Failure::Usage(message)) => {
+            eprintln!("error: {message}");
+            std::process::ExitCode::from(2)
+        }
+        Err(client_commands::Failure::Service(message)) => {
+            eprintln!("error: {message}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+fn runtime_then(
+    future: impl std::future::Future<Output = Result<(), client_commands::Failure>>,
+) -> Result<(), client_commands::Failure> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| {
+        client_commands::Failure::Service(format!("starting the async runtime: {e}"))
+    })?;
+    runtime.block_on(future)
+}
+
+fn admin_exit(result: Result<()>) -> std::process::ExitCode {
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -123,8 +174,8 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
-    match cli.command {
+fn run(command: Command) -> Result<()> {
+    match command {
         Command::Serve(args) => serve(args),
         Command::ConnectionString { data, endpoint } => {
             let dir = DataDir::new(&data.dir);
@@ -161,6 +212,7 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::User { .. } | Command::Token { .. } => unreachable!("handled in main"),
         Command::SigningKey {
             command: SigningKeyCommand::Rotate { data },
         } => {

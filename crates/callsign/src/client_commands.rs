@@ -1,0 +1,300 @@
+//! The client subcommands: `callsign user ...` and `callsign token ...`, talking to any
+//! Communication Identity endpoint (a callsign server or Azure Communication Services).
+
+use callsign_identity::{
+    ApiVersion, CommunicationIdentityClient, CommunicationIdentityClientOptions,
+    CommunicationUserIdentifier, CreateUserAndTokenOptions, CreateUserOptions, GetTokenOptions,
+    IdentityError, TokenExpiry, TokenScope,
+};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+use std::io::IsTerminal;
+use std::time::Duration;
+
+/// Options every client command takes.
+#[derive(Args)]
+pub struct ClientArgs {
+    /// `endpoint=...;accesskey=...` of the resource.
+    #[arg(
+        long,
+        env = "CALLSIGN_CONNECTION_STRING",
+        hide_env_values = true,
+        global = true
+    )]
+    connection_string: Option<String>,
+    /// Output format [default: table on a terminal, json when piped].
+    #[arg(long, value_enum, global = true)]
+    output: Option<Output>,
+    /// api-version to speak (commands that need the preview switch to it).
+    #[arg(long, global = true, default_value = "2023-10-01")]
+    api_version: String,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Output {
+    Json,
+    Table,
+}
+
+/// `callsign user ...`
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user, optionally with a token.
+    Create {
+        /// Tag the user with your own id (uses the preview api-version).
+        #[arg(long)]
+        custom_id: Option<String>,
+        /// Also issue a token with these scopes (comma-separated: chat, voip, chat.join, chat.join.limited, voip.join).
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// Token lifetime, e.g. 90m or 1h (1h to 24h).
+        #[arg(long, value_parser = parse_duration, requires = "scopes")]
+        expires_in: Option<Duration>,
+    },
+    /// Show a user (uses the preview api-version).
+    Get {
+        /// The user's raw id.
+        id: String,
+    },
+    /// Delete a user and revoke its tokens.
+    Delete {
+        /// The user's raw id.
+        id: String,
+    },
+}
+
+/// `callsign token ...`
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token for a user.
+    Issue {
+        /// The user's raw id.
+        id: String,
+        /// Scopes, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Token lifetime, e.g. 90m or 1h (1h to 24h).
+        #[arg(long, value_parser = parse_duration)]
+        expires_in: Option<Duration>,
+    },
+    /// Revoke every token of a user.
+    Revoke {
+        /// The user's raw id.
+        id: String,
+    },
+    /// Ask a callsign server whether a token is valid now.
+    Introspect {
+        /// The token.
+        token: String,
+    },
+}
+
+/// What a client command can fail with, mapped to exit codes.
+pub enum Failure {
+    /// Bad arguments or configuration: exit 2.
+    Usage(String),
+    /// The service or the connection failed: exit 1.
+    Service(String),
+}
+
+impl From<IdentityError> for Failure {
+    fn from(e: IdentityError) -> Self {
+        match e {
+            IdentityError::InvalidArgument(_) | IdentityError::UnsupportedByApiVersion { .. } => {
+                Failure::Usage(e.to_string())
+            }
+            other => Failure::Service(other.to_string()),
+        }
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(format!("'{text}' is not a duration like 90m or 1h")),
+        };
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("'{text}' is not a duration like 90m or 1h"))?;
+        total += n * unit;
+        number.clear();
+    }
+    if !number.is_empty() || total == 0 {
+        return Err(format!("'{text}' is not a duration like 90m or 1h"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+fn scopes(names: &[String]) -> Result<Vec<TokenScope>, Failure> {
+    names
+        .iter()
+        .map(|n| {
+            n.trim()
+                .parse()
+                .map_err(|e: IdentityError| Failure::Usage(e.to_string()))
+        })
+        .collect()
+}
+
+fn expiry(duration: Option<Duration>) -> Result<Option<TokenExpiry>, Failure> {
+    Ok(duration.map(TokenExpiry::new).transpose()?)
+}
+
+impl ClientArgs {
+    fn client(&self, preview: bool) -> Result<CommunicationIdentityClient, Failure> {
+        let connection_string = self.connection_string.as_deref().ok_or_else(|| {
+            Failure::Usage("give --connection-string or set CALLSIGN_CONNECTION_STRING".into())
+        })?;
+        let api_version = if preview {
+            ApiVersion::V2025_03_02Preview
+        } else {
+            self.api_version.parse()?
+        };
+        let options = CommunicationIdentityClientOptions {
+            api_version,
+            ..Default::default()
+        };
+        Ok(CommunicationIdentityClient::from_connection_string(
+            connection_string,
+            Some(options),
+        )?)
+    }
+
+    fn print(&self, value: Value) {
+        let output = self.output.unwrap_or(if std::io::stdout().is_terminal() {
+            Output::Table
+        } else {
+            Output::Json
+        });
+        match output {
+            Output::Json => println!("{value}"),
+            Output::Table => {
+                for (key, value) in value.as_object().into_iter().flatten() {
+                    let shown = match value {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    println!("{key:<18} {shown}");
+                }
+            }
+        }
+    }
+}
+
+/// Runs a `user` command.
+pub async fn user(args: &ClientArgs, command: UserCommand) -> Result<(), Failure> {
+    match command {
+        UserCommand::Create {
+            custom_id,
+            scopes: names,
+            expires_in,
+        } => {
+            let client = args.client(custom_id.is_some())?;
+            if names.is_empty() {
+                let options = CreateUserOptions {
+                    custom_id,
+                    ..Default::default()
+                };
+                let user = client.create_user(Some(options)).await?;
+                args.print(json!({ "id": user.id() }));
+            } else {
+                let options = CreateUserAndTokenOptions {
+                    custom_id,
+                    expires_in: expiry(expires_in)?,
+                    ..Default::default()
+                };
+                let (user, token) = client
+                    .create_user_and_token(&scopes(&names)?, Some(options))
+                    .await?;
+                args.print(json!({
+                    "id": user.id(),
+                    "token": token.token,
+                    "expiresOn": callsign_common::time_format::expires_on(token.expires_on),
+                }));
+            }
+        }
+        UserCommand::Get { id } => {
+            let details = args
+                .client(true)?
+                .get_user(&CommunicationUserIdentifier::new(id), None)
+                .await?;
+            let mut value = json!({ "id": details.id });
+            if let Some(custom_id) = details.custom_id {
+                value["customId"] = custom_id.into();
+            }
+            if let Some(at) = details.last_token_issued_at {
+                value["lastTokenIssuedAt"] =
+                    callsign_common::time_format::last_token_issued_at(at).into();
+            }
+            args.print(value);
+        }
+        UserCommand::Delete { id } => {
+            let user = CommunicationUserIdentifier::new(id);
+            args.client(false)?.delete_user(&user, None).await?;
+            args.print(json!({ "id": user.id(), "deleted": true }));
+        }
+    }
+    Ok(())
+}
+
+/// Runs a `token` command.
+pub async fn token(args: &ClientArgs, command: TokenCommand) -> Result<(), Failure> {
+    match command {
+        TokenCommand::Issue {
+            id,
+            scopes: names,
+            expires_in,
+        } => {
+            let options = GetTokenOptions {
+                expires_in: expiry(expires_in)?,
+                ..Default::default()
+            };
+            let token = args
+                .client(false)?
+                .get_token(
+                    &CommunicationUserIdentifier::new(id),
+                    &scopes(&names)?,
+                    Some(options),
+                )
+                .await?;
+            args.print(json!({
+                "token": token.token,
+                "expiresOn": callsign_common::time_format::expires_on(token.expires_on),
+            }));
+        }
+        TokenCommand::Revoke { id } => {
+            let user = CommunicationUserIdentifier::new(id);
+            args.client(false)?.revoke_tokens(&user, None).await?;
+            args.print(json!({ "id": user.id(), "revoked": true }));
+        }
+        TokenCommand::Introspect { token } => {
+            let answer = args.client(false)?.introspect_token(&token, None).await?;
+            args.print(serde_json::to_value(answer).expect("serializable"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        for bad in ["", "90", "m", "1d", "0m", "-1h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The client commands of the `callsign` binary against a real server.
+
+#[path = "../../callsign-server/tests/common/mod.rs"]
+mod common;
+
+use common::TestServer;
+use serde_json::Value;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_callsign");
+
+struct Cli {
+    connection_string: String,
+}
+
+impl Cli {
+    fn new(server: &TestServer) -> Self {
+        Self {
+            connection_string: format!(
+                "endpoint={}/;accesskey={}",
+                server.base,
+                server.key.to_base64()
+            ),
+        }
+    }
+
+    /// Runs `callsign <args>` with the connection string in the environment (output is piped).
+    async fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env("CALLSIGN_CONNECTION_STRING", &self.connection_string)
+            .env("RUST_LOG", "warn");
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Runs and expects success with JSON on stdout.
+    async fn json(&self, args: &[&str]) -> Value {
+        let output = self.run(args).await;
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("{args:?}: {}", String::from_utf8_lossy(&output.stdout)))
+    }
+}
+
+#[tokio::test]
+async fn user_and_token_commands_work_end_to_end() {
+    let server = TestServer::start().await;
+    let cli = Cli::new(&server);
+
+    let user = cli.json(&["user", "create"]).await;
+    let id = user["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("8:acs:"));
+
+    let with_token = cli
+        .json(&[
+            "user",
+            "create",
+            "--scopes",
+            "chat,voip",
+            "--expires-in",
+            "1h",
+        ])
+        .await;
+    let claims = common::payload(with_token["token"].as_str().unwrap());
+    assert_eq!(claims["acsScope"], "chat,voip");
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        3600
+    );
+    assert!(with_token["expiresOn"]
+        .as_str()
+        .unwrap()
+        .ends_with("+00:00"));
+
+    let token = cli
+        .json(&[
+            "token",
+            "issue",
+            &id,
+            "--scopes",
+            "chat",
+            "--expires-in",
+            "90m",
+        ])
+        .await;
+    let token = token["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        common::payload(&token)["exp"].as_i64().unwrap()
+            - common::payload(&token)["iat"].as_i64().unwrap(),
+        5400
+    );
+    let introspected = cli.json(&["token", "introspect", &token]).await;
+    assert_eq!(introspected["active"], true);
+    assert_eq!(introspected["sub"], id);
+
+    assert_eq!(cli.json(&["token", "revoke", &id]).await["revoked"], true);
+    assert_eq!(
+        cli.json(&["token", "introspect", &token]).await,
+        serde_json::json!({"active": false})
+    );
+
+    assert_eq!(cli.json(&["user", "delete", &id]).await["deleted"], true);
+    let gone = cli.run(&["token", "issue", &id, "--scopes", "chat"]).await;
+    assert_eq!(gone.status.code(), Some(1), "service errors exit 1");
+    let stderr = String::from_utf8_lossy(&gone.stderr);
+    assert!(
+        stderr.contains("404") && stderr.contains("IdentityNotFound"),
+        "{stderr}"
+    );
+    assert!(gone.stdout.is_empty());
+}
+
+#[tokio::test]
+async fn custom_ids_and_user_get() {
+    let server = TestServer::start().await;
+    let cli = Cli::new(&server);
+    let first = cli.json(&["user", "create", "--custom-id", "bob"]).await;
+    let again = cli.json(&["user", "create", "--custom-id", "bob"]).await;
+    assert_eq!(first, again);
+    let id = first["id"].as_str().unwrap();
+    cli.json(&["token", "issue", id, "--scopes", "voip.join"])
+        .await;
+    let shown = cli.json(&["user", "get", id]).await;
+    assert_eq!(shown["customId"], "bob");
+    assert!(shown["lastTokenIssuedAt"].is_string());
+
+    let table = cli.run(&["user", "get", id, "--output", "table"]).await;
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("customId") && l.ends_with("bob")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn usage_errors_exit_2() {
+    let server = TestServer::start().await;
+    let cli = Cli::new(&server);
+    let id = cli.json(&["user", "create"]).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for args in [
+        vec![
+            "token",
+            "issue",
+            id.as_str(),
+            "--scopes",
+            "chat",
+            "--expires-in",
+            "30m",
+        ],
+        vec![
+            "token",
+            "issue",
+            id.as_str(),
+            "--scopes",
+            "chat",
+            "--expires-in",
+            "25h",
+        ],
+        vec!["token", "issue", id.as_str(), "--scopes", "email"],
+        vec!["token", "issue", id.as_str()],
+        vec![
+            "token",
+            "issue",
+            id.as_str(),
+            "--scopes",
+            "chat",
+            "--expires-in",
+            "soon",
+        ],
+        vec!["user", "frobnicate"],
+        vec!["user", "create", "--api-version", "1999-01-01"],
+    ] {
+        let output = cli.run(&args).await;
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!output.stderr.is_empty());
+    }
+    let output = Command::new(BIN)
+        .args(["user", "create"])
+        .env_remove("CALLSIGN_CONNECTION_STRING")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--connection-string"));
+
+    let stranger = Cli {
+        connection_string: format!(
+            "endpoint={}/;accesskey=AAAAAAAAAAAAAAAAAAAAAA==",
+            server.base
+        ),
+    };
+    let wrong_key = stranger.run(&["user", "create"]).await;
+    assert_eq!(wrong_key.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&wrong_key.stderr);
+    assert!(stderr.contains("Denied"), "{stderr}");
+    assert!(!stderr.contains("AAAAAAAAAAAAAAAA"), "no key in errors");
+}
