@@ -23,6 +23,11 @@
 //! # }
 //! ```
 
+/// The README's examples, compiled as doctests so that they cannot rot.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 mod client;
 mod error;
 mod models;
