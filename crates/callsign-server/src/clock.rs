@@ -5,21 +5,7 @@ use chrono::{DateTime, Utc};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-/// A source of the current time.
-pub trait Clock: Send + Sync + 'static {
-    /// Now, in UTC.
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The system clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
+pub use callsign_common::clock::{Clock, SystemClock};
 
 /// A clock that stands still until a test moves it.
 #[derive(Debug, Clone)]
