@@ -1,7 +1,9 @@
 //! Storage of identities behind one trait, so the domain never knows which database it talks to.
 
+pub mod postgres;
 pub mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use std::future::Future;
