@@ -23,8 +23,8 @@ pub struct PgKeys {
     master: Arc<MasterKey>,
 }
 
-fn db(e: impl std::fmt::Display) -> KeyError {
-    KeyError::Database(e.to_string())
+fn db(e: impl std::error::Error) -> KeyError {
+    unavailable(e).into()
 }
 
 impl From<StoreError> for KeyError {

@@ -78,7 +78,7 @@ pub fn pool(url: &str) -> Result<Pool, StoreError> {
         .create_timeout(Some(Duration::from_secs(3)))
         .recycle_timeout(Some(Duration::from_secs(3)))
         .build()
-        .map_err(|e| StoreError::Unavailable(e.to_string()))
+        .map_err(unavailable)
 }
 
 /// Runs `op` with the [`OPERATION_TIMEOUT`]; a timeout is an `Unavailable` error.
@@ -92,9 +92,17 @@ pub async fn bounded<T>(op: impl Future<Output = Result<T, StoreError>>) -> Resu
         })
 }
 
-/// A database error as a store error. The message names the failure, never parameters.
-pub fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+/// A database error as a store error, with its causes ("db error: the database system is
+/// starting up"). Statements never carry secrets as parameters, so neither do their errors.
+pub fn unavailable(e: impl std::error::Error) -> StoreError {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    StoreError::Unavailable(message)
 }
 
 impl PostgresStore {
