@@ -4,8 +4,10 @@
 mod common;
 
 use callsign_common::AccessKey;
+use callsign_server::clock::ManualClock;
 use callsign_server::keys::{KeyError, KeyKind, MasterKey, PgKeys};
 use callsign_server::store::{IdentityRecord, PostgresStore, Store, StoreError};
+use callsign_server::{PostgresConfig, Server, ServerConfig};
 use chrono::Utc;
 use common::pg_cluster::PgCluster;
 use std::sync::Arc;
@@ -147,4 +149,43 @@ async fn store_fails_fast_while_the_database_is_down_and_recovers() {
         "the acknowledged write survived the crash"
     );
     assert_eq!(store.get_identity("during".into()).await.unwrap(), None);
+}
+
+/// A node in this process on `url`, reading `clock`; returns a client for it.
+async fn node(url: &str, clock: ManualClock) -> (common::Client, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path());
+    config.clock = Arc::new(clock);
+    let postgres = PostgresConfig {
+        url: url.to_owned(),
+        master_key: MasterKey::from_bytes(&[1; 32]).unwrap(),
+    };
+    let server = Server::bind_postgres(config, postgres).await.unwrap();
+    let key = server.live_keys().get().access.primary.clone();
+    let base = format!("http://{}", server.local_addr());
+    tokio::spawn(server.run(std::future::pending()));
+    (common::Client::new(&base, key), dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revocation_is_exact_across_nodes_with_skewed_clocks() {
+    let cluster = PgCluster::start();
+    let now = Utc::now();
+    let (ahead, _a) = node(
+        &cluster.url(),
+        ManualClock::new(now + chrono::Duration::seconds(20)),
+    )
+    .await;
+    let (behind, _b) = node(&cluster.url(), ManualClock::new(now)).await;
+
+    let id = behind.create_user().await;
+    // Issued by the node whose clock runs 20 s ahead, then revoked by the other one.
+    let early = ahead.issue_token(&id, &["chat"]).await;
+    assert_eq!(behind.revoke(&id).await.status, 204);
+    assert_eq!(ahead.introspect(&early).await["active"], false);
+    assert_eq!(behind.introspect(&early).await["active"], false);
+    // Issued after the revoke returned, by the node behind: valid everywhere.
+    let late = behind.issue_token(&id, &["chat"]).await;
+    assert_eq!(ahead.introspect(&late).await["active"], true);
+    assert_eq!(behind.introspect(&late).await["active"], true);
 }

@@ -68,6 +68,7 @@ for_both_backends!(
     concurrent_creates_with_one_custom_id_agree,
     two_handles_see_each_others_writes_at_once,
     reopening_migrates_nothing_twice,
+    revocation_covers_tokens_stamped_by_a_clock_ahead,
 );
 
 fn record(id: &str, custom_id: Option<&str>) -> IdentityRecord {
@@ -180,4 +181,14 @@ async fn reopening_migrates_nothing_twice(backend: &impl Backend) {
     for store in [b, c, backend.open().await] {
         assert!(store.get_identity("m".into()).await.unwrap().is_some());
     }
+}
+
+async fn revocation_covers_tokens_stamped_by_a_clock_ahead(backend: &impl Backend) {
+    let store = backend.open().await;
+    store.create_identity(record("s", None)).await.unwrap();
+    // Another node, its clock ahead, issued a token stamped 50; this node revokes at 40.
+    store.record_token_issued("s".into(), 50).await.unwrap();
+    assert!(store.revoke_tokens("s".into(), 40).await.unwrap());
+    let s = store.get_identity("s".into()).await.unwrap().unwrap();
+    assert_eq!(s.revoked_before_us, Some(50));
 }

@@ -259,8 +259,8 @@ impl Store for PostgresStore {
 
     async fn revoke_tokens(&self, id: String, before_us: i64) -> Result<bool, StoreError> {
         bounded(self.update(
-            "UPDATE identities SET revoked_before_us = \
-             greatest(coalesce(revoked_before_us, 0), $2) \
+            "UPDATE identities SET revoked_before_us = greatest(\
+             coalesce(revoked_before_us, 0), $2, coalesce(last_token_issued_at_us, 0)) \
              WHERE id = $1 AND deleted_at_us IS NULL",
             &[&id, &before_us],
         ))
