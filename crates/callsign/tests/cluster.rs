@@ -354,3 +354,56 @@ async fn postgres_stops_and_restarts_under_load() {
         client.issue_token(id, &["voip"]).await;
     }
 }
+
+/// Issue-token throughput on PostgreSQL, one node and then two, with the load split between them.
+/// Not a scaling result: the load generator, both nodes and PostgreSQL share the machine. Run:
+/// `cargo test --release -p callsign --test cluster -- --ignored --nocapture throughput`
+/// (`CALLSIGN_BENCH_SECONDS`, default 10, per measurement; `CALLSIGN_BENCH_CONCURRENCY`, default 32).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement, not a test: run it by hand (see the doc comment)"]
+async fn throughput_of_one_and_two_nodes_issuing_tokens() {
+    let setting = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let seconds = setting("CALLSIGN_BENCH_SECONDS", 10);
+    let concurrency = setting("CALLSIGN_BENCH_CONCURRENCY", 32) as usize;
+    let pg = PgCluster::start();
+    let a = Node::start(&pg.url(), None);
+    let b = Node::start(&pg.url(), None);
+    let mut users = Vec::new();
+    for _ in 0..concurrency {
+        users.push(a.client().create_user().await);
+    }
+    for (label, nodes) in [("one node", vec![&a]), ("two nodes", vec![&a, &b])] {
+        let clients: Vec<Client> = nodes.iter().map(|n| n.client()).collect();
+        let rate = issue_for(&clients, &users, Duration::from_secs(seconds)).await;
+        println!("issue-token throughput, {label}: {rate:.0} tokens/s ({concurrency} concurrent clients, {seconds} s)");
+    }
+}
+
+/// Issues tokens from one task per user, spread over `clients`, for `duration`; tokens per second.
+async fn issue_for(clients: &[Client], users: &[String], duration: Duration) -> f64 {
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        let client = clients[i % clients.len()].clone();
+        let user = user.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut issued = 0u64;
+            while Instant::now() < deadline {
+                client.issue_token(&user, &["chat"]).await;
+                issued += 1;
+            }
+            issued
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
