@@ -35,6 +35,8 @@ enum Command {
         /// Endpoint to put in the string (default: where the server last listened).
         #[arg(long)]
         endpoint: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArg,
     },
     /// Manage the access keys.
     Keys {
@@ -197,11 +199,20 @@ fn admin_exit(result: Result<()>) -> std::process::ExitCode {
 fn run(command: Command) -> Result<()> {
     match command {
         Command::Serve(args) => serve(args),
-        Command::ConnectionString { data, endpoint } => {
+        Command::ConnectionString {
+            data,
+            endpoint,
+            database,
+        } => {
             let dir = DataDir::new(&data.dir);
-            let keys = dir
-                .load(chrono::Utc::now())
-                .with_context(|| format!("reading the data dir {}", data.dir.display()))?;
+            let now = chrono::Utc::now();
+            let keys = match database.url {
+                Some(url) => with_database_keys(&url, |keys| async move { keys.load(now).await })
+                    .context("reading the keys from the database")?,
+                None => dir
+                    .load(now)
+                    .with_context(|| format!("reading the data dir {}", data.dir.display()))?,
+            };
             let endpoint = match endpoint {
                 Some(e) => e,
                 None => std::fs::read_to_string(dir.endpoint_path())

@@ -215,10 +215,15 @@ async fn key_commands_act_on_the_whole_cluster() {
         })
         .await;
     }
-    // A restarted node takes the new key from the database.
+    // A restarted node takes the new key from the database, and so does the CLI.
     let c = Node::start(&pg.url(), None);
     assert_ne!(c.key, a.key);
     c.client().create_user().await;
+    let out = run_ok(callsign(&pg.url()).args(["connection-string", "--endpoint", &c.endpoint]));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!("endpoint={};accesskey={}", c.endpoint, c.key.to_base64())
+    );
 }
 
 #[test]
