@@ -4,6 +4,7 @@ use crate::clock::{Clock, Stamps, SystemClock};
 use crate::domain::IdentityService;
 use crate::http::{router, AppState, HttpConfig};
 use crate::keys::{DataDir, KeyError, LiveKeys, MasterKey, PgKeys};
+use crate::store::postgres::OPERATION_TIMEOUT;
 use crate::store::{PostgresStore, SqliteStore, Store, StoreError};
 use crate::tls::{self, TlsError, TlsFiles};
 use callsign_common::AccessKey;
@@ -302,7 +303,9 @@ async fn poll_database_keys(db_keys: PgKeys, live: Arc<LiveKeys>, clock: Arc<dyn
         if Some(version) == seen && !ticks.is_multiple_of(60) {
             continue;
         }
-        match db_keys.load(clock.now()).await {
+        // Bounded: a database that stopped answering mid-load must not stall the polling.
+        let loaded = tokio::time::timeout(OPERATION_TIMEOUT, db_keys.load(clock.now())).await;
+        match loaded.unwrap_or_else(|_| Err(KeyError::Database("timed out".into()))) {
             Ok(keys) => {
                 live.replace(keys);
                 if Some(version) != seen {
