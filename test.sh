@@ -13,6 +13,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build"
 cargo build --workspace --locked
 
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null \
+  && [[ -z "${CALLSIGN_PG_BIN:-}" ]]; then
+  echo "error: the PostgreSQL tests need initdb and pg_ctl: apt-get install -y postgresql" >&2
+  echo "       (or set CALLSIGN_PG_BIN to their directory); .ci/run installs them" >&2
+  exit 1
+fi
+
 echo "== Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast

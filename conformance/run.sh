@@ -26,6 +26,16 @@ fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/python/requirements.txt"
 (cd "$here/python" && "$venv/bin/python" -m pytest -q -p no:cacheprovider) || status=1
 
+echo "== python, cluster: two nodes on one PostgreSQL database (creates on node A, the rest on B)"
+# shellcheck source=pg-cluster.sh
+source "$here/pg-cluster.sh"
+pg_cluster_start
+trap pg_cluster_stop EXIT
+(cd "$here/python" && CALLSIGN_CONFORMANCE_DATABASE_URL="$PG_CLUSTER_URL" \
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider) || status=1
+pg_cluster_stop
+trap - EXIT
+
 echo "== js: @azure/communication-identity (node --test)"
 (cd "$here/js" && npm ci --silent --no-audit --no-fund) 
 (cd "$here/js" && node --test --test-reporter=spec test/) || status=1

@@ -7,6 +7,12 @@ Contract (see conformance/README.md):
     endpoint: http(s)://127.0.0.1:<port>/
     connection string: endpoint=...;accesskey=<key>
     ca certificate: /abs/path/ca.pem        (only with --tls)
+
+Cluster mode: with CALLSIGN_CONFORMANCE_DATABASE_URL=postgres://... two nodes are started on that
+database (`serve --database-url`, CALLSIGN_MASTER_KEY as given or random, no access-key seed: the
+database is authoritative, so the key is read from the connection string). The suite talks to node
+B, except that every create goes to node A (like a load balancer routing by request), so every
+other operation of the suite acts on identities created by the other node.
 """
 
 import base64
@@ -21,6 +27,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from typing import List, Optional
@@ -39,6 +46,8 @@ class CallsignServer:
     stderr_path: str
     process: subprocess.Popen
     stdout_lines: List[str] = field(default_factory=list)
+    # Cluster mode: the node that receives creates (see sdk_transport()).
+    create_node: Optional["CallsignServer"] = None
 
     @property
     def endpoint_no_slash(self) -> str:
@@ -51,7 +60,28 @@ class CallsignServer:
         except OSError:
             return ""
 
+    def sdk_transport(self):
+        """The azure-core transport for clients of this server: in cluster mode it sends creates
+        (POST .../identities) to node A with node B's Host header, as an L7 load balancer would."""
+        if self.create_node is None:
+            return None
+        from azure.core.pipeline.transport import RequestsTransport
+
+        node_a = urllib.parse.urlsplit(self.create_node.endpoint).netloc
+
+        class RouteCreatesToNodeA(RequestsTransport):
+            def send(self, request, **kwargs):
+                url = urllib.parse.urlsplit(request.url)
+                if request.method == "POST" and url.path.rstrip("/").endswith("/identities"):
+                    request.headers["Host"] = url.netloc
+                    request.url = urllib.parse.urlunsplit(url._replace(netloc=node_a))
+                return super().send(request, **kwargs)
+
+        return RouteCreatesToNodeA(connection_verify=self.ca_path or True)
+
     def stop(self) -> None:
+        if self.create_node is not None:
+            self.create_node.stop()
         proc = self.process
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -86,19 +116,38 @@ def _reader(stream, q: "queue.Queue[Optional[str]]", sink: List[str]) -> None:
     q.put(None)
 
 
+DATABASE_URL = os.environ.get("CALLSIGN_CONFORMANCE_DATABASE_URL")
+MASTER_KEY = os.environ.get("CALLSIGN_MASTER_KEY") or random_access_key()
+
+
 def start_server(tls: bool) -> CallsignServer:
-    binary = callsign_bin()
-    key = random_access_key()
     workdir = tempfile.mkdtemp(prefix="callsign-conformance-")
     data_dir = os.path.join(workdir, "data")
     os.mkdir(data_dir)
-    stderr_path = os.path.join(workdir, "stderr.log")
-    args = [binary, "serve", "--addr", "127.0.0.1:0", "--data", data_dir]
+    if not DATABASE_URL:
+        return _launch(tls, workdir, "stderr.log", [])
+    # Both nodes share the data dir, so they serve the same development TLS certificate.
+    cluster = ["--database-url", DATABASE_URL]
+    node_a = _launch(tls, workdir, "node-a.log", cluster)
+    node_b = _launch(tls, workdir, "node-b.log", cluster)
+    node_b.create_node = node_a
+    return node_b
+
+
+def _launch(tls: bool, workdir: str, stderr_name: str, extra: List[str]) -> CallsignServer:
+    binary = callsign_bin()
+    key = random_access_key()
+    data_dir = os.path.join(workdir, "data")
+    stderr_path = os.path.join(workdir, stderr_name)
+    args = [binary, "serve", "--addr", "127.0.0.1:0", "--data", data_dir] + extra
     if tls:
         args.append("--tls")
     env = dict(os.environ)
     env["CALLSIGN_ACCESS_KEY"] = key
     env["RUST_LOG"] = "warn"
+    if DATABASE_URL:
+        env.pop("CALLSIGN_ACCESS_KEY")
+        env["CALLSIGN_MASTER_KEY"] = MASTER_KEY
     stderr_file = open(stderr_path, "wb")
     proc = subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=stderr_file, stdin=subprocess.DEVNULL, env=env
@@ -141,6 +190,8 @@ def start_server(tls: bool) -> CallsignServer:
         elif line.startswith("ca certificate: "):
             ca = line[len("ca certificate: "):].strip()
 
+    if DATABASE_URL:
+        key = conn.split("accesskey=", 1)[1]
     server = CallsignServer(
         transport="tls" if tls else "http",
         endpoint=endpoint,

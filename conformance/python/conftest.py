@@ -30,6 +30,9 @@ def make_client(server, api_version=None, access_key=None):
           uses https, with the server's dev CA trusted via connection_verify.
     """
     kwargs = {}
+    transport = server.sdk_transport()
+    if transport is not None:
+        kwargs["transport"] = transport
     if api_version is not None:
         kwargs["api_version"] = api_version
     key = access_key if access_key is not None else server.access_key

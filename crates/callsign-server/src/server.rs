@@ -3,13 +3,15 @@
 use crate::clock::{Clock, Stamps, SystemClock};
 use crate::domain::IdentityService;
 use crate::http::{router, AppState, HttpConfig};
-use crate::keys::{DataDir, KeyError, LiveKeys};
-use crate::store::{SqliteStore, StoreError};
+use crate::keys::{DataDir, KeyError, LiveKeys, MasterKey, PgKeys};
+use crate::store::postgres::OPERATION_TIMEOUT;
+use crate::store::{PostgresStore, SqliteStore, Store, StoreError};
 use crate::tls::{self, TlsError, TlsFiles};
 use callsign_common::AccessKey;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +30,21 @@ pub enum TlsMode {
         /// Private key PEM.
         key: PathBuf,
     },
+}
+
+/// Where a cluster keeps its state: PostgreSQL, with secrets sealed by the master key.
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:port/database`.
+    pub url: String,
+    /// Seals the private keys stored in the database (`CALLSIGN_MASTER_KEY`).
+    pub master_key: MasterKey,
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password.
+        f.write_str("PostgresConfig(<redacted>)")
+    }
 }
 
 /// Everything `callsign serve` can be told.
@@ -86,10 +103,14 @@ pub enum ServerError {
     },
 }
 
+/// Keeps the live keys current while the server runs.
+type Refresher = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// A bound, not yet running, server.
 pub struct Server {
     listener: std::net::TcpListener,
-    state: Arc<AppState<SqliteStore>>,
+    app: axum::Router,
+    refresher: Refresher,
     keys: Arc<LiveKeys>,
     tls: Option<(Arc<rustls::ServerConfig>, Option<PathBuf>)>,
     endpoint: String,
@@ -97,13 +118,42 @@ pub struct Server {
 }
 
 impl Server {
-    /// Prepares the data dir, keys, store and TLS, and binds the listener.
+    /// Prepares the data dir, keys, SQLite store and TLS, and binds the listener.
     pub fn bind(config: ServerConfig) -> Result<Server, ServerError> {
         let clock = config.clock.clone();
         let data_dir = DataDir::new(&config.data_dir);
         let keys = data_dir.init(config.access_key_seed.clone(), clock.now())?;
         let keys = Arc::new(LiveKeys::new(data_dir.clone(), keys));
         let store = SqliteStore::open(&data_dir.database_path())?;
+        let refresher = Box::pin(refresh_keys(keys.clone(), clock));
+        Self::assemble(config, store, keys, refresher)
+    }
+
+    /// Like [`Server::bind`], with identities and keys in PostgreSQL: one node of a cluster. The
+    /// data dir only holds TLS files. `CALLSIGN_ACCESS_KEY` seeds an empty database only.
+    pub async fn bind_postgres(
+        config: ServerConfig,
+        postgres: PostgresConfig,
+    ) -> Result<Server, ServerError> {
+        let clock = config.clock.clone();
+        let store = PostgresStore::connect(&postgres.url).await?;
+        let db_keys = PgKeys::new(store.pool().clone(), Arc::new(postgres.master_key));
+        let initial = db_keys
+            .init(config.access_key_seed.clone(), clock.now())
+            .await?;
+        let keys = Arc::new(LiveKeys::detached(initial));
+        let refresher = Box::pin(poll_database_keys(db_keys, keys.clone(), clock));
+        Self::assemble(config, store, keys, refresher)
+    }
+
+    fn assemble<S: Store>(
+        config: ServerConfig,
+        store: S,
+        keys: Arc<LiveKeys>,
+        refresher: Refresher,
+    ) -> Result<Server, ServerError> {
+        let clock = config.clock.clone();
+        let data_dir = DataDir::new(&config.data_dir);
         let tls = match &config.tls {
             TlsMode::Off => None,
             TlsMode::Dev => Some(tls::dev_certificates(&data_dir.tls_dir())?),
@@ -138,7 +188,8 @@ impl Server {
         });
         Ok(Server {
             listener,
-            state,
+            app: router(state),
+            refresher,
             keys,
             tls,
             endpoint,
@@ -186,11 +237,8 @@ impl Server {
             tracing::info!("shutting down; letting in-flight requests finish");
             signal.graceful_shutdown(Some(grace));
         });
-        let refresher = tokio::spawn(refresh_keys(
-            self.keys.clone(),
-            self.state.identities.clock().clone(),
-        ));
-        let app = router(self.state).into_make_service();
+        let refresher = tokio::spawn(self.refresher);
+        let app = self.app.into_make_service();
         let result = match self.tls {
             None => {
                 axum_server::from_tcp(self.listener)?
@@ -230,6 +278,44 @@ async fn refresh_keys(keys: Arc<LiveKeys>, clock: Arc<dyn Clock>) {
                 tracing::warn!(error = %e, "reloading keys failed; keeping the keys in force")
             }
             Err(e) => tracing::warn!(error = %e, "key reload task failed"),
+        }
+    }
+}
+
+/// Reloads the keys whenever the database's key version moves (another node or the CLI changed
+/// them), and every minute anyway to drop retired signing keys past their retention. An
+/// unreachable database keeps the keys in force.
+async fn poll_database_keys(db_keys: PgKeys, live: Arc<LiveKeys>, clock: Arc<dyn Clock>) {
+    // Unknown at first: the first tick reloads, closing the gap between start-up and polling.
+    let mut seen = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks: u64 = 0;
+    loop {
+        tick.tick().await;
+        ticks += 1;
+        let version = match db_keys.version().await {
+            Ok(version) => version,
+            Err(e) => {
+                tracing::debug!(error = %e, "checking the key version failed");
+                continue;
+            }
+        };
+        if Some(version) == seen && !ticks.is_multiple_of(60) {
+            continue;
+        }
+        // Bounded: a database that stopped answering mid-load must not stall the polling.
+        let loaded = tokio::time::timeout(OPERATION_TIMEOUT, db_keys.load(clock.now())).await;
+        match loaded.unwrap_or_else(|_| Err(KeyError::Database("timed out".into()))) {
+            Ok(keys) => {
+                live.replace(keys);
+                if Some(version) != seen {
+                    tracing::info!(version, "reloaded keys from the database");
+                }
+                seen = Some(version);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reloading keys failed; keeping the keys in force")
+            }
         }
     }
 }

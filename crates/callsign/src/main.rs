@@ -6,12 +6,14 @@ mod config;
 
 use anyhow::{Context, Result};
 use callsign_common::AccessKey;
-use callsign_server::keys::{DataDir, KeyKind};
+use callsign_server::keys::{DataDir, KeyKind, MasterKey, PgKeys};
 use callsign_server::server::connection_string;
-use callsign_server::{Server, ServerConfig, TlsMode};
+use callsign_server::store::PostgresStore;
+use callsign_server::{PostgresConfig, Server, ServerConfig, TlsMode};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// callsign: a Communication Identity service that speaks the Azure Communication Services
 /// Identity protocol.
@@ -33,6 +35,8 @@ enum Command {
         /// Endpoint to put in the string (default: where the server last listened).
         #[arg(long)]
         endpoint: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArg,
     },
     /// Manage the access keys.
     Keys {
@@ -71,6 +75,18 @@ struct DataArg {
     dir: PathBuf,
 }
 
+/// A cluster's database: with it, key commands act on the database instead of a data dir.
+#[derive(Args)]
+struct DatabaseArg {
+    /// PostgreSQL URL of a cluster (needs CALLSIGN_MASTER_KEY).
+    #[arg(
+        long = "database-url",
+        env = "CALLSIGN_DATABASE_URL",
+        hide_env_values = true
+    )]
+    url: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Replace one access key with a new random key; the other keeps working.
@@ -79,6 +95,8 @@ enum KeysCommand {
         which: Which,
         #[command(flatten)]
         data: DataArg,
+        #[command(flatten)]
+        database: DatabaseArg,
     },
 }
 
@@ -94,6 +112,8 @@ enum SigningKeyCommand {
     Rotate {
         #[command(flatten)]
         data: DataArg,
+        #[command(flatten)]
+        database: DatabaseArg,
     },
 }
 
@@ -120,6 +140,8 @@ struct ServeArgs {
     /// Do not print the endpoint and connection string.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    database: DatabaseArg,
 }
 
 fn main() -> std::process::ExitCode {
@@ -177,11 +199,20 @@ fn admin_exit(result: Result<()>) -> std::process::ExitCode {
 fn run(command: Command) -> Result<()> {
     match command {
         Command::Serve(args) => serve(args),
-        Command::ConnectionString { data, endpoint } => {
+        Command::ConnectionString {
+            data,
+            endpoint,
+            database,
+        } => {
             let dir = DataDir::new(&data.dir);
-            let keys = dir
-                .load(chrono::Utc::now())
-                .with_context(|| format!("reading the data dir {}", data.dir.display()))?;
+            let now = chrono::Utc::now();
+            let keys = match database.url {
+                Some(url) => with_database_keys(&url, |keys| async move { keys.load(now).await })
+                    .context("reading the keys from the database")?,
+                None => dir
+                    .load(now)
+                    .with_context(|| format!("reading the data dir {}", data.dir.display()))?,
+            };
             let endpoint = match endpoint {
                 Some(e) => e,
                 None => std::fs::read_to_string(dir.endpoint_path())
@@ -194,15 +225,28 @@ fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Keys {
-            command: KeysCommand::Regenerate { which, data },
+            command:
+                KeysCommand::Regenerate {
+                    which,
+                    data,
+                    database,
+                },
         } => {
             let kind = match which {
                 Which::Primary => KeyKind::Primary,
                 Which::Secondary => KeyKind::Secondary,
             };
-            DataDir::new(&data.dir)
-                .regenerate_access_key(kind)
-                .context("regenerating the access key")?;
+            match database.url {
+                Some(url) => with_database_keys(&url, |keys| async move {
+                    keys.regenerate_access_key(kind).await
+                })
+                .context("regenerating the access key")?,
+                None => {
+                    DataDir::new(&data.dir)
+                        .regenerate_access_key(kind)
+                        .context("regenerating the access key")?;
+                }
+            }
             eprintln!(
                 "regenerated the {} key; a running server picks it up within seconds",
                 match which {
@@ -214,12 +258,23 @@ fn run(command: Command) -> Result<()> {
         }
         Command::User { .. } | Command::Token { .. } => unreachable!("handled in main"),
         Command::SigningKey {
-            command: SigningKeyCommand::Rotate { data },
+            command: SigningKeyCommand::Rotate { data, database },
         } => {
-            let ring = DataDir::new(&data.dir)
-                .rotate_signing_key(chrono::Utc::now())
-                .context("rotating the signing key")?;
-            println!("{}", ring.current.kid());
+            let now = chrono::Utc::now();
+            let kid =
+                match database.url {
+                    Some(url) => with_database_keys(&url, |keys| async move {
+                        keys.rotate_signing_key(now).await
+                    })
+                    .context("rotating the signing key")?,
+                    None => DataDir::new(&data.dir)
+                        .rotate_signing_key(now)
+                        .context("rotating the signing key")?
+                        .current
+                        .kid()
+                        .to_owned(),
+                };
+            println!("{kid}");
             eprintln!("new tokens are signed with the key above; the previous key stays published for 25 hours");
             Ok(())
         }
@@ -261,9 +316,20 @@ fn serve(args: ServeArgs) -> Result<()> {
         _ => None,
     };
 
+    let postgres = match args.database.url {
+        Some(url) => Some(PostgresConfig {
+            url,
+            master_key: master_key()?,
+        }),
+        None => None,
+    };
+
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let server = Server::bind(config)?;
+        let server = match postgres {
+            Some(postgres) => Server::bind_postgres(config, postgres).await?,
+            None => Server::bind(config)?,
+        };
         if !args.quiet {
             // Straight to stdout, never through the log pipeline: it holds the access key.
             println!("endpoint: {}", server.endpoint());
@@ -276,6 +342,33 @@ fn serve(args: ServeArgs) -> Result<()> {
         server.run(shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(())
+    })
+}
+
+/// The master key sealing a cluster's keys in its database (`CALLSIGN_MASTER_KEY`, required).
+fn master_key() -> Result<MasterKey> {
+    let text = std::env::var("CALLSIGN_MASTER_KEY").map_err(|_| {
+        anyhow::anyhow!(
+            "a PostgreSQL database needs CALLSIGN_MASTER_KEY (base64 of 32 random bytes, \
+             e.g. `openssl rand -base64 32`), the same on every node"
+        )
+    })?;
+    Ok(MasterKey::from_base64(&text)?)
+}
+
+/// Runs a key command against a cluster's database; the database serialises it with the nodes.
+fn with_database_keys<T, F, Fut>(url: &str, f: F) -> Result<T>
+where
+    F: FnOnce(PgKeys) -> Fut,
+    Fut: std::future::Future<Output = Result<T, callsign_server::keys::KeyError>>,
+{
+    let master = Arc::new(master_key()?);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let store = PostgresStore::connect(url)
+            .await
+            .context("connecting to the database")?;
+        Ok(f(PgKeys::new(store.pool().clone(), master)).await?)
     })
 }
 

@@ -120,7 +120,9 @@ impl<S: Store> IdentityService<S> {
         let issued = match token {
             Some((scopes, lifetime)) => {
                 let id = IdentityId::parse(&record.id, resource)?;
-                let (issued, stamp) = self.mint_and_record(&id, &scopes, lifetime).await?;
+                let (issued, stamp) = self
+                    .mint_and_record(&id, &scopes, lifetime, record.revoked_before_us)
+                    .await?;
                 record.last_token_issued_at_us = Some(stamp);
                 Some(issued)
             }
@@ -142,8 +144,12 @@ impl<S: Store> IdentityService<S> {
         scopes: &Scopes,
         lifetime: Minutes,
     ) -> Result<IssuedToken, DomainError> {
-        let (id, _) = self.live(raw_id).await?;
-        Ok(self.mint_and_record(&id, scopes, lifetime).await?.0)
+        let (id, record) = self.live(raw_id).await?;
+        let revoked_before = record.revoked_before_us;
+        Ok(self
+            .mint_and_record(&id, scopes, lifetime, revoked_before)
+            .await?
+            .0)
     }
 
     /// Revokes every token issued for the identity so far; durable before it returns.
@@ -219,8 +225,14 @@ impl<S: Store> IdentityService<S> {
         id: &IdentityId,
         scopes: &Scopes,
         lifetime: Minutes,
+        revoked_before_us: Option<i64>,
     ) -> Result<(IssuedToken, i64), DomainError> {
-        let stamp = self.stamps.next();
+        // Later than the last revocation even when the node that revoked has a clock ahead of
+        // ours (several nodes): a token issued after a revoke returned is valid.
+        let stamp = self
+            .stamps
+            .next()
+            .max(revoked_before_us.map_or(i64::MIN, |cut| cut.saturating_add(1)));
         let issued = tokens::mint(&self.keys.get(), id, scopes, lifetime, stamp);
         self.store
             .record_token_issued(id.as_str().to_owned(), stamp)

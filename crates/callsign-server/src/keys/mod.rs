@@ -3,9 +3,13 @@
 
 pub mod access;
 pub mod files;
+pub mod postgres;
+pub mod sealed;
 pub mod signing;
 
 pub use access::{AccessKeys, KeyKind};
+pub use postgres::PgKeys;
+pub use sealed::{MasterKey, SealError};
 pub use signing::{KeyRing, KeyRingDir, SigningKey};
 
 use crate::domain::ids::ResourceId;
@@ -38,6 +42,18 @@ pub enum KeyError {
          unset CALLSIGN_ACCESS_KEY, or point --data at a new directory"
     )]
     SeedMismatch(PathBuf),
+    /// `CALLSIGN_ACCESS_KEY` disagrees with the database.
+    #[error(
+        "the database already holds a different primary access key than CALLSIGN_ACCESS_KEY; \
+         unset CALLSIGN_ACCESS_KEY (the database is authoritative)"
+    )]
+    SeedMismatchDatabase,
+    /// The database holding the keys failed or holds no resource.
+    #[error("key storage: {0}")]
+    Database(String),
+    /// Sealed key material could not be opened (wrong master key).
+    #[error(transparent)]
+    Sealed(#[from] SealError),
 }
 
 impl KeyError {
@@ -172,9 +188,10 @@ impl DataDir {
     }
 }
 
-/// The keys in force, shared by every request and replaced whole when the files change.
+/// The keys in force, shared by every request and replaced whole when the files change (or, in a
+/// cluster, when the database says they changed).
 pub struct LiveKeys {
-    data_dir: DataDir,
+    data_dir: Option<DataDir>,
     current: RwLock<Arc<ResourceKeys>>,
     seen: RwLock<(Option<SystemTime>, Option<SystemTime>)>,
 }
@@ -184,10 +201,24 @@ impl LiveKeys {
     pub fn new(data_dir: DataDir, keys: ResourceKeys) -> Self {
         let seen = data_dir.fingerprint();
         Self {
-            data_dir,
+            data_dir: Some(data_dir),
             current: RwLock::new(Arc::new(keys)),
             seen: RwLock::new(seen),
         }
+    }
+
+    /// Live keys not backed by files: whoever owns them calls [`LiveKeys::replace`].
+    pub fn detached(keys: ResourceKeys) -> Self {
+        Self {
+            data_dir: None,
+            current: RwLock::new(Arc::new(keys)),
+            seen: RwLock::new((None, None)),
+        }
+    }
+
+    /// Puts `keys` in force for every request from now on.
+    pub fn replace(&self, keys: ResourceKeys) {
+        *self.current.write().expect("key lock poisoned") = Arc::new(keys);
     }
 
     /// The keys in force now.
@@ -198,11 +229,14 @@ impl LiveKeys {
     /// Reloads from disk if the key files changed since the last look, or if `force` (which also
     /// drops retired keys past their retention). A failed reload keeps the keys in force.
     pub fn refresh(&self, now: DateTime<Utc>, force: bool) -> Result<bool, KeyError> {
-        let fingerprint = self.data_dir.fingerprint();
+        let Some(data_dir) = &self.data_dir else {
+            return Ok(false);
+        };
+        let fingerprint = data_dir.fingerprint();
         if !force && *self.seen.read().expect("key lock poisoned") == fingerprint {
             return Ok(false);
         }
-        let keys = self.data_dir.load(now)?;
+        let keys = data_dir.load(now)?;
         *self.current.write().expect("key lock poisoned") = Arc::new(keys);
         *self.seen.write().expect("key lock poisoned") = fingerprint;
         Ok(true)

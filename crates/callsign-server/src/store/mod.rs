@@ -1,7 +1,9 @@
 //! Storage of identities behind one trait, so the domain never knows which database it talks to.
 
+pub mod postgres;
 pub mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use std::future::Future;
@@ -59,7 +61,8 @@ pub trait Store: Send + Sync + 'static {
         at_us: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Revokes every token issued at or before `before_us`; false when no live identity has `id`.
+    /// Revokes every token issued at or before `before_us`, and every token recorded as issued so
+    /// far (another node's clock may run ahead of this one's); false when no live identity has `id`.
     fn revoke_tokens(
         &self,
         id: String,

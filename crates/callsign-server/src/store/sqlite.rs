@@ -141,7 +141,8 @@ impl Store for SqliteStore {
     async fn revoke_tokens(&self, id: String, before_us: i64) -> Result<bool, StoreError> {
         self.with_conn(move |conn| {
             conn.prepare_cached(
-                "UPDATE identities SET revoked_before_us = max(coalesce(revoked_before_us, 0), ?2) \
+                "UPDATE identities SET revoked_before_us = \
+                 max(coalesce(revoked_before_us, 0), ?2, coalesce(last_token_issued_at_us, 0)) \
                  WHERE id = ?1 AND deleted_at_us IS NULL",
             )?
             .execute(params![id, before_us])

@@ -2,6 +2,8 @@
 //! with HMAC like the official SDKs do.
 #![allow(dead_code)]
 
+pub mod pg_cluster;
+
 use callsign_common::hmac::sign_request;
 use callsign_common::AccessKey;
 use callsign_server::clock::{Clock, ManualClock, SystemClock};

@@ -1,0 +1,276 @@
+//! Keys of a cluster, kept in PostgreSQL so that every node serves the same resource: the resource
+//! id, the access keys and the signing-key ring, secrets sealed with the master key
+//! ([`super::sealed`]). Changes bump `resource.keys_version`, which nodes poll to reload.
+
+use super::access::random_key;
+use super::sealed::MasterKey;
+use super::signing::{KeyRing, RetiredKey, SigningKey, SigningKeyPem, RETIRED_KEY_RETENTION};
+use super::{AccessKeys, KeyError, KeyKind, ResourceKeys};
+use crate::domain::ids::ResourceId;
+use crate::store::postgres::{bounded, unavailable};
+use crate::store::StoreError;
+use callsign_common::AccessKey;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Object, Pool, Transaction};
+use std::sync::Arc;
+
+/// Advisory lock serialising every change of keys (first start, regeneration, rotation).
+const KEYS_LOCK: i64 = 0x6361_6c6c_6b65_7973; // "callkeys"
+
+/// The key tables of one database, read and written with one master key.
+pub struct PgKeys {
+    pool: Pool,
+    master: Arc<MasterKey>,
+}
+
+fn db(e: impl std::error::Error) -> KeyError {
+    unavailable(e).into()
+}
+
+impl From<StoreError> for KeyError {
+    fn from(e: StoreError) -> Self {
+        KeyError::Database(e.to_string())
+    }
+}
+
+impl PgKeys {
+    /// Keys in the database behind `pool`, sealed with `master`.
+    pub fn new(pool: Pool, master: Arc<MasterKey>) -> Self {
+        Self { pool, master }
+    }
+
+    /// Creates the resource if the database has none (a first start) and loads the keys. `seed`
+    /// becomes the primary key of a new database; for an existing one it must equal the stored one.
+    pub async fn init(
+        &self,
+        seed: Option<AccessKey>,
+        now: DateTime<Utc>,
+    ) -> Result<ResourceKeys, KeyError> {
+        let mut client = self.client().await?;
+        let tx = locked(&mut client).await?;
+        let existing = tx
+            .query_opt("SELECT primary_key FROM resource", &[])
+            .await
+            .map_err(db)?;
+        match existing {
+            Some(row) => {
+                let stored = open_access(&self.master, KeyKind::Primary, row.get(0))?;
+                if seed.is_some_and(|seed| seed != stored) {
+                    return Err(KeyError::SeedMismatchDatabase);
+                }
+            }
+            None => create_resource(&tx, &self.master, seed, now).await?,
+        }
+        tx.commit().await.map_err(db)?;
+        drop(client);
+        self.load(now).await
+    }
+
+    /// The keys in force: retired signing keys past their retention are left out.
+    pub async fn load(&self, now: DateTime<Utc>) -> Result<ResourceKeys, KeyError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT resource_id, primary_key, secondary_key FROM resource",
+                &[],
+            )
+            .await
+            .map_err(db)?
+            .ok_or_else(no_resource)?;
+        let resource_id: String = row.get(0);
+        let resource_id: ResourceId = resource_id
+            .parse()
+            .map_err(|_| KeyError::Database("the stored resource id is malformed".into()))?;
+        let access = AccessKeys {
+            primary: open_access(&self.master, KeyKind::Primary, row.get(1))?,
+            secondary: open_access(&self.master, KeyKind::Secondary, row.get(2))?,
+        };
+        let rows = client
+            .query(
+                "SELECT kid, private_key, certificate, retired_at_us FROM signing_keys \
+                 ORDER BY retired_at_us DESC NULLS FIRST",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        let mut current = None;
+        let mut retired = Vec::new();
+        for row in rows {
+            let kid: String = row.get(0);
+            let retired_at: Option<i64> = row.get(3);
+            let retired_at = retired_at.and_then(DateTime::from_timestamp_micros);
+            if retired_at.is_some_and(|at| now - at >= RETIRED_KEY_RETENTION) {
+                continue;
+            }
+            let key = Arc::new(open_signing_key(
+                &self.master,
+                &kid,
+                row.get(1),
+                row.get(2),
+            )?);
+            match retired_at {
+                None => current = Some(key),
+                Some(retired_at) => retired.push(RetiredKey { key, retired_at }),
+            }
+        }
+        let current = current.ok_or_else(|| KeyError::Database("no current signing key".into()))?;
+        Ok(ResourceKeys {
+            resource_id,
+            access,
+            ring: KeyRing { current, retired },
+        })
+    }
+
+    /// The counter bumped by every key change; cheap enough to poll every second.
+    pub async fn version(&self) -> Result<i64, KeyError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("SELECT keys_version FROM resource")
+            .await
+            .map_err(db)?;
+        let row =
+            bounded(async { client.query_one(&statement, &[]).await.map_err(unavailable) }).await?;
+        Ok(row.get(0))
+    }
+
+    /// Replaces one access key cluster-wide; the other keeps working.
+    pub async fn regenerate_access_key(&self, which: KeyKind) -> Result<(), KeyError> {
+        let mut client = self.client().await?;
+        let tx = locked(&mut client).await?;
+        let sealed = self
+            .master
+            .seal(access_purpose(which), random_key().as_bytes());
+        let sql = match which {
+            KeyKind::Primary => {
+                "UPDATE resource SET primary_key = $1, keys_version = keys_version + 1"
+            }
+            KeyKind::Secondary => {
+                "UPDATE resource SET secondary_key = $1, keys_version = keys_version + 1"
+            }
+        };
+        if tx.execute(sql, &[&sealed]).await.map_err(db)? != 1 {
+            return Err(no_resource());
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    /// Makes a new signing key current cluster-wide; the old one stays published for 25 hours.
+    /// Returns the new key's `kid`.
+    pub async fn rotate_signing_key(&self, now: DateTime<Utc>) -> Result<String, KeyError> {
+        let mut client = self.client().await?;
+        let tx = locked(&mut client).await?;
+        let now_us = now.timestamp_micros();
+        tx.execute(
+            "UPDATE signing_keys SET retired_at_us = $1 WHERE retired_at_us IS NULL",
+            &[&now_us],
+        )
+        .await
+        .map_err(db)?;
+        // Keys past their retention are of no use to anyone any more.
+        let cutoff = (now - RETIRED_KEY_RETENTION).timestamp_micros();
+        tx.execute(
+            "DELETE FROM signing_keys WHERE retired_at_us < $1",
+            &[&cutoff],
+        )
+        .await
+        .map_err(db)?;
+        let kid = insert_signing_key(&tx, &self.master, now_us).await?;
+        let bumped = tx
+            .execute("UPDATE resource SET keys_version = keys_version + 1", &[])
+            .await
+            .map_err(db)?;
+        if bumped != 1 {
+            return Err(no_resource());
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(kid)
+    }
+
+    async fn client(&self) -> Result<Object, KeyError> {
+        Ok(bounded(async { self.pool.get().await.map_err(unavailable) }).await?)
+    }
+}
+
+/// Opens a transaction holding the keys lock (released at commit or rollback).
+async fn locked(client: &mut Object) -> Result<Transaction<'_>, KeyError> {
+    let tx = client.transaction().await.map_err(db)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEYS_LOCK])
+        .await
+        .map_err(db)?;
+    Ok(tx)
+}
+
+fn no_resource() -> KeyError {
+    KeyError::Database("the database holds no resource yet; start `callsign serve` once".into())
+}
+
+fn access_purpose(which: KeyKind) -> &'static str {
+    match which {
+        KeyKind::Primary => "callsign/access/primary",
+        KeyKind::Secondary => "callsign/access/secondary",
+    }
+}
+
+fn open_access(master: &MasterKey, which: KeyKind, sealed: Vec<u8>) -> Result<AccessKey, KeyError> {
+    let bytes = master.open(access_purpose(which), &sealed)?;
+    Ok(AccessKey::from_bytes(bytes))
+}
+
+fn open_signing_key(
+    master: &MasterKey,
+    kid: &str,
+    sealed: Vec<u8>,
+    certificate: String,
+) -> Result<SigningKey, KeyError> {
+    let private = master.open(&format!("callsign/signing/{kid}"), &sealed)?;
+    let private_key = String::from_utf8(private).map_err(|_| KeyError::Crypto)?;
+    SigningKey::from_pem(&SigningKeyPem {
+        private_key,
+        certificate,
+    })
+}
+
+async fn create_resource(
+    tx: &Transaction<'_>,
+    master: &MasterKey,
+    seed: Option<AccessKey>,
+    now: DateTime<Utc>,
+) -> Result<(), KeyError> {
+    let keys = AccessKeys::generate(seed);
+    let resource_id = ResourceId::random().to_string();
+    let primary = master.seal(access_purpose(KeyKind::Primary), keys.primary.as_bytes());
+    let secondary = master.seal(
+        access_purpose(KeyKind::Secondary),
+        keys.secondary.as_bytes(),
+    );
+    tx.execute(
+        "INSERT INTO resource (resource_id, primary_key, secondary_key, keys_version) \
+         VALUES ($1, $2, $3, 1)",
+        &[&resource_id, &primary, &secondary],
+    )
+    .await
+    .map_err(db)?;
+    insert_signing_key(tx, master, now.timestamp_micros()).await?;
+    Ok(())
+}
+
+async fn insert_signing_key(
+    tx: &Transaction<'_>,
+    master: &MasterKey,
+    now_us: i64,
+) -> Result<String, KeyError> {
+    let (key, pem) = SigningKey::generate()?;
+    let kid = key.kid().to_owned();
+    let sealed = master.seal(
+        &format!("callsign/signing/{kid}"),
+        pem.private_key.as_bytes(),
+    );
+    tx.execute(
+        "INSERT INTO signing_keys (kid, private_key, certificate, created_at_us) \
+         VALUES ($1, $2, $3, $4)",
+        &[&kid, &sealed, &pem.certificate, &now_us],
+    )
+    .await
+    .map_err(db)?;
+    Ok(kid)
+}

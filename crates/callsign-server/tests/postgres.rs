@@ -1,0 +1,191 @@
+//! PostgreSQL-only behaviour: keys shared through the database (sealed, seeded once, rotated under
+//! a lock) and a store that fails fast while the database is down and recovers after.
+
+mod common;
+
+use callsign_common::AccessKey;
+use callsign_server::clock::ManualClock;
+use callsign_server::keys::{KeyError, KeyKind, MasterKey, PgKeys};
+use callsign_server::store::{IdentityRecord, PostgresStore, Store, StoreError};
+use callsign_server::{PostgresConfig, Server, ServerConfig};
+use chrono::Utc;
+use common::pg_cluster::PgCluster;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn master(byte: u8) -> Arc<MasterKey> {
+    Arc::new(MasterKey::from_bytes(&[byte; 32]).unwrap())
+}
+
+async fn keys_over(cluster: &PgCluster, master_key: Arc<MasterKey>) -> PgKeys {
+    let store = PostgresStore::connect(&cluster.url()).await.unwrap();
+    PgKeys::new(store.pool().clone(), master_key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_share_keys_and_the_seed_only_seeds() {
+    let cluster = PgCluster::start();
+    let seed = AccessKey::from_bytes(vec![7; 32]);
+    let (a, b) = tokio::join!(
+        keys_over(&cluster, master(1)),
+        keys_over(&cluster, master(1))
+    );
+    let now = Utc::now();
+    // Two nodes starting at once with the same seed create one resource.
+    let (ka, kb) = tokio::join!(
+        a.init(Some(seed.clone()), now),
+        b.init(Some(seed.clone()), now)
+    );
+    let (ka, kb) = (ka.unwrap(), kb.unwrap());
+    assert_eq!(ka.access.primary, seed);
+    assert_eq!(ka.resource_id, kb.resource_id);
+    assert_eq!(ka.access, kb.access);
+    assert_eq!(ka.ring.current.kid(), kb.ring.current.kid());
+
+    // Without a seed a node takes what the database holds; a different seed is refused.
+    assert_eq!(a.init(None, now).await.unwrap().access.primary, seed);
+    let other = AccessKey::from_bytes(vec![8; 32]);
+    let err = a.init(Some(other.clone()), now).await.unwrap_err();
+    assert!(matches!(err, KeyError::SeedMismatchDatabase), "{err}");
+    assert!(!err.to_string().contains(&other.to_base64()));
+
+    // Another master key cannot open the keys, and says so without leaking anything.
+    let wrong = keys_over(&cluster, master(2)).await;
+    let err = wrong.init(None, now).await.unwrap_err();
+    assert!(matches!(err, KeyError::Sealed(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn regeneration_and_rotation_bump_the_version_every_node_polls() {
+    let cluster = PgCluster::start();
+    let a = keys_over(&cluster, master(1)).await;
+    let b = keys_over(&cluster, master(1)).await;
+    let t0 = Utc::now();
+    let before = a.init(None, t0).await.unwrap();
+    let v0 = b.version().await.unwrap();
+
+    a.regenerate_access_key(KeyKind::Secondary).await.unwrap();
+    let v1 = b.version().await.unwrap();
+    assert!(v1 > v0);
+    let seen = b.load(t0).await.unwrap();
+    assert_eq!(seen.access.primary, before.access.primary);
+    assert_ne!(seen.access.secondary, before.access.secondary);
+
+    let kid = a.rotate_signing_key(t0).await.unwrap();
+    assert!(b.version().await.unwrap() > v1);
+    let ring = b.load(t0).await.unwrap().ring;
+    assert_eq!(ring.current.kid(), kid);
+    let old = before.ring.current.kid();
+    assert!(ring.find(old).is_some(), "the old key still verifies");
+    let much_later = b.load(t0 + chrono::Duration::hours(26)).await.unwrap();
+    assert!(
+        much_later.ring.find(old).is_none(),
+        "and is dropped after 25 h"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_key_material_in_plain_text() {
+    let cluster = PgCluster::start();
+    let seed = AccessKey::from_bytes(b"0123456789abcdef0123456789abcdef".to_vec());
+    let keys = keys_over(&cluster, master(1)).await;
+    keys.init(Some(seed), Utc::now()).await.unwrap();
+    let dump = std::process::Command::new(common::pg_cluster::pg_bin_dir().join("pg_dump"))
+        .args(["--data-only", "--dbname", &cluster.url()])
+        .output()
+        .unwrap();
+    assert!(dump.status.success(), "{dump:?}");
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(dump.contains("BEGIN CERTIFICATE") || dump.contains("CERTIFICATE"));
+    assert!(!dump.contains("PRIVATE KEY"), "private keys are sealed");
+    assert!(!dump.contains("0123456789abcdef"), "access keys are sealed");
+    // bytea is dumped as hex: look for the seed's hex too.
+    assert!(!dump.contains("30313233343536373839616263646566"));
+}
+
+fn record(id: &str) -> IdentityRecord {
+    IdentityRecord {
+        id: id.into(),
+        custom_id: None,
+        created_at_us: 1,
+        last_token_issued_at_us: None,
+        revoked_before_us: None,
+        deleted_at_us: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn store_fails_fast_while_the_database_is_down_and_recovers() {
+    let cluster = PgCluster::start();
+    let store = PostgresStore::connect(&cluster.url()).await.unwrap();
+    store.create_identity(record("before")).await.unwrap();
+
+    cluster.crash();
+    let started = Instant::now();
+    let err = store.get_identity("before".into()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)));
+    let err = store.create_identity(record("during")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)));
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "failed fast: {:?}",
+        started.elapsed()
+    );
+
+    cluster.start_server();
+    // The pool replaces its dead connections on its own; no restart of the store.
+    let mut recovered = None;
+    for _ in 0..50 {
+        match store.get_identity("before".into()).await {
+            Ok(found) => {
+                recovered = found;
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert!(
+        recovered.is_some(),
+        "the acknowledged write survived the crash"
+    );
+    assert_eq!(store.get_identity("during".into()).await.unwrap(), None);
+}
+
+/// A node in this process on `url`, reading `clock`; returns a client for it.
+async fn node(url: &str, clock: ManualClock) -> (common::Client, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path());
+    config.clock = Arc::new(clock);
+    let postgres = PostgresConfig {
+        url: url.to_owned(),
+        master_key: MasterKey::from_bytes(&[1; 32]).unwrap(),
+    };
+    let server = Server::bind_postgres(config, postgres).await.unwrap();
+    let key = server.live_keys().get().access.primary.clone();
+    let base = format!("http://{}", server.local_addr());
+    tokio::spawn(server.run(std::future::pending()));
+    (common::Client::new(&base, key), dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revocation_is_exact_across_nodes_with_skewed_clocks() {
+    let cluster = PgCluster::start();
+    let now = Utc::now();
+    let (ahead, _a) = node(
+        &cluster.url(),
+        ManualClock::new(now + chrono::Duration::seconds(20)),
+    )
+    .await;
+    let (behind, _b) = node(&cluster.url(), ManualClock::new(now)).await;
+
+    let id = behind.create_user().await;
+    // Issued by the node whose clock runs 20 s ahead, then revoked by the other one.
+    let early = ahead.issue_token(&id, &["chat"]).await;
+    assert_eq!(behind.revoke(&id).await.status, 204);
+    assert_eq!(ahead.introspect(&early).await["active"], false);
+    assert_eq!(behind.introspect(&early).await["active"], false);
+    // Issued after the revoke returned, by the node behind: valid everywhere.
+    let late = behind.issue_token(&id, &["chat"]).await;
+    assert_eq!(ahead.introspect(&late).await["active"], true);
+    assert_eq!(behind.introspect(&late).await["active"], true);
+}
