@@ -179,6 +179,7 @@ async fn run_scenarios(cli: &Cli, mut bounds: Bounds) -> Result<()> {
     let api = Api::new(&endpoint, key, cli.connections)?;
     let users = Arc::new(create_users(&api, cli.users.max(1)).await?);
     let mut issue_rps = None;
+    let mut failed = 0;
     let scenarios = match cli.scenarios.is_empty() {
         true => Scenario::all(),
         false => cli.scenarios.clone(),
@@ -204,6 +205,7 @@ async fn run_scenarios(cli: &Cli, mut bounds: Bounds) -> Result<()> {
             Scenario::IssueToken => issue_rps = Some(report.rps),
             _ => {}
         }
+        failed += report.errors;
         emit(scenario_line(
             cli,
             scenario,
@@ -212,6 +214,9 @@ async fn run_scenarios(cli: &Cli, mut bounds: Bounds) -> Result<()> {
             &bounds,
             load_before,
         ));
+    }
+    if failed > 0 {
+        bail!("{failed} requests failed");
     }
     Ok(())
 }

@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 fn hmac_verification(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let keys = DataDir::new(dir.path()).init(None, chrono::Utc::now()).unwrap();
+    let keys = DataDir::new(dir.path())
+        .init(None, chrono::Utc::now())
+        .unwrap();
     let body = br#"{"scopes":["chat","voip"]}"#;
     let path = "/identities/8:acs:x/:issueAccessToken?api-version=2023-10-01";
     let now = chrono::Utc::now();
@@ -49,7 +51,9 @@ fn hmac_verification(c: &mut Criterion) {
 
 fn raw_id_and_mint(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let keys = DataDir::new(dir.path()).init(None, chrono::Utc::now()).unwrap();
+    let keys = DataDir::new(dir.path())
+        .init(None, chrono::Utc::now())
+        .unwrap();
     let raw = IdentityId::generate(keys.resource_id).as_str().to_owned();
     let id = IdentityId::parse(&raw, keys.resource_id).unwrap();
     let scopes = Scopes::new([Scope::Chat, Scope::Voip]).unwrap();
