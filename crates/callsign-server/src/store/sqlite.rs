@@ -271,4 +271,56 @@ mod tests {
             .unwrap();
         assert_eq!(fresh.id, "c");
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_are_all_committed_and_visible_to_other_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = SqliteStore::open(&path).unwrap();
+        let creates = (0..200).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.create_identity(record(&format!("u{i}"), None)).await })
+        });
+        for create in creates.collect::<Vec<_>>() {
+            create.await.unwrap().unwrap();
+        }
+        let revokes = (0..200).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.revoke_tokens(format!("u{i}"), 7).await })
+        });
+        for revoke in revokes.collect::<Vec<_>>() {
+            assert!(revoke.await.unwrap().unwrap());
+        }
+        // Acknowledged means committed: a connection of its own sees every write at once.
+        let other = Connection::open(&path).unwrap();
+        let revoked: i64 = other
+            .query_row(
+                "SELECT count(*) FROM identities WHERE revoked_before_us = 7",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(revoked, 200);
+    }
+
+    #[tokio::test]
+    async fn token_stamps_are_visible_at_once_and_written_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = SqliteStore::open(&path).unwrap();
+        store.create_identity(record("a", None)).await.unwrap();
+        store.record_token_issued("a".into(), 42).await.unwrap();
+        let a = store.get_identity("a".into()).await.unwrap().unwrap();
+        assert_eq!(a.last_token_issued_at_us, Some(42));
+        tokio::time::sleep(writer::STAMP_FLUSH * 3).await;
+        let other = Connection::open(&path).unwrap();
+        let stored: Option<i64> = other
+            .query_row(
+                "SELECT last_token_issued_at_us FROM identities WHERE id = 'a'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored, Some(42));
+    }
 }
