@@ -96,6 +96,24 @@ pub fn library_sign_rate(alg: Alg, duration: Duration) -> Result<f64> {
     Ok(count as f64 / start.elapsed().as_secs_f64())
 }
 
+/// How many small write + fsync (`sync_data`) rounds per second a file in `dir` takes: the bound
+/// on durable commits, which group commit spreads over every write of a batch.
+pub fn fsync_rate(dir: &std::path::Path, duration: Duration) -> Result<f64> {
+    use std::io::Write;
+    let path = dir.join("fsync-probe");
+    let mut file = std::fs::File::create(&path).context("creating the fsync probe")?;
+    let start = Instant::now();
+    let mut count = 0u64;
+    while start.elapsed() < duration {
+        file.write_all(&[0u8; 4096])?;
+        file.sync_data()?;
+        count += 1;
+    }
+    let rate = count as f64 / start.elapsed().as_secs_f64();
+    std::fs::remove_file(&path)?;
+    Ok(rate)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +128,12 @@ mod tests {
         assert_eq!(parse_openssl_speed(out, "ed25519"), None);
         let ed = " 253 bits EdDSA (Ed25519)   0.0000s   0.0001s  26277.8   9000.1\n";
         assert_eq!(parse_openssl_speed(ed, "ed25519"), Some(26277.8));
+    }
+
+    #[test]
+    fn fsync_rate_is_positive() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(fsync_rate(dir.path(), Duration::from_millis(20)).unwrap() > 0.0);
     }
 
     #[test]

@@ -138,6 +138,12 @@ fn measure_crypto_bounds(cli: &Cli, alg: Alg, bounds: &mut Bounds) -> Result<()>
     }
     if cli.crypto_seconds > 0.0 {
         let duration = Duration::from_secs_f64(cli.crypto_seconds);
+        let dir = tempfile::tempdir()?;
+        emit(json!({
+            "bound": "fsync",
+            "per_s": bounds::fsync_rate(dir.path(), duration)?,
+            "dir": std::env::temp_dir(),
+        }));
         for each in [Alg::Rs256, Alg::Es256, Alg::EdDsa] {
             let rate = bounds::library_sign_rate(each, duration)?;
             if std::mem::discriminant(&each) == std::mem::discriminant(&alg) {
