@@ -28,5 +28,9 @@ else
 fi
 cargo test --workspace --locked --doc
 
+echo "== benchmark harness: a smoke run (checks it works; no timing assertions)"
+target/debug/callsign-bench --server-bin target/debug/callsign --duration 0.5 --connections 4 \
+  --users 8 --openssl-seconds 1 --crypto-seconds 0.1 --label smoke
+
 echo "== conformance: the official SDKs against callsign"
 conformance/run.sh target/debug/callsign

@@ -1,15 +1,42 @@
 //! The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, so a write is on disk
 //! before it is acknowledged.
+//!
+//! Writes go to one writer thread that commits them in batches (group commit: one transaction and
+//! one fsync for every write that arrived while the previous batch was syncing). Reads use a pool
+//! of their own connections, which WAL lets run beside the writer, on the blocking pool.
+
+mod writer;
 
 use super::{IdentityRecord, Store, StoreError};
-use rusqlite::{params, Connection, OptionalExtension};
-use std::path::Path;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+use writer::{Job, PendingStamps};
 
 /// Identities in a SQLite database file.
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    readers: Mutex<Vec<Connection>>,
+    stamps: Arc<PendingStamps>,
+}
+
+impl Drop for Inner {
+    /// Lets the writer finish its queue and write the pending token stamps before the store goes.
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
 }
 
 const MIGRATIONS: &[&str] = &[r#"
@@ -34,26 +61,91 @@ impl SqliteStore {
         )
         .map_err(unavailable)?;
         migrate(&conn)?;
+        let (jobs, queue) = mpsc::channel();
+        let stamps = Arc::new(PendingStamps::default());
+        let writer_stamps = stamps.clone();
+        let writer = std::thread::Builder::new()
+            .name("callsign-sqlite-writer".into())
+            .spawn(move || writer::run(conn, queue, writer_stamps))
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                jobs: Some(jobs),
+                writer: Some(writer),
+                readers: Mutex::new(Vec::new()),
+                stamps,
+            }),
         })
     }
 
-    /// Runs `f` on the connection on the blocking pool, keeping the async runtime free.
-    async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// Queues a write for the writer thread and waits until its batch has committed.
+    async fn write<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<rusqlite::Result<T>>) -> Job,
+    ) -> Result<T, StoreError> {
+        let (reply, outcome) = oneshot::channel();
+        self.inner
+            .jobs
+            .as_ref()
+            .and_then(|jobs| jobs.send(job(reply)).ok())
+            .ok_or_else(|| StoreError::Unavailable("the writer has stopped".into()))?;
+        outcome
+            .await
+            .map_err(|_| StoreError::Unavailable("the write was not committed".into()))?
+            .map_err(unavailable)
+    }
+
+    /// Runs `f` on a read connection on the blocking pool, keeping the async runtime free.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(&mut conn)
+            let conn = inner.take_reader()?;
+            let result = f(&conn);
+            inner.put_reader(conn);
+            result
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?
         .map_err(unavailable)
     }
+}
+
+impl Inner {
+    fn take_reader(&self) -> rusqlite::Result<Connection> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match pooled {
+            Some(conn) => Ok(conn),
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(std::time::Duration::from_secs(5))?;
+                Ok(conn)
+            }
+        }
+    }
+
+    fn put_reader(&self, conn: Connection) {
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
+    }
+}
+
+/// The record with its token-issue time brought up to date with the stamps not yet written.
+fn with_pending_stamp(stamps: &PendingStamps, mut record: IdentityRecord) -> IdentityRecord {
+    if let Some(pending) = stamps.get(&record.id) {
+        let stored = record.last_token_issued_at_us.unwrap_or(i64::MIN);
+        record.last_token_issued_at_us = Some(stored.max(pending));
+    }
+    record
 }
 
 fn unavailable(e: rusqlite::Error) -> StoreError {
@@ -90,76 +182,41 @@ fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<IdentityRecord> {
 
 impl Store for SqliteStore {
     async fn create_identity(&self, record: IdentityRecord) -> Result<IdentityRecord, StoreError> {
-        self.with_conn(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            if let Some(custom_id) = &record.custom_id {
-                let existing = tx
-                    .query_row(
-                        &format!(
-                            "SELECT {COLUMNS} FROM identities \
-                             WHERE custom_id = ?1 AND deleted_at_us IS NULL"
-                        ),
-                        [custom_id],
-                        read_record,
-                    )
-                    .optional()?;
-                if let Some(existing) = existing {
-                    return Ok(existing);
-                }
-            }
-            tx.execute(
-                "INSERT INTO identities (id, custom_id, created_at_us) VALUES (?1, ?2, ?3)",
-                params![record.id, record.custom_id, record.created_at_us],
-            )?;
-            tx.commit()?;
-            Ok(record)
-        })
-        .await
+        let record = self.write(|reply| Job::Create(record, reply)).await?;
+        Ok(with_pending_stamp(&self.inner.stamps, record))
     }
 
     async fn get_identity(&self, id: String) -> Result<Option<IdentityRecord>, StoreError> {
-        self.with_conn(move |conn| {
-            conn.prepare_cached(&format!("SELECT {COLUMNS} FROM identities WHERE id = ?1"))?
-                .query_row([id], read_record)
-                .optional()
+        let stamps = self.inner.stamps.clone();
+        self.read(move |conn| {
+            let record = conn
+                .prepare_cached(&format!("SELECT {COLUMNS} FROM identities WHERE id = ?1"))?
+                .query_row([&id], read_record)
+                .optional()?;
+            Ok(record.map(|r| with_pending_stamp(&stamps, r)))
         })
         .await
     }
 
+    /// Kept in memory and written within [`writer::STAMP_FLUSH`]; reads see it at once.
     async fn record_token_issued(&self, id: String, at_us: i64) -> Result<(), StoreError> {
-        self.with_conn(move |conn| {
-            conn.prepare_cached(
-                "UPDATE identities SET last_token_issued_at_us = max(coalesce(last_token_issued_at_us, 0), ?2) \
-                 WHERE id = ?1",
-            )?
-            .execute(params![id, at_us])
-            .map(|_| ())
-        })
-        .await
+        self.inner.stamps.record(id, at_us);
+        Ok(())
     }
 
     async fn revoke_tokens(&self, id: String, before_us: i64) -> Result<bool, StoreError> {
-        self.with_conn(move |conn| {
-            conn.prepare_cached(
-                "UPDATE identities SET revoked_before_us = \
-                 max(coalesce(revoked_before_us, 0), ?2, coalesce(last_token_issued_at_us, 0)) \
-                 WHERE id = ?1 AND deleted_at_us IS NULL",
-            )?
-            .execute(params![id, before_us])
-            .map(|n| n == 1)
-        })
-        .await
+        // A revoke covers every issue recorded so far, written or still pending (a node whose clock
+        // runs ahead may have stamped a token later than `before_us`).
+        let before = self
+            .inner
+            .stamps
+            .get(&id)
+            .map_or(before_us, |pending| pending.max(before_us));
+        self.write(|reply| Job::Revoke(id, before, reply)).await
     }
 
     async fn delete_identity(&self, id: String, at_us: i64) -> Result<bool, StoreError> {
-        self.with_conn(move |conn| {
-            conn.prepare_cached(
-                "UPDATE identities SET deleted_at_us = ?2 WHERE id = ?1 AND deleted_at_us IS NULL",
-            )?
-            .execute(params![id, at_us])
-            .map(|n| n == 1)
-        })
-        .await
+        self.write(|reply| Job::Delete(id, at_us, reply)).await
     }
 }
 
@@ -220,5 +277,57 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(fresh.id, "c");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_are_all_committed_and_visible_to_other_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = SqliteStore::open(&path).unwrap();
+        let creates = (0..200).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.create_identity(record(&format!("u{i}"), None)).await })
+        });
+        for create in creates.collect::<Vec<_>>() {
+            create.await.unwrap().unwrap();
+        }
+        let revokes = (0..200).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.revoke_tokens(format!("u{i}"), 7).await })
+        });
+        for revoke in revokes.collect::<Vec<_>>() {
+            assert!(revoke.await.unwrap().unwrap());
+        }
+        // Acknowledged means committed: a connection of its own sees every write at once.
+        let other = Connection::open(&path).unwrap();
+        let revoked: i64 = other
+            .query_row(
+                "SELECT count(*) FROM identities WHERE revoked_before_us = 7",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(revoked, 200);
+    }
+
+    #[tokio::test]
+    async fn token_stamps_are_visible_at_once_and_written_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = SqliteStore::open(&path).unwrap();
+        store.create_identity(record("a", None)).await.unwrap();
+        store.record_token_issued("a".into(), 42).await.unwrap();
+        let a = store.get_identity("a".into()).await.unwrap().unwrap();
+        assert_eq!(a.last_token_issued_at_us, Some(42));
+        tokio::time::sleep(writer::STAMP_FLUSH * 3).await;
+        let other = Connection::open(&path).unwrap();
+        let stored: Option<i64> = other
+            .query_row(
+                "SELECT last_token_issued_at_us FROM identities WHERE id = 'a'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored, Some(42));
     }
 }
