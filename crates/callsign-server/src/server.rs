@@ -3,7 +3,7 @@
 use crate::clock::{Clock, Stamps, SystemClock};
 use crate::domain::IdentityService;
 use crate::http::{router, AppState, HttpConfig};
-use crate::keys::{DataDir, KeyError, LiveKeys};
+use crate::keys::{DataDir, KeyError, LiveKeys, SigningAlg};
 use crate::store::{SqliteStore, StoreError};
 use crate::tls::{self, TlsError, TlsFiles};
 use callsign_common::AccessKey;
@@ -47,6 +47,9 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// The clock (tests inject a manual one).
     pub clock: Arc<dyn Clock>,
+    /// Sign new tokens with this algorithm (rotating to a new key if the current one differs);
+    /// `None` keeps the data dir's current key (RS256 for a new data dir).
+    pub signing_alg: Option<SigningAlg>,
 }
 
 impl ServerConfig {
@@ -60,6 +63,7 @@ impl ServerConfig {
             http: HttpConfig::default(),
             shutdown_grace: Duration::from_secs(30),
             clock: Arc::new(SystemClock),
+            signing_alg: None,
         }
     }
 }
@@ -101,7 +105,10 @@ impl Server {
     pub fn bind(config: ServerConfig) -> Result<Server, ServerError> {
         let clock = config.clock.clone();
         let data_dir = DataDir::new(&config.data_dir);
-        let keys = data_dir.init(config.access_key_seed.clone(), clock.now())?;
+        let mut keys = data_dir.init(config.access_key_seed.clone(), clock.now())?;
+        if let Some(alg) = config.signing_alg {
+            keys = data_dir.ensure_signing_alg(alg, clock.now())?;
+        }
         let keys = Arc::new(LiveKeys::new(data_dir.clone(), keys));
         let store = SqliteStore::open(&data_dir.database_path())?;
         let tls = match &config.tls {
