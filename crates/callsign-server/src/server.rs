@@ -3,7 +3,7 @@
 use crate::clock::{Clock, Stamps, SystemClock};
 use crate::domain::IdentityService;
 use crate::http::{router, AppState, HttpConfig};
-use crate::keys::{DataDir, KeyError, LiveKeys, MasterKey, PgKeys};
+use crate::keys::{DataDir, KeyError, LiveKeys, MasterKey, PgKeys, SigningAlg};
 use crate::store::postgres::OPERATION_TIMEOUT;
 use crate::store::{PostgresStore, SqliteStore, Store, StoreError};
 use crate::tls::{self, TlsError, TlsFiles};
@@ -64,6 +64,9 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// The clock (tests inject a manual one).
     pub clock: Arc<dyn Clock>,
+    /// Sign new tokens with this algorithm (rotating to a new key if the current one differs);
+    /// `None` keeps the data dir's current key (RS256 for a new data dir).
+    pub signing_alg: Option<SigningAlg>,
 }
 
 impl ServerConfig {
@@ -77,6 +80,7 @@ impl ServerConfig {
             http: HttpConfig::default(),
             shutdown_grace: Duration::from_secs(30),
             clock: Arc::new(SystemClock),
+            signing_alg: None,
         }
     }
 }
@@ -93,6 +97,9 @@ pub enum ServerError {
     /// TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// A combination of options that is not supported.
+    #[error("{0}")]
+    Unsupported(&'static str),
     /// Listening failed.
     #[error("listening on {addr}: {source}")]
     Listen {
@@ -122,7 +129,10 @@ impl Server {
     pub fn bind(config: ServerConfig) -> Result<Server, ServerError> {
         let clock = config.clock.clone();
         let data_dir = DataDir::new(&config.data_dir);
-        let keys = data_dir.init(config.access_key_seed.clone(), clock.now())?;
+        let mut keys = data_dir.init(config.access_key_seed.clone(), clock.now())?;
+        if let Some(alg) = config.signing_alg {
+            keys = data_dir.ensure_signing_alg(alg, clock.now())?;
+        }
         let keys = Arc::new(LiveKeys::new(data_dir.clone(), keys));
         let store = SqliteStore::open(&data_dir.database_path())?;
         let refresher = Box::pin(refresh_keys(keys.clone(), clock));
@@ -135,6 +145,15 @@ impl Server {
         config: ServerConfig,
         postgres: PostgresConfig,
     ) -> Result<Server, ServerError> {
+        if config
+            .signing_alg
+            .is_some_and(|alg| alg != SigningAlg::Rs256)
+        {
+            // Cluster keys are generated as RS256; other algorithms are a data-dir feature so far.
+            return Err(ServerError::Unsupported(
+                "--signing-alg es256/eddsa is not supported with --database-url yet",
+            ));
+        }
         let clock = config.clock.clone();
         let store = PostgresStore::connect(&postgres.url).await?;
         let db_keys = PgKeys::new(store.pool().clone(), Arc::new(postgres.master_key));

@@ -6,7 +6,7 @@ mod config;
 
 use anyhow::{Context, Result};
 use callsign_common::AccessKey;
-use callsign_server::keys::{DataDir, KeyKind, MasterKey, PgKeys};
+use callsign_server::keys::{DataDir, KeyKind, MasterKey, PgKeys, SigningAlg};
 use callsign_server::server::connection_string;
 use callsign_server::store::PostgresStore;
 use callsign_server::{PostgresConfig, Server, ServerConfig, TlsMode};
@@ -142,6 +142,18 @@ struct ServeArgs {
     quiet: bool,
     #[command(flatten)]
     database: DatabaseArg,
+    /// Sign new tokens with this algorithm; a different one than the current key's rotates to a
+    /// new key (the old one stays in the JWKS for 25 hours). Default: keep the current key (RS256
+    /// for a new data dir), which is what the official SDKs are tested with.
+    #[arg(long, value_enum)]
+    signing_alg: Option<SigningAlgArg>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SigningAlgArg {
+    Rs256,
+    Es256,
+    Eddsa,
 }
 
 fn main() -> std::process::ExitCode {
@@ -309,6 +321,11 @@ fn serve(args: ServeArgs) -> Result<()> {
     if let Some(bytes) = file.max_body_bytes {
         config.http.max_body_bytes = bytes;
     }
+    config.signing_alg = args.signing_alg.map(|alg| match alg {
+        SigningAlgArg::Rs256 => SigningAlg::Rs256,
+        SigningAlgArg::Es256 => SigningAlg::Es256,
+        SigningAlgArg::Eddsa => SigningAlg::EdDsa,
+    });
     config.access_key_seed = match std::env::var("CALLSIGN_ACCESS_KEY") {
         Ok(value) if !value.is_empty() => Some(
             AccessKey::from_base64(&value).context("CALLSIGN_ACCESS_KEY is not valid base64")?,

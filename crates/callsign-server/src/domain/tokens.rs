@@ -31,7 +31,7 @@ impl std::fmt::Debug for IssuedToken {
     }
 }
 
-/// Mints an RS256 token for `id`, stamped `stamp_us` (microseconds since the epoch).
+/// Mints a token for `id`, signed with the current key (RS256 unless configured otherwise), stamped `stamp_us` (microseconds since the epoch).
 ///
 /// The JWT is assembled here and signed with the crypto library's RSA primitive, because the payload
 /// must be encoded in a form a generic JWT encoder cannot guarantee (see
@@ -61,7 +61,7 @@ pub fn mint(
     };
     let signer = &keys.ring.current;
     let header = serde_json::json!({
-        "alg": "RS256",
+        "alg": signer.alg().jws_name(),
         "kid": signer.kid(),
         "x5t": signer.x5t(),
         "typ": "JWT",
@@ -90,10 +90,10 @@ pub fn verify(keys: &ResourceKeys, token: &str, now: DateTime<Utc>) -> Option<To
         kid: String,
     }
     let header: Header = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
-    if header.alg != "RS256" {
+    let key = keys.ring.find(&header.kid)?;
+    if header.alg != key.alg().jws_name() {
         return None;
     }
-    let key = keys.ring.find(&header.kid)?;
     let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
     if !key.verify(signing_input.as_bytes(), &signature) {
         return None;
@@ -136,5 +136,28 @@ mod tests {
             .init(None, now)
             .unwrap();
         assert!(verify(&other, &issued.token, now).is_none());
+    }
+
+    #[test]
+    fn es256_and_eddsa_tokens_verify_and_name_their_algorithm() {
+        use crate::keys::SigningAlg;
+        for alg in [SigningAlg::Es256, SigningAlg::EdDsa] {
+            let dir = tempfile::tempdir().unwrap();
+            let now = Utc::now();
+            let data = DataDir::new(dir.path());
+            data.init(None, now).unwrap();
+            let keys = data.ensure_signing_alg(alg, now).unwrap();
+            let id = IdentityId::generate(keys.resource_id);
+            let scopes = Scopes::new([Scope::Chat]).unwrap();
+            let issued = mint(&keys, &id, &scopes, Minutes::MIN, now.timestamp_micros());
+            let header = issued.token.split('.').next().unwrap();
+            let header: serde_json::Value =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+            assert_eq!(header["alg"], alg.jws_name());
+            assert!(verify(&keys, &issued.token, now).is_some());
+            let mut tampered = issued.token.clone();
+            tampered.insert(tampered.len() - 5, 'A');
+            assert!(verify(&keys, &tampered, now).is_none());
+        }
     }
 }

@@ -10,7 +10,7 @@ pub mod signing;
 pub use access::{AccessKeys, KeyKind};
 pub use postgres::PgKeys;
 pub use sealed::{MasterKey, SealError};
-pub use signing::{KeyRing, KeyRingDir, SigningKey};
+pub use signing::{KeyRing, KeyRingDir, SigningAlg, SigningKey};
 
 use crate::domain::ids::ResourceId;
 use callsign_common::AccessKey;
@@ -171,6 +171,17 @@ impl DataDir {
         keys.regenerate(which);
         keys.save(&path)?;
         Ok(keys)
+    }
+
+    /// Makes a new `alg` signing key current unless the current key already uses `alg` (the old
+    /// key stays published for 25 hours), and returns the keys.
+    pub fn ensure_signing_alg(
+        &self,
+        alg: SigningAlg,
+        now: DateTime<Utc>,
+    ) -> Result<ResourceKeys, KeyError> {
+        self.ring_dir().ensure_alg(alg, now)?;
+        self.load(now)
     }
 
     /// Makes a new signing key current; the old one stays published for 25 hours.

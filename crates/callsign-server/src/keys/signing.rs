@@ -1,11 +1,12 @@
-//! RS256 token-signing keys: generation, the self-signed certificate that names them (`kid`, `x5t`),
-//! the key ring that keeps retired keys verifiable, and the JWKS view of it.
+//! Token-signing keys (RS256 by default; ES256 and EdDSA on request): generation, the self-signed
+//! certificate that names them (`kid`, `x5t`), the key ring that keeps retired keys verifiable, and
+//! the JWKS view of it.
 
 use super::files::{create_private_dir, write_public, write_secret};
 use super::KeyError;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
-use aws_lc_rs::signature::{self, KeyPair as _};
+use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -17,11 +18,97 @@ use std::sync::Arc;
 /// How long a retired key stays in the JWKS: longer than the longest token lifetime (24 h).
 pub const RETIRED_KEY_RETENTION: chrono::Duration = chrono::Duration::hours(25);
 
-/// One RSA-2048 signing key with its certificate.
+/// The JWS algorithms tokens can be signed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SigningAlg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256, RSA-2048: what ACS uses and the SDKs are tested with.
+    #[default]
+    Rs256,
+    /// ECDSA P-256 with SHA-256 (signature as fixed-width r || s, as JWS requires).
+    Es256,
+    /// Ed25519.
+    EdDsa,
+}
+
+impl SigningAlg {
+    /// The JWS `alg` name.
+    pub fn jws_name(self) -> &'static str {
+        match self {
+            SigningAlg::Rs256 => "RS256",
+            SigningAlg::Es256 => "ES256",
+            SigningAlg::EdDsa => "EdDSA",
+        }
+    }
+
+    fn rcgen_alg(self) -> &'static rcgen::SignatureAlgorithm {
+        match self {
+            SigningAlg::Rs256 => &rcgen::PKCS_RSA_SHA256,
+            SigningAlg::Es256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            SigningAlg::EdDsa => &rcgen::PKCS_ED25519,
+        }
+    }
+}
+
+/// The private key of one algorithm, parsed once and reused for every signature.
+enum PrivateKey {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
+}
+
+impl PrivateKey {
+    fn generate(alg: SigningAlg) -> Result<Self, KeyError> {
+        Ok(match alg {
+            SigningAlg::Rs256 => PrivateKey::Rsa(
+                RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Crypto)?,
+            ),
+            SigningAlg::Es256 => PrivateKey::Ec(
+                EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING)
+                    .map_err(|_| KeyError::Crypto)?,
+            ),
+            SigningAlg::EdDsa => {
+                PrivateKey::Ed(Ed25519KeyPair::generate().map_err(|_| KeyError::Crypto)?)
+            }
+        })
+    }
+
+    /// Parses PKCS#8 DER of any of the three kinds.
+    fn from_pkcs8(der: &[u8]) -> Result<Self, KeyError> {
+        if let Ok(key) = RsaKeyPair::from_pkcs8(der) {
+            return Ok(PrivateKey::Rsa(key));
+        }
+        if let Ok(key) = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der)
+        {
+            return Ok(PrivateKey::Ec(key));
+        }
+        Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+            .map(PrivateKey::Ed)
+            .map_err(|_| KeyError::Crypto)
+    }
+
+    fn pkcs8(&self) -> Result<Vec<u8>, KeyError> {
+        let der = match self {
+            PrivateKey::Rsa(k) => k.as_der().map(|d| d.as_ref().to_vec()),
+            PrivateKey::Ec(k) => k.to_pkcs8v1().map(|d| d.as_ref().to_vec()),
+            PrivateKey::Ed(k) => k.to_pkcs8v1().map(|d| d.as_ref().to_vec()),
+        };
+        der.map_err(|_| KeyError::Crypto)
+    }
+
+    fn alg(&self) -> SigningAlg {
+        match self {
+            PrivateKey::Rsa(_) => SigningAlg::Rs256,
+            PrivateKey::Ec(_) => SigningAlg::Es256,
+            PrivateKey::Ed(_) => SigningAlg::EdDsa,
+        }
+    }
+}
+
+/// One signing key with its certificate.
 pub struct SigningKey {
     kid: String,
     x5t: String,
-    key_pair: RsaKeyPair,
+    key_pair: PrivateKey,
     cert_der: Vec<u8>,
 }
 
@@ -44,11 +131,16 @@ pub struct SigningKeyPem {
 impl SigningKey {
     /// Generates a new RSA-2048 key and its self-signed certificate.
     pub fn generate() -> Result<(Self, SigningKeyPem), KeyError> {
-        let key_pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Crypto)?;
-        let pkcs8 = key_pair.as_der().map_err(|_| KeyError::Crypto)?;
+        Self::generate_with(SigningAlg::Rs256)
+    }
+
+    /// Generates a new key for `alg` and its self-signed certificate.
+    pub fn generate_with(alg: SigningAlg) -> Result<(Self, SigningKeyPem), KeyError> {
+        let key_pair = PrivateKey::generate(alg)?;
+        let pkcs8 = key_pair.pkcs8()?;
         let rc_key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
-            &PrivatePkcs8KeyDer::from(pkcs8.as_ref()),
-            &rcgen::PKCS_RSA_SHA256,
+            &PrivatePkcs8KeyDer::from(pkcs8.as_slice()),
+            alg.rcgen_alg(),
         )
         .map_err(|_| KeyError::Crypto)?;
         let params =
@@ -67,16 +159,13 @@ impl SigningKey {
 
     /// Loads a stored key.
     pub fn from_pem(pem: &SigningKeyPem) -> Result<Self, KeyError> {
-        let rc_key =
-            rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(&pem.private_key, &rcgen::PKCS_RSA_SHA256)
-                .map_err(|_| KeyError::Crypto)?;
-        let key_pair =
-            RsaKeyPair::from_pkcs8(&rc_key.serialize_der()).map_err(|_| KeyError::Crypto)?;
+        let der = pem_body(&pem.private_key, "PRIVATE KEY").ok_or(KeyError::Crypto)?;
+        let key_pair = PrivateKey::from_pkcs8(&der)?;
         let cert_der = pem_body(&pem.certificate, "CERTIFICATE").ok_or(KeyError::Crypto)?;
         Ok(Self::new(key_pair, cert_der))
     }
 
-    fn new(key_pair: RsaKeyPair, cert_der: Vec<u8>) -> Self {
+    fn new(key_pair: PrivateKey, cert_der: Vec<u8>) -> Self {
         let thumbprint =
             aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert_der);
         let kid = thumbprint
@@ -103,41 +192,82 @@ impl SigningKey {
         &self.x5t
     }
 
-    /// RS256 (RSASSA-PKCS1-v1_5 with SHA-256) signature of `message`.
-    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
-        let mut signature = vec![0u8; self.key_pair.public_modulus_len()];
-        self.key_pair
-            .sign(
-                &signature::RSA_PKCS1_SHA256,
-                &aws_lc_rs::rand::SystemRandom::new(),
-                message,
-                &mut signature,
-            )
-            .expect("RSA signing with a valid key does not fail");
-        signature
+    /// The algorithm this key signs with.
+    pub fn alg(&self) -> SigningAlg {
+        self.key_pair.alg()
     }
 
-    /// Checks an RS256 signature made by this key.
+    /// The JWS signature of `message` (RS256: RSASSA-PKCS1-v1_5 with SHA-256).
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        match &self.key_pair {
+            PrivateKey::Rsa(key) => {
+                let mut signature = vec![0u8; key.public_modulus_len()];
+                key.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut signature)
+                    .expect("RSA signing with a valid key does not fail");
+                signature
+            }
+            PrivateKey::Ec(key) => key
+                .sign(&rng, message)
+                .expect("ECDSA signing with a valid key does not fail")
+                .as_ref()
+                .to_vec(),
+            PrivateKey::Ed(key) => key.sign(message).as_ref().to_vec(),
+        }
+    }
+
+    /// Checks a signature made by this key.
     pub fn verify(&self, message: &[u8], signature_bytes: &[u8]) -> bool {
-        let public = self.key_pair.public_key().as_ref();
-        signature::UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, public)
+        let (alg, public): (&dyn signature::VerificationAlgorithm, &[u8]) = match &self.key_pair {
+            PrivateKey::Rsa(k) => (
+                &signature::RSA_PKCS1_2048_8192_SHA256,
+                k.public_key().as_ref(),
+            ),
+            PrivateKey::Ec(k) => (&signature::ECDSA_P256_SHA256_FIXED, k.public_key().as_ref()),
+            PrivateKey::Ed(k) => (&signature::ED25519, k.public_key().as_ref()),
+        };
+        signature::UnparsedPublicKey::new(alg, public)
             .verify(message, signature_bytes)
             .is_ok()
     }
 
     /// The public key as a JSON Web Key.
     pub fn jwk(&self) -> serde_json::Value {
-        let public = self.key_pair.public_key();
-        serde_json::json!({
-            "kty": "RSA",
-            "use": "sig",
-            "alg": "RS256",
-            "kid": self.kid,
-            "x5t": self.x5t,
-            "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
-            "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
-            "x5c": [STANDARD.encode(&self.cert_der)],
-        })
+        let mut jwk = match &self.key_pair {
+            PrivateKey::Rsa(k) => {
+                let public = k.public_key();
+                serde_json::json!({
+                    "kty": "RSA",
+                    "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+                    "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+                })
+            }
+            PrivateKey::Ec(k) => {
+                // Uncompressed point: 0x04 || x || y.
+                let point = k.public_key().as_ref();
+                serde_json::json!({
+                    "kty": "EC",
+                    "crv": "P-256",
+                    "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+                    "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+                })
+            }
+            PrivateKey::Ed(k) => serde_json::json!({
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "x": URL_SAFE_NO_PAD.encode(k.public_key().as_ref()),
+            }),
+        };
+        let fields = jwk.as_object_mut().expect("an object");
+        fields.insert("use".into(), "sig".into());
+        fields.insert("alg".into(), self.alg().jws_name().into());
+        fields.insert("kid".into(), self.kid.clone().into());
+        fields.insert("x5t".into(), self.x5t.clone().into());
+        fields.insert(
+            "x5c".into(),
+            serde_json::json!([STANDARD.encode(&self.cert_der)]),
+        );
+        jwk
     }
 }
 
@@ -222,7 +352,7 @@ impl KeyRingDir {
     /// Creates the ring with one fresh key.
     pub fn create(&self) -> Result<KeyRing, KeyError> {
         create_private_dir(&self.dir).map_err(|e| KeyError::io(&self.dir, e))?;
-        let current = self.generate_key()?;
+        let current = self.generate_key(SigningAlg::Rs256)?;
         self.write_ring(&current, &[])?;
         Ok(KeyRing {
             current: Arc::new(current),
@@ -254,7 +384,26 @@ impl KeyRingDir {
     /// Makes a fresh key current and retires the old one; returns the new ring.
     pub fn rotate(&self, now: DateTime<Utc>) -> Result<KeyRing, KeyError> {
         let old = self.load(now)?;
-        let new_key = self.generate_key()?;
+        let alg = old.current.alg();
+        self.rotate_from(old, alg, now)
+    }
+
+    /// Makes a fresh `alg` key current unless the current key already uses `alg`.
+    pub fn ensure_alg(&self, alg: SigningAlg, now: DateTime<Utc>) -> Result<KeyRing, KeyError> {
+        let old = self.load(now)?;
+        if old.current.alg() == alg {
+            return Ok(old);
+        }
+        self.rotate_from(old, alg, now)
+    }
+
+    fn rotate_from(
+        &self,
+        old: KeyRing,
+        alg: SigningAlg,
+        now: DateTime<Utc>,
+    ) -> Result<KeyRing, KeyError> {
+        let new_key = self.generate_key(alg)?;
         let mut retired = vec![RetiredKey {
             key: old.current,
             retired_at: now,
@@ -268,8 +417,8 @@ impl KeyRingDir {
         })
     }
 
-    fn generate_key(&self) -> Result<SigningKey, KeyError> {
-        let (key, pem) = SigningKey::generate()?;
+    fn generate_key(&self, alg: SigningAlg) -> Result<SigningKey, KeyError> {
+        let (key, pem) = SigningKey::generate_with(alg)?;
         let key_path = self.dir.join(format!("{}.key.pem", key.kid()));
         write_secret(&key_path, pem.private_key.as_bytes())
             .map_err(|e| KeyError::io(&key_path, e))?;
@@ -362,6 +511,47 @@ mod tests {
         let jwk = key.jwk();
         assert_eq!(jwk["e"], "AQAB");
         assert_eq!(jwk["x5t"], key.x5t());
+    }
+
+    #[test]
+    fn es256_and_eddsa_keys_sign_verify_reload_and_publish_their_jwk() {
+        for (alg, kty) in [(SigningAlg::Es256, "EC"), (SigningAlg::EdDsa, "OKP")] {
+            let (key, pem) = SigningKey::generate_with(alg).unwrap();
+            assert_eq!(key.alg(), alg);
+            let sig = key.sign(b"hello");
+            assert!(key.verify(b"hello", &sig));
+            assert!(!key.verify(b"hellO", &sig));
+            let loaded = SigningKey::from_pem(&pem).unwrap();
+            assert_eq!(loaded.alg(), alg);
+            assert_eq!(loaded.kid(), key.kid());
+            assert!(loaded.verify(b"hello", &sig));
+            let jwk = key.jwk();
+            assert_eq!(jwk["kty"], kty);
+            assert_eq!(jwk["alg"], alg.jws_name());
+        }
+    }
+
+    #[test]
+    fn ensure_alg_rotates_only_when_the_algorithm_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring_dir = KeyRingDir::new(dir.path().join("signing"));
+        let now = Utc::now();
+        let first = ring_dir.create().unwrap();
+        assert_eq!(first.current.alg(), SigningAlg::Rs256);
+        let same = ring_dir.ensure_alg(SigningAlg::Rs256, now).unwrap();
+        assert_eq!(same.current.kid(), first.current.kid());
+        let ec = ring_dir.ensure_alg(SigningAlg::Es256, now).unwrap();
+        assert_eq!(ec.current.alg(), SigningAlg::Es256);
+        assert!(
+            ec.find(first.current.kid()).is_some(),
+            "the RSA key stays published"
+        );
+        let reloaded = ring_dir.load(now).unwrap();
+        assert_eq!(reloaded.current.alg(), SigningAlg::Es256);
+        assert_eq!(
+            ring_dir.rotate(now).unwrap().current.alg(),
+            SigningAlg::Es256
+        );
     }
 
     #[test]
