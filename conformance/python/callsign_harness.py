@@ -86,7 +86,7 @@ def _reader(stream, q: "queue.Queue[Optional[str]]", sink: List[str]) -> None:
     q.put(None)
 
 
-def start_server(tls: bool) -> CallsignServer:
+def start_server(tls: bool, extra_args: List[str] = ()) -> CallsignServer:
     binary = callsign_bin()
     key = random_access_key()
     workdir = tempfile.mkdtemp(prefix="callsign-conformance-")
@@ -96,6 +96,7 @@ def start_server(tls: bool) -> CallsignServer:
     args = [binary, "serve", "--addr", "127.0.0.1:0", "--data", data_dir]
     if tls:
         args.append("--tls")
+    args.extend(extra_args)
     env = dict(os.environ)
     env["CALLSIGN_ACCESS_KEY"] = key
     env["RUST_LOG"] = "warn"

@@ -1,5 +1,7 @@
 //! Assembling and running the service: data dir, keys, store, router, listener, TLS, shutdown.
 
+use crate::auth::entra::IssuerError;
+use crate::auth::{IssuerConfig, ManagementConfig, TrustedIssuers};
 use crate::clock::{Clock, Stamps, SystemClock};
 use crate::domain::IdentityService;
 use crate::http::{router, AppState, HttpConfig};
@@ -47,6 +49,10 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// The clock (tests inject a manual one).
     pub clock: Arc<dyn Clock>,
+    /// Issuers whose tokens are trusted (`[[trusted_issuers]]`).
+    pub trusted_issuers: Vec<IssuerConfig>,
+    /// Who may manage identities with a bearer token (`[management]`).
+    pub management: ManagementConfig,
 }
 
 impl ServerConfig {
@@ -60,6 +66,8 @@ impl ServerConfig {
             http: HttpConfig::default(),
             shutdown_grace: Duration::from_secs(30),
             clock: Arc::new(SystemClock),
+            trusted_issuers: Vec::new(),
+            management: ManagementConfig::default(),
         }
     }
 }
@@ -73,6 +81,9 @@ pub enum ServerError {
     /// The database could not be opened.
     #[error("opening the database: {0}")]
     Store(#[from] StoreError),
+    /// A trusted issuer could not be set up.
+    #[error(transparent)]
+    Issuers(#[from] IssuerError),
     /// TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] TlsError),
@@ -104,6 +115,7 @@ impl Server {
         let keys = data_dir.init(config.access_key_seed.clone(), clock.now())?;
         let keys = Arc::new(LiveKeys::new(data_dir.clone(), keys));
         let store = SqliteStore::open(&data_dir.database_path())?;
+        let issuers = Arc::new(TrustedIssuers::new(&config.trusted_issuers, clock.clone())?);
         let tls = match &config.tls {
             TlsMode::Off => None,
             TlsMode::Dev => Some(tls::dev_certificates(&data_dir.tls_dir())?),
@@ -135,6 +147,8 @@ impl Server {
         let state = Arc::new(AppState {
             identities: IdentityService::new(store, keys.clone(), stamps),
             config: config.http,
+            issuers,
+            management: config.management,
         });
         Ok(Server {
             listener,

@@ -254,6 +254,8 @@ fn serve(args: ServeArgs) -> Result<()> {
     if let Some(bytes) = file.max_body_bytes {
         config.http.max_body_bytes = bytes;
     }
+    config.trusted_issuers = file.trusted_issuers;
+    config.management = file.management.unwrap_or_default();
     config.access_key_seed = match std::env::var("CALLSIGN_ACCESS_KEY") {
         Ok(value) if !value.is_empty() => Some(
             AccessKey::from_base64(&value).context("CALLSIGN_ACCESS_KEY is not valid base64")?,

@@ -131,6 +131,24 @@ impl ApiError {
         e
     }
 
+    /// Teams exchange: a bad, expired or empty Entra token (no `api-supported-versions`, X55–X72).
+    pub fn invalid_access_token() -> Self {
+        let mut e = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAccessToken",
+            "Provided access token is not valid.",
+        );
+        e.supported_versions_header = false;
+        e
+    }
+
+    /// Teams exchange: no `token` in the body (X63, X64).
+    pub fn missing_token() -> Self {
+        let mut e = Self::invalid_body("The body is either missing or doesn't contain any token.");
+        e.supported_versions_header = false;
+        e
+    }
+
     /// An id of another resource.
     pub fn identity_not_owned() -> Self {
         Self::new(

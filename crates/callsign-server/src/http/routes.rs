@@ -19,7 +19,9 @@ pub enum AcsOperation {
     RevokeTokens(String),
     /// `POST /identities/{id}/:issueAccessToken`
     IssueToken(String),
-    /// Teams and Entra exchanges and assignments: not yet served.
+    /// `POST /teamsUser/:exchangeAccessToken`
+    TeamsUserExchange,
+    /// Teams extension and Entra exchanges and assignments: not yet served.
     Exchange,
 }
 
@@ -28,6 +30,7 @@ impl AcsOperation {
     pub fn available_in(&self, version: ApiVersion) -> bool {
         match self {
             AcsOperation::GetIdentity(_) => version.has_custom_ids(),
+            AcsOperation::TeamsUserExchange => version != ApiVersion::V2021_03_07,
             AcsOperation::Exchange => false,
             _ => true,
         }
@@ -71,8 +74,10 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
             Method::POST,
             Route::Acs(AcsOperation::IssueToken(decode_id(id)?)),
         ),
-        ["teamsUser", ":exchangeAccessToken"]
-        | ["access", "teamsExtension", ":exchangeAccessToken"]
+        ["teamsUser", ":exchangeAccessToken"] => {
+            only(Method::POST, Route::Acs(AcsOperation::TeamsUserExchange))
+        }
+        ["access", "teamsExtension", ":exchangeAccessToken"]
         | ["access", "entra", ":exchangeAccessToken"] => {
             only(Method::POST, Route::Acs(AcsOperation::Exchange))
         }
