@@ -185,6 +185,48 @@ impl CommunicationIdentityClient {
         token.into_access_token()
     }
 
+    /// Exchanges a Teams user's Entra ID access token (audience
+    /// `https://auth.msft.communication.azure.com`) for a communication token of that Teams user
+    /// (`8:orgid:<user_id>`), which expires with the Entra token. `app_id` is the Entra application
+    /// the token was issued to and `user_id` the user's object id; the service checks both against
+    /// the token. Needs api-version 2022-06-01 or later.
+    pub async fn get_token_for_teams_user(
+        &self,
+        token: &str,
+        app_id: &str,
+        user_id: &str,
+        options: Option<IdentityMethodOptions<'_>>,
+    ) -> Result<AccessToken> {
+        if self.api_version == ApiVersion::V2021_03_07 {
+            return Err(IdentityError::UnsupportedByApiVersion {
+                operation: "get_token_for_teams_user",
+                needed: ApiVersion::V2022_06_01.as_str(),
+                configured: self.api_version.as_str(),
+            });
+        }
+        for (name, value) in [("token", token), ("app_id", app_id), ("user_id", user_id)] {
+            if value.is_empty() {
+                return Err(IdentityError::InvalidArgument(format!(
+                    "{name} must not be empty"
+                )));
+            }
+        }
+        let options = options.unwrap_or_default();
+        let mut body = Map::new();
+        body.insert("token".into(), json!(token));
+        body.insert("appId".into(), json!(app_id));
+        body.insert("userId".into(), json!(user_id));
+        let token: TokenWire = self
+            .send_json(
+                Method::Post,
+                "/teamsUser/:exchangeAccessToken",
+                Some(body),
+                &options.method_options.context,
+            )
+            .await?;
+        token.into_access_token()
+    }
+
     /// Reads a user's details (api-version 2025-03-02-preview).
     pub async fn get_user(
         &self,

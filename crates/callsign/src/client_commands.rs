@@ -87,6 +87,18 @@ pub enum TokenCommand {
         /// The token.
         token: String,
     },
+    /// Exchange a Teams user's Entra ID access token for a communication token.
+    Teams {
+        /// The Entra ID access token (audience https://auth.msft.communication.azure.com).
+        #[arg(long, env = "CALLSIGN_AAD_TOKEN", hide_env_values = true)]
+        aad_token: String,
+        /// The Entra application (client) id the token was issued to.
+        #[arg(long)]
+        app_id: String,
+        /// The Teams user's object id.
+        #[arg(long)]
+        user_id: String,
+    },
 }
 
 /// What a client command can fail with, mapped to exit codes.
@@ -275,6 +287,20 @@ pub async fn token(args: &ClientArgs, command: TokenCommand) -> Result<(), Failu
             let user = CommunicationUserIdentifier::new(id);
             args.client(false)?.revoke_tokens(&user, None).await?;
             args.print(json!({ "id": user.id(), "revoked": true }));
+        }
+        TokenCommand::Teams {
+            aad_token,
+            app_id,
+            user_id,
+        } => {
+            let token = args
+                .client(false)?
+                .get_token_for_teams_user(&aad_token, &app_id, &user_id, None)
+                .await?;
+            args.print(json!({
+                "token": token.token,
+                "expiresOn": callsign_common::time_format::expires_on(token.expires_on),
+            }));
         }
         TokenCommand::Introspect { token } => {
             let answer = args.client(false)?.introspect_token(&token, None).await?;
