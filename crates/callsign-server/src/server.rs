@@ -3,10 +3,11 @@
 use crate::auth::entra::IssuerError;
 use crate::auth::{IssuerConfig, ManagementConfig, TrustedIssuers};
 use crate::clock::{Clock, Stamps, SystemClock};
+use crate::domain::access::AccessService;
 use crate::domain::IdentityService;
 use crate::http::{router, AppState, HttpConfig};
 use crate::keys::{DataDir, KeyError, LiveKeys};
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{SqliteAssignmentStore, SqliteStore, StoreError};
 use crate::tls::{self, TlsError, TlsFiles};
 use callsign_common::AccessKey;
 use std::future::Future;
@@ -115,6 +116,7 @@ impl Server {
         let keys = data_dir.init(config.access_key_seed.clone(), clock.now())?;
         let keys = Arc::new(LiveKeys::new(data_dir.clone(), keys));
         let store = SqliteStore::open(&data_dir.database_path())?;
+        let assignments = SqliteAssignmentStore::open(&data_dir.database_path())?;
         let issuers = Arc::new(TrustedIssuers::new(&config.trusted_issuers, clock.clone())?);
         let tls = match &config.tls {
             TlsMode::Off => None,
@@ -149,6 +151,7 @@ impl Server {
             config: config.http,
             issuers,
             management: config.management,
+            access: AccessService::new(Arc::new(assignments)),
         });
         Ok(Server {
             listener,

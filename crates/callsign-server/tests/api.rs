@@ -513,11 +513,21 @@ async fn api_versions_routes_and_methods() {
             "Provided access token is not valid.",
             None,
         );
-    // The Teams extension and Entra exchanges are not served yet.
-    for path in [
-        "/access/teamsExtension/:exchangeAccessToken?api-version=2025-06-30",
-        "/access/entra/:exchangeAccessToken?api-version=2025-03-02-preview",
-    ] {
+    // The Teams extension exchange wants the user's bearer token (tests/teams_extension.rs).
+    client
+        .post(
+            "/access/teamsExtension/:exchangeAccessToken?api-version=2025-06-30",
+            &json!({}),
+        )
+        .await
+        .assert_error(
+            401,
+            "InvalidAccessToken",
+            "Provided access token is not valid.",
+            None,
+        );
+    // The Entra exchange is not served yet.
+    for path in ["/access/entra/:exchangeAccessToken?api-version=2025-03-02-preview"] {
         client
             .post(path, &json!({"token": "x", "appId": "a", "userId": "u"}))
             .await

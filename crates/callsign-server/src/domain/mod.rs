@@ -1,6 +1,7 @@
 //! The Communication Identity domain: identities, tokens, revocation and introspection, independent
 //! of HTTP and of the database behind [`crate::store::Store`].
 
+pub mod access;
 pub mod exchange;
 pub mod identities;
 pub mod ids;

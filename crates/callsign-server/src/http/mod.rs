@@ -1,6 +1,7 @@
 //! The HTTP layer: routing, api-versions, authentication of each request, error bodies and
 //! response headers. Handlers call the domain; nothing here touches the store directly.
 
+pub mod access;
 pub mod api_version;
 pub mod body;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod routes;
 use crate::auth::{
     authenticate_bearer, authenticate_hmac, HmacRequest, ManagementConfig, TrustedIssuers,
 };
+use crate::domain::access::AccessService;
 use crate::domain::IdentityService;
 use crate::store::Store;
 use api_version::ApiVersion;
@@ -55,6 +57,8 @@ pub struct AppState<S> {
     pub issuers: Arc<TrustedIssuers>,
     /// Who may manage identities with a bearer token.
     pub management: ManagementConfig,
+    /// Teams extension assignments and exchange.
+    pub access: AccessService,
 }
 
 /// The service's router.
@@ -114,7 +118,12 @@ async fn acs<S: Store>(
     if !op.available_in(version) {
         return Err(ApiError::not_found());
     }
-    let bytes = authenticated_body(state, parts, body).await?;
+    // The Teams extension exchange is authorised by the user's own bearer token, checked there.
+    let bytes = if op == AcsOperation::TeamsExtensionExchange {
+        read_body(body, parts, state.config.max_body_bytes).await?
+    } else {
+        authenticated_body(state, parts, body).await?
+    };
     let service = &state.identities;
     match op {
         AcsOperation::CreateIdentity => {
@@ -128,6 +137,19 @@ async fn acs<S: Store>(
         }
         AcsOperation::TeamsUserExchange => {
             exchange::teams_user(service, &state.issuers, &JsonBody::parse(&bytes)?).await
+        }
+        AcsOperation::TeamsExtensionExchange => {
+            JsonBody::parse(&bytes)?;
+            access::exchange(&state.access, service, &state.issuers, &parts.headers).await
+        }
+        AcsOperation::GetTeamsExtensionAssignment(tenant, object) => {
+            access::get(&state.access, &tenant, &object).await
+        }
+        AcsOperation::PutTeamsExtensionAssignment(tenant, object) => {
+            access::put(&state.access, &tenant, &object, &JsonBody::parse(&bytes)?).await
+        }
+        AcsOperation::DeleteTeamsExtensionAssignment(tenant, object) => {
+            access::delete(&state.access, &tenant, &object).await
         }
         AcsOperation::Exchange => Err(ApiError::not_found()),
     }

@@ -1,8 +1,12 @@
 //! Storage of identities behind one trait, so the domain never knows which database it talks to.
 
+pub mod assignments;
 pub mod sqlite;
+pub mod sqlite_assignments;
 
+pub use assignments::AssignmentStore;
 pub use sqlite::SqliteStore;
+pub use sqlite_assignments::SqliteAssignmentStore;
 
 use std::future::Future;
 
