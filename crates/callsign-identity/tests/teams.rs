@@ -89,3 +89,46 @@ async fn teams_user_tokens_are_exchanged_and_errors_mapped() {
         assert!(matches!(err, IdentityError::InvalidArgument(_)), "{err}");
     }
 }
+
+#[tokio::test]
+async fn teams_extension_assignments_need_2025_06_30() {
+    let server = TestServer::start().await;
+    let old = client_for(&server, ApiVersion::V2023_10_01);
+    let err = old
+        .get_teams_extension_assignment(issuer::TENANT, USER_OID, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, IdentityError::UnsupportedByApiVersion { .. }),
+        "{err}"
+    );
+    for version in [ApiVersion::V2025_06_30, ApiVersion::V2025_03_02Preview] {
+        let client = client_for(&server, version);
+        let set = client
+            .set_teams_extension_assignment(
+                issuer::TENANT,
+                USER_OID,
+                "user",
+                Some(vec![APP_ID.to_owned()]),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(set.client_ids.as_deref(), Some(&[APP_ID.to_owned()][..]));
+        let got = client
+            .get_teams_extension_assignment(issuer::TENANT, USER_OID, None)
+            .await
+            .unwrap();
+        assert_eq!(got, set);
+        client
+            .delete_teams_extension_assignment(issuer::TENANT, USER_OID, None)
+            .await
+            .unwrap();
+        let err = client
+            .get_teams_extension_assignment(issuer::TENANT, USER_OID, None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(404));
+        assert_eq!(err.code(), Some("AssignmentNotFound"));
+    }
+}

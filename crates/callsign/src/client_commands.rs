@@ -101,6 +101,44 @@ pub enum TokenCommand {
     },
 }
 
+/// Teams extension assignments (api-version 2025-06-30).
+#[derive(Subcommand)]
+pub enum AssignmentCommand {
+    /// Show an assignment.
+    Get {
+        /// The Entra tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// The user's or resource account's object id.
+        #[arg(long)]
+        object: String,
+    },
+    /// Create or replace an assignment.
+    Set {
+        /// The Entra tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// The user's or resource account's object id.
+        #[arg(long)]
+        object: String,
+        /// `user` or `resourceAccount`.
+        #[arg(long, default_value = "user")]
+        principal_type: String,
+        /// Client application ids allowed to exchange, comma-separated (default: any).
+        #[arg(long, value_delimiter = ',')]
+        client_ids: Option<Vec<String>>,
+    },
+    /// Delete an assignment.
+    Delete {
+        /// The Entra tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// The user's or resource account's object id.
+        #[arg(long)]
+        object: String,
+    },
+}
+
 /// What a client command can fail with, mapped to exit codes.
 pub enum Failure {
     /// Bad arguments or configuration: exit 2.
@@ -162,6 +200,24 @@ fn expiry(duration: Option<Duration>) -> Result<Option<TokenExpiry>, Failure> {
 }
 
 impl ClientArgs {
+    /// A client on `api_version` (for operations only that version has).
+    fn client_with_version(
+        &self,
+        api_version: callsign_identity::ApiVersion,
+    ) -> Result<CommunicationIdentityClient, Failure> {
+        let connection_string = self.connection_string.as_deref().ok_or_else(|| {
+            Failure::Usage("give --connection-string or set CALLSIGN_CONNECTION_STRING".into())
+        })?;
+        let options = CommunicationIdentityClientOptions {
+            api_version,
+            ..Default::default()
+        };
+        Ok(CommunicationIdentityClient::from_connection_string(
+            connection_string,
+            Some(options),
+        )?)
+    }
+
     fn client(&self, preview: bool) -> Result<CommunicationIdentityClient, Failure> {
         let connection_string = self.connection_string.as_deref().ok_or_else(|| {
             Failure::Usage("give --connection-string or set CALLSIGN_CONNECTION_STRING".into())
@@ -253,6 +309,37 @@ pub async fn user(args: &ClientArgs, command: UserCommand) -> Result<(), Failure
             let user = CommunicationUserIdentifier::new(id);
             args.client(false)?.delete_user(&user, None).await?;
             args.print(json!({ "id": user.id(), "deleted": true }));
+        }
+    }
+    Ok(())
+}
+
+/// Runs an `assignment` command (Teams extension assignments, api-version 2025-06-30).
+pub async fn assignment(args: &ClientArgs, command: AssignmentCommand) -> Result<(), Failure> {
+    let client = args.client_with_version(callsign_identity::ApiVersion::V2025_06_30)?;
+    match command {
+        AssignmentCommand::Get { tenant, object } => {
+            let found = client
+                .get_teams_extension_assignment(&tenant, &object, None)
+                .await?;
+            args.print(serde_json::to_value(found).expect("serializable"));
+        }
+        AssignmentCommand::Set {
+            tenant,
+            object,
+            principal_type,
+            client_ids,
+        } => {
+            let set = client
+                .set_teams_extension_assignment(&tenant, &object, &principal_type, client_ids, None)
+                .await?;
+            args.print(serde_json::to_value(set).expect("serializable"));
+        }
+        AssignmentCommand::Delete { tenant, object } => {
+            client
+                .delete_teams_extension_assignment(&tenant, &object, None)
+                .await?;
+            args.print(json!({ "tenantId": tenant, "objectId": object, "deleted": true }));
         }
     }
     Ok(())

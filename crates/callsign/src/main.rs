@@ -58,6 +58,13 @@ enum Command {
         #[command(subcommand)]
         command: client_commands::TokenCommand,
     },
+    /// Manage Teams extension assignments (client of any Communication Identity endpoint).
+    Assignment {
+        #[command(flatten)]
+        client: client_commands::ClientArgs,
+        #[command(subcommand)]
+        command: client_commands::AssignmentCommand,
+    },
 }
 
 #[derive(Args)]
@@ -136,6 +143,9 @@ fn main() -> std::process::ExitCode {
         Command::Token { client, command } => {
             client_exit(runtime_then(client_commands::token(&client, command)))
         }
+        Command::Assignment { client, command } => {
+            client_exit(runtime_then(client_commands::assignment(&client, command)))
+        }
         other => admin_exit(run(other)),
     }
 }
@@ -212,7 +222,9 @@ fn run(command: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::User { .. } | Command::Token { .. } => unreachable!("handled in main"),
+        Command::User { .. } | Command::Token { .. } | Command::Assignment { .. } => {
+            unreachable!("handled in main")
+        }
         Command::SigningKey {
             command: SigningKeyCommand::Rotate { data },
         } => {

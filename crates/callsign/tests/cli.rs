@@ -261,3 +261,58 @@ async fn token_teams_exchanges_an_entra_token() {
     );
     assert!(!stderr.contains(&entra), "the Entra token is never printed");
 }
+
+#[tokio::test]
+async fn assignment_commands_manage_teams_extension_assignments() {
+    let server = TestServer::start().await;
+    let cli = Cli::new(&server);
+    let (tenant, object) = (issuer::TENANT, issuer::USER_OID);
+    let target = ["--tenant", tenant, "--object", object];
+
+    let missing = cli
+        .run(&[&["assignment", "get"][..], &target].concat())
+        .await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("AssignmentNotFound"));
+
+    let set = cli
+        .json(
+            &[
+                &["assignment", "set"][..],
+                &target,
+                &["--client-ids", issuer::APP_ID],
+            ]
+            .concat(),
+        )
+        .await;
+    assert_eq!(
+        set,
+        serde_json::json!({"objectId": object, "tenantId": tenant, "principalType": "user",
+                           "clientIds": [issuer::APP_ID]})
+    );
+    let got = cli
+        .json(&[&["assignment", "get"][..], &target].concat())
+        .await;
+    assert_eq!(got, set);
+    let replaced = cli
+        .json(
+            &[
+                &["assignment", "set"][..],
+                &target,
+                &["--principal-type", "resourceAccount"],
+            ]
+            .concat(),
+        )
+        .await;
+    assert_eq!(replaced["principalType"], "resourceAccount");
+    assert!(replaced.get("clientIds").is_none());
+
+    let deleted = cli
+        .json(&[&["assignment", "delete"][..], &target].concat())
+        .await;
+    assert_eq!(deleted["deleted"], true);
+    let again = cli
+        .run(&[&["assignment", "delete"][..], &target].concat())
+        .await;
+    assert_eq!(again.status.code(), Some(1));
+}
