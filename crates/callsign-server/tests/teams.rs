@@ -374,3 +374,22 @@ async fn bearer_tokens_manage_identities_when_allowed() {
     denied(create(issuer.token(&expired)).await);
     denied(create("garbage".to_owned()).await);
 }
+
+#[tokio::test]
+async fn an_unreachable_jwks_is_a_401_not_a_failure() {
+    let issuer = TestIssuer::start().await;
+    let clock = start_clock();
+    let mut config = issuer.config();
+    // A port nothing listens on: bind one, then free it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    config.jwks_uri = Some(format!("http://{}/keys", closed.local_addr().unwrap()));
+    drop(closed);
+    let server = TestServer::start_with(Arc::new(clock.clone()), move |c| {
+        c.trusted_issuers = vec![config];
+    })
+    .await;
+    let token = issuer.token(&issuer.teams_claims(clock.now().timestamp()));
+    assert_invalid_token(&exchange(&server, &body(&token)).await);
+    // The server keeps serving.
+    assert!(!server.client().create_user().await.is_empty());
+}

@@ -164,6 +164,11 @@ async fn the_exchange_needs_a_matching_assignment_and_client() {
     let claims = common::payload(json["accessToken"]["token"].as_str().unwrap());
     assert_eq!(claims["skypeid"], id[2..]);
     assert_eq!(claims["exp"], now + 3600, "expires with the Entra token");
+    let introspected = client
+        .introspect(json["accessToken"]["token"].as_str().unwrap())
+        .await;
+    assert_eq!(introspected["active"], true, "{introspected}");
+    assert_eq!(introspected["sub"], id);
 
     // Any client, with no client list.
     assert_eq!(

@@ -185,9 +185,16 @@ impl<S: Store> IdentityService<S> {
         let Some(claims) = tokens::verify(&keys, token, self.now()) else {
             return Ok(Introspection::Inactive);
         };
-        // Tokens exchanged for Teams users name no identity of the store: signature and expiry
-        // are all there is to check.
-        if claims.raw_id().starts_with("8:orgid:") {
+        // Tokens exchanged for Teams users and Teams extension users name no identity of the
+        // store: signature and expiry are all there is to check.
+        let raw_id = claims.raw_id();
+        let teams_extension = raw_id
+            .strip_prefix(&format!("8:acs:{}_", keys.resource_id))
+            .and_then(|rest| rest.split_once('_'))
+            .is_some_and(|(tenant, object)| {
+                super::ids::is_guid_shaped(tenant) && super::ids::is_guid_shaped(object)
+            });
+        if raw_id.starts_with("8:orgid:") || teams_extension {
             return Ok(Introspection::Active {
                 sub: claims.raw_id().to_string(),
                 scopes: claims.scopes().into_iter().map(str::to_owned).collect(),
