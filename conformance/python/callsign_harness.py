@@ -120,14 +120,14 @@ DATABASE_URL = os.environ.get("CALLSIGN_CONFORMANCE_DATABASE_URL")
 MASTER_KEY = os.environ.get("CALLSIGN_MASTER_KEY") or random_access_key()
 
 
-def start_server(tls: bool) -> CallsignServer:
+def start_server(tls: bool, extra_args: List[str] = ()) -> CallsignServer:
     workdir = tempfile.mkdtemp(prefix="callsign-conformance-")
     data_dir = os.path.join(workdir, "data")
     os.mkdir(data_dir)
     if not DATABASE_URL:
-        return _launch(tls, workdir, "stderr.log", [])
+        return _launch(tls, workdir, "stderr.log", list(extra_args))
     # Both nodes share the data dir, so they serve the same development TLS certificate.
-    cluster = ["--database-url", DATABASE_URL]
+    cluster = ["--database-url", DATABASE_URL] + list(extra_args)
     node_a = _launch(tls, workdir, "node-a.log", cluster)
     node_b = _launch(tls, workdir, "node-b.log", cluster)
     node_b.create_node = node_a

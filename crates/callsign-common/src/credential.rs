@@ -239,6 +239,9 @@ pub enum CredentialError {
     /// Refreshing needs a Tokio runtime and none is running on this thread.
     #[error("refreshing a token needs a Tokio runtime, and none is running")]
     NoRuntime,
+    /// The credential was given invalid options (e.g. Entra scopes of mixed or unknown prefixes).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
 }
 
 type RefreshResult = Result<AccessToken, CredentialError>;
@@ -774,6 +777,12 @@ async fn proactive_refresh(shared: Arc<Shared>, mut generation: watch::Receiver<
         }
     }
 }
+
+mod entra;
+pub use entra::{
+    exchange_route, EntraCommunicationTokenCredentialOptions, DEFAULT_ENTRA_SCOPE,
+    ENTRA_CLIENTS_PREFIX, TEAMS_EXTENSION_PREFIX,
+};
 
 #[cfg(test)]
 mod tests;

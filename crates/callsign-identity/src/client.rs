@@ -2,7 +2,8 @@
 
 use crate::error::{IdentityError, Result};
 use crate::models::{
-    CommunicationUserDetails, CreateWire, IdentityWire, TokenIntrospection, TokenScope, TokenWire,
+    CommunicationUserDetails, CreateWire, IdentityWire, TeamsExtensionAssignment,
+    TokenIntrospection, TokenScope, TokenWire,
 };
 use crate::options::*;
 use azure_core::credentials::TokenCredential;
@@ -183,6 +184,119 @@ impl CommunicationIdentityClient {
             )
             .await?;
         token.into_access_token()
+    }
+
+    /// Exchanges a Teams user's Entra ID access token (audience
+    /// `https://auth.msft.communication.azure.com`) for a communication token of that Teams user
+    /// (`8:orgid:<user_id>`), which expires with the Entra token. `app_id` is the Entra application
+    /// the token was issued to and `user_id` the user's object id; the service checks both against
+    /// the token. Needs api-version 2022-06-01 or later.
+    pub async fn get_token_for_teams_user(
+        &self,
+        token: &str,
+        app_id: &str,
+        user_id: &str,
+        options: Option<IdentityMethodOptions<'_>>,
+    ) -> Result<AccessToken> {
+        if self.api_version == ApiVersion::V2021_03_07 {
+            return Err(IdentityError::UnsupportedByApiVersion {
+                operation: "get_token_for_teams_user",
+                needed: ApiVersion::V2022_06_01.as_str(),
+                configured: self.api_version.as_str(),
+            });
+        }
+        for (name, value) in [("token", token), ("app_id", app_id), ("user_id", user_id)] {
+            if value.is_empty() {
+                return Err(IdentityError::InvalidArgument(format!(
+                    "{name} must not be empty"
+                )));
+            }
+        }
+        let options = options.unwrap_or_default();
+        let mut body = Map::new();
+        body.insert("token".into(), json!(token));
+        body.insert("appId".into(), json!(app_id));
+        body.insert("userId".into(), json!(user_id));
+        let token: TokenWire = self
+            .send_json(
+                Method::Post,
+                "/teamsUser/:exchangeAccessToken",
+                Some(body),
+                &options.method_options.context,
+            )
+            .await?;
+        token.into_access_token()
+    }
+
+    /// Reads a Teams extension assignment (api-version 2025-06-30 or the preview).
+    pub async fn get_teams_extension_assignment(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        options: Option<IdentityMethodOptions<'_>>,
+    ) -> Result<TeamsExtensionAssignment> {
+        let path = self.assignment_path(tenant_id, object_id)?;
+        let options = options.unwrap_or_default();
+        self.send_json(Method::Get, &path, None, &options.method_options.context)
+            .await
+    }
+
+    /// Creates or replaces a Teams extension assignment: `principal_type` is `user` or
+    /// `resourceAccount`; `client_ids` limits the exchange to those applications (`None`: any).
+    pub async fn set_teams_extension_assignment(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        principal_type: &str,
+        client_ids: Option<Vec<String>>,
+        options: Option<IdentityMethodOptions<'_>>,
+    ) -> Result<TeamsExtensionAssignment> {
+        let path = self.assignment_path(tenant_id, object_id)?;
+        let options = options.unwrap_or_default();
+        let mut body = Map::new();
+        body.insert("principalType".into(), json!(principal_type));
+        if let Some(ids) = client_ids {
+            body.insert("clientIds".into(), json!(ids));
+        }
+        self.send_json(
+            Method::Put,
+            &path,
+            Some(body),
+            &options.method_options.context,
+        )
+        .await
+    }
+
+    /// Deletes a Teams extension assignment.
+    pub async fn delete_teams_extension_assignment(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        options: Option<IdentityMethodOptions<'_>>,
+    ) -> Result<()> {
+        let path = self.assignment_path(tenant_id, object_id)?;
+        let options = options.unwrap_or_default();
+        self.send(Method::Delete, &path, None, &options.method_options.context)
+            .await
+            .map(drop)
+    }
+
+    fn assignment_path(&self, tenant_id: &str, object_id: &str) -> Result<String> {
+        if !matches!(
+            self.api_version,
+            ApiVersion::V2025_06_30 | ApiVersion::V2025_03_02Preview
+        ) {
+            return Err(IdentityError::UnsupportedByApiVersion {
+                operation: "Teams extension assignments",
+                needed: ApiVersion::V2025_06_30.as_str(),
+                configured: self.api_version.as_str(),
+            });
+        }
+        Ok(format!(
+            "/access/teamsExtension/tenants/{}/assignments/{}",
+            utf8_percent_encode(tenant_id, ID_SEGMENT),
+            utf8_percent_encode(object_id, ID_SEGMENT)
+        ))
     }
 
     /// Reads a user's details (api-version 2025-03-02-preview).

@@ -37,7 +37,9 @@ pub use callsign_common::identifier::CommunicationUserIdentifier;
 pub use callsign_common::AccessToken;
 pub use client::{CommunicationIdentityClient, ENTRA_SCOPE};
 pub use error::{IdentityError, Result};
-pub use models::{CommunicationUserDetails, TokenExpiry, TokenIntrospection, TokenScope};
+pub use models::{
+    CommunicationUserDetails, TeamsExtensionAssignment, TokenExpiry, TokenIntrospection, TokenScope,
+};
 pub use options::{
     ApiVersion, CommunicationIdentityClientOptions, CreateUserAndTokenOptions, CreateUserOptions,
     GetTokenOptions, IdentityMethodOptions,

@@ -106,6 +106,22 @@ pub struct CommunicationUserDetails {
     pub last_token_issued_at: Option<DateTime<Utc>>,
 }
 
+/// A Teams extension assignment (api-version 2025-06-30): the Entra principal `object_id` of
+/// `tenant_id` may exchange its tokens, from any client or only from `client_ids`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamsExtensionAssignment {
+    /// The user's or resource account's object id.
+    pub object_id: String,
+    /// The Entra tenant.
+    pub tenant_id: String,
+    /// `user` or `resourceAccount`.
+    pub principal_type: String,
+    /// Client application ids allowed to exchange; absent means any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ids: Option<Vec<String>>,
+}
+
 /// callsign's answer to token introspection.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 pub struct TokenIntrospection {

@@ -1,11 +1,16 @@
 //! Assembling and running the service: data dir, keys, store, router, listener, TLS, shutdown.
 
+use crate::auth::entra::IssuerError;
+use crate::auth::{IssuerConfig, ManagementConfig, TrustedIssuers};
 use crate::clock::{Clock, Stamps, SystemClock};
+use crate::domain::access::AccessService;
 use crate::domain::IdentityService;
 use crate::http::{router, AppState, HttpConfig};
 use crate::keys::{DataDir, KeyError, LiveKeys, MasterKey, PgKeys, SigningAlg};
 use crate::store::postgres::OPERATION_TIMEOUT;
-use crate::store::{PostgresStore, SqliteStore, Store, StoreError};
+use crate::store::{
+    AssignmentStore, PostgresStore, SqliteAssignmentStore, SqliteStore, Store, StoreError,
+};
 use crate::tls::{self, TlsError, TlsFiles};
 use callsign_common::AccessKey;
 use std::future::Future;
@@ -67,6 +72,10 @@ pub struct ServerConfig {
     /// Sign new tokens with this algorithm (rotating to a new key if the current one differs);
     /// `None` keeps the data dir's current key (RS256 for a new data dir).
     pub signing_alg: Option<SigningAlg>,
+    /// Issuers whose tokens are trusted (`[[trusted_issuers]]`).
+    pub trusted_issuers: Vec<IssuerConfig>,
+    /// Who may manage identities with a bearer token (`[management]`).
+    pub management: ManagementConfig,
 }
 
 impl ServerConfig {
@@ -81,6 +90,8 @@ impl ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             clock: Arc::new(SystemClock),
             signing_alg: None,
+            trusted_issuers: Vec::new(),
+            management: ManagementConfig::default(),
         }
     }
 }
@@ -94,6 +105,9 @@ pub enum ServerError {
     /// The database could not be opened.
     #[error("opening the database: {0}")]
     Store(#[from] StoreError),
+    /// A trusted issuer could not be set up.
+    #[error(transparent)]
+    Issuers(#[from] IssuerError),
     /// TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] TlsError),
@@ -135,8 +149,9 @@ impl Server {
         }
         let keys = Arc::new(LiveKeys::new(data_dir.clone(), keys));
         let store = SqliteStore::open(&data_dir.database_path())?;
+        let assignments = Arc::new(SqliteAssignmentStore::open(&data_dir.database_path())?);
         let refresher = Box::pin(refresh_keys(keys.clone(), clock));
-        Self::assemble(config, store, keys, refresher)
+        Self::assemble(config, store, assignments, keys, refresher)
     }
 
     /// Like [`Server::bind`], with identities and keys in PostgreSQL: one node of a cluster. The
@@ -162,17 +177,20 @@ impl Server {
             .await?;
         let keys = Arc::new(LiveKeys::detached(initial));
         let refresher = Box::pin(poll_database_keys(db_keys, keys.clone(), clock));
-        Self::assemble(config, store, keys, refresher)
+        let assignments = Arc::new(store.clone());
+        Self::assemble(config, store, assignments, keys, refresher)
     }
 
     fn assemble<S: Store>(
         config: ServerConfig,
         store: S,
+        assignments: Arc<dyn AssignmentStore>,
         keys: Arc<LiveKeys>,
         refresher: Refresher,
     ) -> Result<Server, ServerError> {
         let clock = config.clock.clone();
         let data_dir = DataDir::new(&config.data_dir);
+        let issuers = Arc::new(TrustedIssuers::new(&config.trusted_issuers, clock.clone())?);
         let tls = match &config.tls {
             TlsMode::Off => None,
             TlsMode::Dev => Some(tls::dev_certificates(&data_dir.tls_dir())?),
@@ -204,6 +222,9 @@ impl Server {
         let state = Arc::new(AppState {
             identities: IdentityService::new(store, keys.clone(), stamps),
             config: config.http,
+            issuers,
+            management: config.management,
+            access: AccessService::new(assignments),
         });
         Ok(Server {
             listener,

@@ -500,12 +500,34 @@ async fn api_versions_routes_and_methods() {
                 None,
             );
     }
-    // Exchanges belong to a later capability; until then they are not found.
-    for path in [
-        "/teamsUser/:exchangeAccessToken?api-version=2023-10-01",
-        "/access/teamsExtension/:exchangeAccessToken?api-version=2025-06-30",
-        "/access/entra/:exchangeAccessToken?api-version=2025-03-02-preview",
-    ] {
+    // The Teams user exchange is served (tests/teams.rs); with no trusted issuer no token is valid.
+    client
+        .post(
+            "/teamsUser/:exchangeAccessToken?api-version=2023-10-01",
+            &json!({"token": "x", "appId": "a", "userId": "u"}),
+        )
+        .await
+        .assert_error(
+            401,
+            "InvalidAccessToken",
+            "Provided access token is not valid.",
+            None,
+        );
+    // The Teams extension exchange wants the user's bearer token (tests/teams_extension.rs).
+    client
+        .post(
+            "/access/teamsExtension/:exchangeAccessToken?api-version=2025-06-30",
+            &json!({}),
+        )
+        .await
+        .assert_error(
+            401,
+            "InvalidAccessToken",
+            "Provided access token is not valid.",
+            None,
+        );
+    // The Entra exchange is not served yet.
+    for path in ["/access/entra/:exchangeAccessToken?api-version=2025-03-02-preview"] {
         client
             .post(path, &json!({"token": "x", "appId": "a", "userId": "u"}))
             .await

@@ -87,6 +87,56 @@ pub enum TokenCommand {
         /// The token.
         token: String,
     },
+    /// Exchange a Teams user's Entra ID access token for a communication token.
+    Teams {
+        /// The Entra ID access token (audience https://auth.msft.communication.azure.com).
+        #[arg(long, env = "CALLSIGN_AAD_TOKEN", hide_env_values = true)]
+        aad_token: String,
+        /// The Entra application (client) id the token was issued to.
+        #[arg(long)]
+        app_id: String,
+        /// The Teams user's object id.
+        #[arg(long)]
+        user_id: String,
+    },
+}
+
+/// Teams extension assignments (api-version 2025-06-30).
+#[derive(Subcommand)]
+pub enum AssignmentCommand {
+    /// Show an assignment.
+    Get {
+        /// The Entra tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// The user's or resource account's object id.
+        #[arg(long)]
+        object: String,
+    },
+    /// Create or replace an assignment.
+    Set {
+        /// The Entra tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// The user's or resource account's object id.
+        #[arg(long)]
+        object: String,
+        /// `user` or `resourceAccount`.
+        #[arg(long, default_value = "user")]
+        principal_type: String,
+        /// Client application ids allowed to exchange, comma-separated (default: any).
+        #[arg(long, value_delimiter = ',')]
+        client_ids: Option<Vec<String>>,
+    },
+    /// Delete an assignment.
+    Delete {
+        /// The Entra tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// The user's or resource account's object id.
+        #[arg(long)]
+        object: String,
+    },
 }
 
 /// What a client command can fail with, mapped to exit codes.
@@ -150,6 +200,24 @@ fn expiry(duration: Option<Duration>) -> Result<Option<TokenExpiry>, Failure> {
 }
 
 impl ClientArgs {
+    /// A client on `api_version` (for operations only that version has).
+    fn client_with_version(
+        &self,
+        api_version: callsign_identity::ApiVersion,
+    ) -> Result<CommunicationIdentityClient, Failure> {
+        let connection_string = self.connection_string.as_deref().ok_or_else(|| {
+            Failure::Usage("give --connection-string or set CALLSIGN_CONNECTION_STRING".into())
+        })?;
+        let options = CommunicationIdentityClientOptions {
+            api_version,
+            ..Default::default()
+        };
+        Ok(CommunicationIdentityClient::from_connection_string(
+            connection_string,
+            Some(options),
+        )?)
+    }
+
     fn client(&self, preview: bool) -> Result<CommunicationIdentityClient, Failure> {
         let connection_string = self.connection_string.as_deref().ok_or_else(|| {
             Failure::Usage("give --connection-string or set CALLSIGN_CONNECTION_STRING".into())
@@ -246,6 +314,37 @@ pub async fn user(args: &ClientArgs, command: UserCommand) -> Result<(), Failure
     Ok(())
 }
 
+/// Runs an `assignment` command (Teams extension assignments, api-version 2025-06-30).
+pub async fn assignment(args: &ClientArgs, command: AssignmentCommand) -> Result<(), Failure> {
+    let client = args.client_with_version(callsign_identity::ApiVersion::V2025_06_30)?;
+    match command {
+        AssignmentCommand::Get { tenant, object } => {
+            let found = client
+                .get_teams_extension_assignment(&tenant, &object, None)
+                .await?;
+            args.print(serde_json::to_value(found).expect("serializable"));
+        }
+        AssignmentCommand::Set {
+            tenant,
+            object,
+            principal_type,
+            client_ids,
+        } => {
+            let set = client
+                .set_teams_extension_assignment(&tenant, &object, &principal_type, client_ids, None)
+                .await?;
+            args.print(serde_json::to_value(set).expect("serializable"));
+        }
+        AssignmentCommand::Delete { tenant, object } => {
+            client
+                .delete_teams_extension_assignment(&tenant, &object, None)
+                .await?;
+            args.print(json!({ "tenantId": tenant, "objectId": object, "deleted": true }));
+        }
+    }
+    Ok(())
+}
+
 /// Runs a `token` command.
 pub async fn token(args: &ClientArgs, command: TokenCommand) -> Result<(), Failure> {
     match command {
@@ -275,6 +374,20 @@ pub async fn token(args: &ClientArgs, command: TokenCommand) -> Result<(), Failu
             let user = CommunicationUserIdentifier::new(id);
             args.client(false)?.revoke_tokens(&user, None).await?;
             args.print(json!({ "id": user.id(), "revoked": true }));
+        }
+        TokenCommand::Teams {
+            aad_token,
+            app_id,
+            user_id,
+        } => {
+            let token = args
+                .client(false)?
+                .get_token_for_teams_user(&aad_token, &app_id, &user_id, None)
+                .await?;
+            args.print(json!({
+                "token": token.token,
+                "expiresOn": callsign_common::time_format::expires_on(token.expires_on),
+            }));
         }
         TokenCommand::Introspect { token } => {
             let answer = args.client(false)?.introspect_token(&token, None).await?;

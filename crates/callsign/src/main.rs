@@ -62,6 +62,13 @@ enum Command {
         #[command(subcommand)]
         command: client_commands::TokenCommand,
     },
+    /// Manage Teams extension assignments (client of any Communication Identity endpoint).
+    Assignment {
+        #[command(flatten)]
+        client: client_commands::ClientArgs,
+        #[command(subcommand)]
+        command: client_commands::AssignmentCommand,
+    },
 }
 
 #[derive(Args)]
@@ -170,6 +177,9 @@ fn main() -> std::process::ExitCode {
         Command::Token { client, command } => {
             client_exit(runtime_then(client_commands::token(&client, command)))
         }
+        Command::Assignment { client, command } => {
+            client_exit(runtime_then(client_commands::assignment(&client, command)))
+        }
         other => admin_exit(run(other)),
     }
 }
@@ -268,7 +278,9 @@ fn run(command: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::User { .. } | Command::Token { .. } => unreachable!("handled in main"),
+        Command::User { .. } | Command::Token { .. } | Command::Assignment { .. } => {
+            unreachable!("handled in main")
+        }
         Command::SigningKey {
             command: SigningKeyCommand::Rotate { data, database },
         } => {
@@ -326,6 +338,8 @@ fn serve(args: ServeArgs) -> Result<()> {
         SigningAlgArg::Es256 => SigningAlg::Es256,
         SigningAlgArg::Eddsa => SigningAlg::EdDsa,
     });
+    config.trusted_issuers = file.trusted_issuers;
+    config.management = file.management.unwrap_or_default();
     config.access_key_seed = match std::env::var("CALLSIGN_ACCESS_KEY") {
         Ok(value) if !value.is_empty() => Some(
             AccessKey::from_base64(&value).context("CALLSIGN_ACCESS_KEY is not valid base64")?,

@@ -2,6 +2,8 @@
 
 #[path = "../../callsign-server/tests/common/mod.rs"]
 mod common;
+#[path = "../../callsign-server/tests/common/issuer.rs"]
+mod issuer;
 
 use common::TestServer;
 use serde_json::Value;
@@ -208,4 +210,109 @@ async fn usage_errors_exit_2() {
     let stderr = String::from_utf8_lossy(&wrong_key.stderr);
     assert!(stderr.contains("Denied"), "{stderr}");
     assert!(!stderr.contains("AAAAAAAAAAAAAAAA"), "no key in errors");
+}
+
+#[tokio::test]
+async fn token_teams_exchanges_an_entra_token() {
+    let issuer = issuer::TestIssuer::start().await;
+    let config = issuer.config();
+    let server = TestServer::start_with(
+        std::sync::Arc::new(callsign_server::clock::SystemClock),
+        move |c| c.trusted_issuers = vec![config],
+    )
+    .await;
+    let cli = Cli::new(&server);
+    let now = chrono::Utc::now().timestamp();
+    let entra = issuer.token(&issuer.teams_claims(now));
+    let args = |app: &'static str| {
+        let entra = entra.clone();
+        move || {
+            vec![
+                "token".to_owned(),
+                "teams".to_owned(),
+                "--aad-token".to_owned(),
+                entra,
+                "--app-id".to_owned(),
+                app.to_owned(),
+                "--user-id".to_owned(),
+                issuer::USER_OID.to_owned(),
+            ]
+        }
+    };
+    let ok = args(issuer::APP_ID)();
+    let ok: Vec<&str> = ok.iter().map(String::as_str).collect();
+    let token = cli.json(&ok).await;
+    let claims = common::payload(token["token"].as_str().unwrap());
+    assert_eq!(claims["skypeid"], format!("orgid:{}", issuer::USER_OID));
+    assert_eq!(claims["exp"], now + 3600);
+    assert!(token["expiresOn"]
+        .as_str()
+        .unwrap()
+        .ends_with(".0000000+00:00"));
+
+    let wrong = args("45ab2481-1c1c-4005-be24-0ffb879b1130")();
+    let wrong: Vec<&str> = wrong.iter().map(String::as_str).collect();
+    let output = cli.run(&wrong).await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("AAD application is not the expected one."),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&entra), "the Entra token is never printed");
+}
+
+#[tokio::test]
+async fn assignment_commands_manage_teams_extension_assignments() {
+    let server = TestServer::start().await;
+    let cli = Cli::new(&server);
+    let (tenant, object) = (issuer::TENANT, issuer::USER_OID);
+    let target = ["--tenant", tenant, "--object", object];
+
+    let missing = cli
+        .run(&[&["assignment", "get"][..], &target].concat())
+        .await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("AssignmentNotFound"));
+
+    let set = cli
+        .json(
+            &[
+                &["assignment", "set"][..],
+                &target,
+                &["--client-ids", issuer::APP_ID],
+            ]
+            .concat(),
+        )
+        .await;
+    assert_eq!(
+        set,
+        serde_json::json!({"objectId": object, "tenantId": tenant, "principalType": "user",
+                           "clientIds": [issuer::APP_ID]})
+    );
+    let got = cli
+        .json(&[&["assignment", "get"][..], &target].concat())
+        .await;
+    assert_eq!(got, set);
+    let replaced = cli
+        .json(
+            &[
+                &["assignment", "set"][..],
+                &target,
+                &["--principal-type", "resourceAccount"],
+            ]
+            .concat(),
+        )
+        .await;
+    assert_eq!(replaced["principalType"], "resourceAccount");
+    assert!(replaced.get("clientIds").is_none());
+
+    let deleted = cli
+        .json(&[&["assignment", "delete"][..], &target].concat())
+        .await;
+    assert_eq!(deleted["deleted"], true);
+    let again = cli
+        .run(&[&["assignment", "delete"][..], &target].concat())
+        .await;
+    assert_eq!(again.status.code(), Some(1));
 }

@@ -418,6 +418,26 @@ fn config_file_is_read_and_flags_override_it() {
     drop(read_running(child, false));
     assert!(dir.path().join("from-flag/resource-id").exists());
 
+    // A trusted issuer must name exactly one key source, and a JWKS file must be readable.
+    for issuer in [
+        "jwks_uri = \"https://example.invalid/keys\"\njwks_file = \"keys.json\"\n",
+        "jwks_file = \"missing-keys.json\"\n",
+    ] {
+        std::fs::write(
+            &config,
+            format!("[[trusted_issuers]]\nissuer = \"https://issuer.example/v2.0\"\n{issuer}"),
+        )
+        .unwrap();
+        let output = Command::new(BIN)
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .args(["--data", dir.path().join("issuers").to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("trusted issuer"), "{stderr}");
+    }
+
     std::fs::write(&config, "adress = \"typo\"\n").unwrap();
     let output = Command::new(BIN)
         .args(["serve", "--config", config.to_str().unwrap()])

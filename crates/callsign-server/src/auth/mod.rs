@@ -1,7 +1,13 @@
-//! Authentication of management calls. Today: HMAC-SHA256 with either access key (PROTOCOL.md §3).
+//! Authentication (PROTOCOL.md §3): HMAC-SHA256 with either access key, and bearer tokens of
+//! trusted issuers (Entra ID) verified against their JWKS.
 
+pub mod bearer;
+pub mod entra;
 pub mod hmac;
+pub mod jwks;
 
+pub use self::bearer::{authenticate_bearer, ManagementConfig};
+pub use self::entra::{EntraClaims, IssuerConfig, TokenError, TrustedIssuers};
 pub use self::hmac::{authenticate_hmac, HmacRequest};
 
 /// Why a request was not authenticated. The client always sees the same `Denied` body; the reason
@@ -26,4 +32,10 @@ pub enum AuthError {
     /// The signature matches neither key.
     #[error("the signature does not match")]
     Signature,
+    /// A bearer token that does not verify.
+    #[error("bearer token rejected: {0}")]
+    Bearer(entra::TokenError),
+    /// A valid bearer token of a caller neither allow-listed nor holding the required role.
+    #[error("the bearer token's caller is not allowed to manage identities")]
+    NotAllowed,
 }

@@ -87,7 +87,8 @@ impl fmt::Display for IdentityId {
 }
 
 /// 8-4-4-4-12 hex digits, the shape of every ACS user suffix.
-fn is_guid_shaped(s: &str) -> bool {
+/// Whether `s` is a GUID in its 8-4-4-4-12 hex form.
+pub(crate) fn is_guid_shaped(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     groups.len() == 5
         && groups

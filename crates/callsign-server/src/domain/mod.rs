@@ -1,11 +1,14 @@
 //! The Communication Identity domain: identities, tokens, revocation and introspection, independent
 //! of HTTP and of the database behind [`crate::store::Store`].
 
+pub mod access;
+pub mod exchange;
 pub mod identities;
 pub mod ids;
 pub mod scope;
 pub mod tokens;
 
+pub use exchange::TeamsExchangeError;
 pub use identities::{IdentityService, IdentityView, Introspection};
 pub use ids::{IdentityId, IdentityIdError, ResourceId};
 pub use scope::{Minutes, Scope, Scopes};

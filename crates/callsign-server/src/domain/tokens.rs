@@ -44,10 +44,23 @@ pub fn mint(
     stamp_us: i64,
 ) -> IssuedToken {
     let issued_at = DateTime::from_timestamp_micros(stamp_us).expect("stamp in range");
+    let exp = issued_at.timestamp() + lifetime.duration().num_seconds();
+    mint_until(keys, id.skype_id(), scopes, stamp_us, exp)
+}
+
+/// Mints an RS256 token for the raw id `8:<skype_id>` that expires at `exp` (seconds) — for
+/// exchanged tokens, whose expiry is the exchanged token's.
+pub fn mint_until(
+    keys: &ResourceKeys,
+    skype_id: &str,
+    scopes: &Scopes,
+    stamp_us: i64,
+    exp: i64,
+) -> IssuedToken {
+    let issued_at = DateTime::from_timestamp_micros(stamp_us).expect("stamp in range");
     let iat = issued_at.timestamp();
-    let exp = iat + lifetime.duration().num_seconds();
     let claims = TokenClaims {
-        skypeid: id.skype_id().to_owned(),
+        skypeid: skype_id.to_owned(),
         scp: SCP,
         csi: iat.to_string(),
         exp,

@@ -37,6 +37,11 @@ struct Inner<'a> {
 }
 
 impl ApiError {
+    /// An error with its own status, code and message.
+    pub fn new_public(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(status, code, message)
+    }
+
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -127,6 +132,24 @@ impl ApiError {
             format!("{property}: The {property} field is required."),
         )
         .with_target(property);
+        e.supported_versions_header = false;
+        e
+    }
+
+    /// Teams exchange: a bad, expired or empty Entra token (no `api-supported-versions`, X55–X72).
+    pub fn invalid_access_token() -> Self {
+        let mut e = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAccessToken",
+            "Provided access token is not valid.",
+        );
+        e.supported_versions_header = false;
+        e
+    }
+
+    /// Teams exchange: no `token` in the body (X63, X64).
+    pub fn missing_token() -> Self {
+        let mut e = Self::invalid_body("The body is either missing or doesn't contain any token.");
         e.supported_versions_header = false;
         e
     }

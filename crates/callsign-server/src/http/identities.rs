@@ -37,9 +37,10 @@ impl IdentityBody {
     }
 }
 
+/// `{token, expiresOn}` as the wire shows it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct TokenBody {
+pub struct TokenBody {
     token: String,
     expires_on: String,
 }

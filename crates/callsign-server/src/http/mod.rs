@@ -1,15 +1,20 @@
 //! The HTTP layer: routing, api-versions, authentication of each request, error bodies and
 //! response headers. Handlers call the domain; nothing here touches the store directly.
 
+pub mod access;
 pub mod api_version;
 pub mod body;
 pub mod error;
+pub mod exchange;
 pub mod headers;
 pub mod identities;
 pub mod introspect;
 pub mod routes;
 
-use crate::auth::{authenticate_hmac, HmacRequest};
+use crate::auth::{
+    authenticate_bearer, authenticate_hmac, HmacRequest, ManagementConfig, TrustedIssuers,
+};
+use crate::domain::access::AccessService;
 use crate::domain::IdentityService;
 use crate::store::Store;
 use api_version::ApiVersion;
@@ -48,6 +53,12 @@ pub struct AppState<S> {
     pub identities: IdentityService<S>,
     /// HTTP limits.
     pub config: HttpConfig,
+    /// Issuers whose tokens are trusted (bearer auth, Teams exchange).
+    pub issuers: Arc<TrustedIssuers>,
+    /// Who may manage identities with a bearer token.
+    pub management: ManagementConfig,
+    /// Teams extension assignments and exchange.
+    pub access: AccessService,
 }
 
 /// The service's router.
@@ -107,7 +118,12 @@ async fn acs<S: Store>(
     if !op.available_in(version) {
         return Err(ApiError::not_found());
     }
-    let bytes = authenticated_body(state, parts, body).await?;
+    // The Teams extension exchange is authorised by the user's own bearer token, checked there.
+    let bytes = if op == AcsOperation::TeamsExtensionExchange {
+        read_body(body, parts, state.config.max_body_bytes).await?
+    } else {
+        authenticated_body(state, parts, body).await?
+    };
     let service = &state.identities;
     match op {
         AcsOperation::CreateIdentity => {
@@ -118,6 +134,22 @@ async fn acs<S: Store>(
         AcsOperation::RevokeTokens(id) => identities::revoke(service, &id).await,
         AcsOperation::IssueToken(id) => {
             identities::issue_token(service, version, &id, &JsonBody::parse(&bytes)?).await
+        }
+        AcsOperation::TeamsUserExchange => {
+            exchange::teams_user(service, &state.issuers, &JsonBody::parse(&bytes)?).await
+        }
+        AcsOperation::TeamsExtensionExchange => {
+            JsonBody::parse(&bytes)?;
+            access::exchange(&state.access, service, &state.issuers, &parts.headers).await
+        }
+        AcsOperation::GetTeamsExtensionAssignment(tenant, object) => {
+            access::get(&state.access, &tenant, &object).await
+        }
+        AcsOperation::PutTeamsExtensionAssignment(tenant, object) => {
+            access::put(&state.access, &tenant, &object, &JsonBody::parse(&bytes)?).await
+        }
+        AcsOperation::DeleteTeamsExtensionAssignment(tenant, object) => {
+            access::delete(&state.access, &tenant, &object).await
         }
         AcsOperation::Exchange => Err(ApiError::not_found()),
     }
@@ -132,13 +164,28 @@ async fn introspect<S: Store>(
     introspect::introspect(&state.identities, &JsonBody::parse(&bytes)?).await
 }
 
-/// Reads the body (within the limit) and checks the request's signature over it.
+/// Reads the body (within the limit) and authenticates the request: a bearer token of a trusted
+/// issuer, or an HMAC signature over the body.
 async fn authenticated_body<S: Store>(
     state: &AppState<S>,
     parts: &Parts,
     body: Body,
 ) -> Result<Bytes, ApiError> {
     let bytes = read_body(body, parts, state.config.max_body_bytes).await?;
+    let bearer = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let Some(token) = bearer {
+        authenticate_bearer(&state.issuers, &state.management, token.trim())
+            .await
+            .map_err(|e| {
+                tracing::debug!(reason = %e, path = parts.uri.path(), "authentication failed");
+                ApiError::denied()
+            })?;
+        return Ok(bytes);
+    }
     let keys = state.identities.keys().get();
     let host = parts
         .headers

@@ -19,7 +19,17 @@ pub enum AcsOperation {
     RevokeTokens(String),
     /// `POST /identities/{id}/:issueAccessToken`
     IssueToken(String),
-    /// Teams and Entra exchanges and assignments: not yet served.
+    /// `POST /teamsUser/:exchangeAccessToken`
+    TeamsUserExchange,
+    /// `POST /access/teamsExtension/:exchangeAccessToken`
+    TeamsExtensionExchange,
+    /// `GET /access/teamsExtension/tenants/{tenantId}/assignments/{objectId}`
+    GetTeamsExtensionAssignment(String, String),
+    /// `PUT /access/teamsExtension/tenants/{tenantId}/assignments/{objectId}`
+    PutTeamsExtensionAssignment(String, String),
+    /// `DELETE /access/teamsExtension/tenants/{tenantId}/assignments/{objectId}`
+    DeleteTeamsExtensionAssignment(String, String),
+    /// Entra exchange and assignments (preview): not yet served.
     Exchange,
 }
 
@@ -28,6 +38,14 @@ impl AcsOperation {
     pub fn available_in(&self, version: ApiVersion) -> bool {
         match self {
             AcsOperation::GetIdentity(_) => version.has_custom_ids(),
+            AcsOperation::TeamsUserExchange => version != ApiVersion::V2021_03_07,
+            AcsOperation::TeamsExtensionExchange
+            | AcsOperation::GetTeamsExtensionAssignment(..)
+            | AcsOperation::PutTeamsExtensionAssignment(..)
+            | AcsOperation::DeleteTeamsExtensionAssignment(..) => matches!(
+                version,
+                ApiVersion::V2025_06_30 | ApiVersion::V2025_03_02Preview
+            ),
             AcsOperation::Exchange => false,
             _ => true,
         }
@@ -71,14 +89,36 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
             Method::POST,
             Route::Acs(AcsOperation::IssueToken(decode_id(id)?)),
         ),
-        ["teamsUser", ":exchangeAccessToken"]
-        | ["access", "teamsExtension", ":exchangeAccessToken"]
-        | ["access", "entra", ":exchangeAccessToken"] => {
+        ["teamsUser", ":exchangeAccessToken"] => {
+            only(Method::POST, Route::Acs(AcsOperation::TeamsUserExchange))
+        }
+        ["access", "teamsExtension", ":exchangeAccessToken"] => only(
+            Method::POST,
+            Route::Acs(AcsOperation::TeamsExtensionExchange),
+        ),
+        ["access", "entra", ":exchangeAccessToken"] => {
             only(Method::POST, Route::Acs(AcsOperation::Exchange))
         }
-        ["access", "teamsExtension", "tenants", _, "assignments", _]
-        | ["access", "entra", "assignments"]
-        | ["access", "entra", "assignments", _] => Ok(Route::Acs(AcsOperation::Exchange)),
+        ["access", "teamsExtension", "tenants", tenant, "assignments", object]
+            if !tenant.is_empty() && !object.is_empty() =>
+        {
+            let (tenant, object) = (decode_id(tenant)?, decode_id(object)?);
+            match *method {
+                Method::GET => Ok(Route::Acs(AcsOperation::GetTeamsExtensionAssignment(
+                    tenant, object,
+                ))),
+                Method::PUT => Ok(Route::Acs(AcsOperation::PutTeamsExtensionAssignment(
+                    tenant, object,
+                ))),
+                Method::DELETE => Ok(Route::Acs(AcsOperation::DeleteTeamsExtensionAssignment(
+                    tenant, object,
+                ))),
+                _ => Err(ApiError::method_not_allowed()),
+            }
+        }
+        ["access", "entra", "assignments"] | ["access", "entra", "assignments", _] => {
+            Ok(Route::Acs(AcsOperation::Exchange))
+        }
         ["callsign", "tokens", ":introspect"] => only(Method::POST, Route::Introspect),
         _ => Err(ApiError::not_found()),
     }

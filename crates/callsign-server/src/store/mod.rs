@@ -1,10 +1,15 @@
 //! Storage of identities behind one trait, so the domain never knows which database it talks to.
 
+pub mod assignments;
 pub mod postgres;
+mod postgres_assignments;
 pub mod sqlite;
+pub mod sqlite_assignments;
 
+pub use assignments::AssignmentStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use sqlite_assignments::SqliteAssignmentStore;
 
 use std::future::Future;
 

@@ -16,7 +16,8 @@ pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATION_LOCK: i64 = 0x6361_6c6c_7369_676e; // "callsign"
 
 /// Schema steps, applied in order, each once; the index + 1 is the version.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE identities (
         id TEXT PRIMARY KEY NOT NULL,
         custom_id TEXT,
@@ -41,7 +42,17 @@ const MIGRATIONS: &[&str] = &[r#"
         created_at_us BIGINT NOT NULL,
         retired_at_us BIGINT
     );
-"#];
+"#,
+    r#"
+    CREATE TABLE teams_extension_assignments (
+        tenant_id TEXT NOT NULL,
+        object_id TEXT NOT NULL,
+        principal_type TEXT NOT NULL,
+        client_ids TEXT[],
+        PRIMARY KEY (tenant_id, object_id)
+    );
+"#,
+];
 
 /// Identities in PostgreSQL; clones share the pool.
 #[derive(Clone)]
@@ -118,7 +129,7 @@ impl PostgresStore {
         &self.pool
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(unavailable)
     }
 

@@ -1,0 +1,188 @@
+//! `CommunicationTokenCredential::from_entra` against a real callsign server over TLS (azure_core's
+//! bearer policy refuses plain http), with the server's development CA trusted and an azure_core
+//! `TokenCredential` that hands out the local test issuer's tokens.
+
+#[path = "../../callsign-server/tests/common/mod.rs"]
+mod common;
+#[path = "../../callsign-server/tests/common/issuer.rs"]
+mod issuer;
+
+use azure_core::credentials::{AccessToken as EntraToken, TokenCredential, TokenRequestOptions};
+use azure_core::http::{ClientOptions, Transport};
+use callsign_common::credential::{
+    CommunicationTokenCredential, CredentialError, EntraCommunicationTokenCredentialOptions,
+};
+use callsign_identity::*;
+use callsign_server::clock::SystemClock;
+use callsign_server::TlsMode;
+use common::TestServer;
+use issuer::{TestIssuer, APP_ID, TENANT, USER_OID};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+const TEAMS_EXTENSION_SCOPE: &str =
+    "https://auth.msft.communication.azure.com/TeamsExtension.ManageCalls";
+
+/// Hands out the test issuer's Teams extension tokens and remembers what it was asked for.
+#[derive(Debug)]
+struct IssuerCredential {
+    token: String,
+    exp: i64,
+    calls: AtomicUsize,
+    scopes: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for IssuerCredential {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<EntraToken> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        *self.scopes.lock().unwrap() = scopes.iter().map(|s| s.to_string()).collect();
+        let expires_on = azure_core::time::OffsetDateTime::from_unix_timestamp(self.exp).unwrap();
+        Ok(EntraToken::new(self.token.clone(), expires_on))
+    }
+}
+
+fn trusting(ca: &std::path::Path) -> ClientOptions {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    ClientOptions {
+        transport: Some(Transport::new(Arc::new(http))),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn the_entra_credential_exchanges_teams_extension_tokens_over_tls() {
+    let issuer = TestIssuer::start().await;
+    let config = issuer.config();
+    let server = TestServer::start_with(Arc::new(SystemClock), move |c| {
+        c.tls = TlsMode::Dev;
+        c.trusted_issuers = vec![config];
+    })
+    .await;
+    let port = server.host.rsplit(':').next().unwrap();
+    let endpoint = format!("https://localhost:{port}/");
+    let ca = server.data.path().join("data/tls/ca.pem");
+
+    // The assignment, made with the identity client over the same TLS.
+    let admin = CommunicationIdentityClient::from_connection_string(
+        &format!("endpoint={endpoint};accesskey={}", server.key.to_base64()),
+        Some(CommunicationIdentityClientOptions {
+            api_version: ApiVersion::V2025_06_30,
+            client_options: trusting(&ca),
+        }),
+    )
+    .unwrap();
+    admin
+        .set_teams_extension_assignment(TENANT, USER_OID, "user", Some(vec![APP_ID.into()]), None)
+        .await
+        .unwrap();
+
+    let now = chrono::Utc::now().timestamp();
+    let mut claims = issuer.teams_claims(now);
+    claims["scp"] = "TeamsExtension.ManageCalls".into();
+    let entra = Arc::new(IssuerCredential {
+        token: issuer.token(&claims),
+        exp: now + 3600,
+        calls: AtomicUsize::new(0),
+        scopes: Mutex::new(Vec::new()),
+    });
+    let credential = CommunicationTokenCredential::from_entra_with_client_options(
+        EntraCommunicationTokenCredentialOptions {
+            resource_endpoint: endpoint.clone(),
+            credential: entra.clone(),
+            scopes: vec![TEAMS_EXTENSION_SCOPE.to_owned()],
+        },
+        trusting(&ca),
+    )
+    .unwrap();
+    let token = credential.get_token(None).await.unwrap();
+    let payload = common::payload(&token.token);
+    assert_eq!(
+        payload["skypeid"],
+        format!("acs:{}_{TENANT}_{USER_OID}", server.resource_id)
+    );
+    assert_eq!(token.expires_on.timestamp(), now + 3600);
+    assert_eq!(*entra.scopes.lock().unwrap(), [TEAMS_EXTENSION_SCOPE]);
+    // Cached: a second call neither exchanges nor asks Entra again.
+    let again = credential.get_token(None).await.unwrap();
+    assert_eq!(again.token, token.token);
+    assert_eq!(entra.calls.load(Ordering::SeqCst), 1);
+
+    // Without an assignment the exchange is refused, and the credential reports it.
+    admin
+        .delete_teams_extension_assignment(TENANT, USER_OID, None)
+        .await
+        .unwrap();
+    let refused = CommunicationTokenCredential::from_entra_with_client_options(
+        EntraCommunicationTokenCredentialOptions {
+            resource_endpoint: endpoint.clone(),
+            credential: entra.clone(),
+            scopes: vec![TEAMS_EXTENSION_SCOPE.to_owned()],
+        },
+        trusting(&ca),
+    )
+    .unwrap();
+    let err = refused.get_token(None).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("No assignment allows this user and client application."),
+        "{err}"
+    );
+    assert!(
+        !err.to_string().contains(&entra.token),
+        "no token in errors"
+    );
+
+    // Plain http: azure_core's bearer policy refuses to send the token.
+    let plain =
+        CommunicationTokenCredential::from_entra(EntraCommunicationTokenCredentialOptions {
+            resource_endpoint: format!("http://localhost:{port}/"),
+            credential: entra.clone(),
+            scopes: vec![TEAMS_EXTENSION_SCOPE.to_owned()],
+        })
+        .unwrap();
+    assert!(plain.get_token(None).await.is_err());
+}
+
+#[test]
+fn scopes_are_checked_at_construction() {
+    #[derive(Debug)]
+    struct Never;
+    #[async_trait::async_trait]
+    impl TokenCredential for Never {
+        async fn get_token(
+            &self,
+            _: &[&str],
+            _: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<EntraToken> {
+            unreachable!("construction never fetches a token")
+        }
+    }
+    let options = |scopes: &[&str]| EntraCommunicationTokenCredentialOptions {
+        resource_endpoint: "https://example.communication.azure.com/".into(),
+        credential: Arc::new(Never),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+    };
+    for bad in [
+        &["https://graph.microsoft.com/.default"][..],
+        &[
+            "https://communication.azure.com/clients/VoIP",
+            TEAMS_EXTENSION_SCOPE,
+        ][..],
+    ] {
+        assert!(matches!(
+            CommunicationTokenCredential::from_entra(options(bad)),
+            Err(CredentialError::InvalidArgument(_))
+        ));
+    }
+    assert!(CommunicationTokenCredential::from_entra(options(&[])).is_ok());
+    assert!(CommunicationTokenCredential::from_entra(options(&[TEAMS_EXTENSION_SCOPE])).is_ok());
+}

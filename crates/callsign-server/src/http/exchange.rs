@@ -1,0 +1,59 @@
+//! Handler of the Teams user token exchange, `POST /teamsUser/:exchangeAccessToken`
+//! (PROTOCOL.md §1; error bodies and check order as recorded, X53–X76).
+
+use super::body::{Field, JsonBody};
+use super::error::ApiError;
+use super::identities::{json, TokenBody};
+use crate::auth::entra::TEAMS_AUDIENCE;
+use crate::auth::TrustedIssuers;
+use crate::domain::{IdentityService, TeamsExchangeError};
+use crate::store::Store;
+use axum::http::StatusCode;
+use axum::response::Response;
+
+/// `POST /teamsUser/:exchangeAccessToken` with `{token, appId, userId}`.
+///
+/// The service checks the token's presence, then the token itself, then that `appId` and `userId`
+/// are given, then their format, then that they are the token's.
+pub async fn teams_user<S: Store>(
+    service: &IdentityService<S>,
+    issuers: &TrustedIssuers,
+    body: &JsonBody,
+) -> Result<Response, ApiError> {
+    let token = match body.field("token") {
+        Field::Absent | Field::Null => return Err(ApiError::missing_token()),
+        Field::Value(_) => body.string("token")?.unwrap_or_default(),
+    };
+    let claims = issuers.verify(token, TEAMS_AUDIENCE).await.map_err(|e| {
+        tracing::debug!(reason = %e, "Teams user token rejected");
+        ApiError::invalid_access_token()
+    })?;
+    let app_id = required(body, "appId", "AppId")?;
+    let user_id = required(body, "userId", "UserId")?;
+    let token = service
+        .exchange_teams_user(&claims, app_id, user_id)
+        .map_err(|e| match e {
+            TeamsExchangeError::NotATeamsToken => ApiError::invalid_access_token(),
+            TeamsExchangeError::AppIdFormat => {
+                ApiError::validation("Provided AppId has invalid format.", "appId")
+            }
+            TeamsExchangeError::UserIdFormat => {
+                ApiError::validation("Provided UserId has invalid format.", "userId")
+            }
+            TeamsExchangeError::AppMismatch => {
+                ApiError::validation("AAD application is not the expected one.", "appId")
+            }
+            TeamsExchangeError::UserMismatch => {
+                ApiError::validation("Provided AAD token issued for unexpected user.", "userId")
+            }
+        })?;
+    Ok(json(StatusCode::OK, &TokenBody::from(token)))
+}
+
+/// A string field that must be present and non-empty (`""` counts as missing, X58).
+fn required<'a>(body: &'a JsonBody, field: &str, property: &str) -> Result<&'a str, ApiError> {
+    match body.string(field)? {
+        Some(value) if !value.is_empty() => Ok(value),
+        _ => Err(ApiError::required(property)),
+    }
+}

@@ -1,0 +1,42 @@
+//! Storage of access assignments (who may exchange an Entra token here), behind its own trait so
+//! that each database adds it independently of the identity [`super::Store`].
+
+use super::StoreError;
+
+/// A Teams extension assignment: the Entra principal `object_id` of `tenant_id` may exchange its
+/// tokens, from any client (`client_ids` absent or empty) or only from the listed ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamsExtensionAssignment {
+    /// The Entra tenant.
+    pub tenant_id: String,
+    /// The user's or resource account's object id.
+    pub object_id: String,
+    /// `user` or `resourceAccount`.
+    pub principal_type: String,
+    /// Client application ids allowed to exchange; `None` when not given.
+    pub client_ids: Option<Vec<String>>,
+}
+
+/// Where assignments live. Every write is durable before it returns. Ids are stored lowercase.
+#[async_trait::async_trait]
+pub trait AssignmentStore: Send + Sync + 'static {
+    /// The assignment of (`tenant_id`, `object_id`).
+    async fn get_teams_extension_assignment(
+        &self,
+        tenant_id: String,
+        object_id: String,
+    ) -> Result<Option<TeamsExtensionAssignment>, StoreError>;
+
+    /// Creates or replaces an assignment; true when it was created.
+    async fn put_teams_extension_assignment(
+        &self,
+        assignment: TeamsExtensionAssignment,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes an assignment; false when there was none.
+    async fn delete_teams_extension_assignment(
+        &self,
+        tenant_id: String,
+        object_id: String,
+    ) -> Result<bool, StoreError>;
+}
