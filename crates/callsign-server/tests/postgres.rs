@@ -189,3 +189,51 @@ async fn revocation_is_exact_across_nodes_with_skewed_clocks() {
     assert_eq!(ahead.introspect(&late).await["active"], true);
     assert_eq!(behind.introspect(&late).await["active"], true);
 }
+
+/// Teams extension assignments live in the database: what one node writes, another reads.
+#[tokio::test]
+async fn assignments_are_shared_by_every_node() {
+    use callsign_server::store::assignments::TeamsExtensionAssignment;
+    use callsign_server::store::AssignmentStore;
+    let cluster = PgCluster::start();
+    let a = PostgresStore::connect(&cluster.url()).await.unwrap();
+    let b = PostgresStore::connect(&cluster.url()).await.unwrap();
+    let assignment = |client_ids: Option<Vec<String>>| TeamsExtensionAssignment {
+        tenant_id: "t".into(),
+        object_id: "o".into(),
+        principal_type: "user".into(),
+        client_ids,
+    };
+    assert!(
+        a.put_teams_extension_assignment(assignment(None))
+            .await
+            .unwrap(),
+        "created"
+    );
+    let replaced = assignment(Some(vec!["app".into()]));
+    assert!(
+        !b.put_teams_extension_assignment(replaced.clone())
+            .await
+            .unwrap(),
+        "replaced"
+    );
+    let seen = a
+        .get_teams_extension_assignment("t".into(), "o".into())
+        .await
+        .unwrap();
+    assert_eq!(seen, Some(replaced));
+    assert!(b
+        .delete_teams_extension_assignment("t".into(), "o".into())
+        .await
+        .unwrap());
+    assert!(!a
+        .delete_teams_extension_assignment("t".into(), "o".into())
+        .await
+        .unwrap());
+    assert_eq!(
+        a.get_teams_extension_assignment("t".into(), "o".into())
+            .await
+            .unwrap(),
+        None
+    );
+}
