@@ -3,6 +3,7 @@
 //!
 //! Keeping one implementation of each here means the server checks exactly what the clients produce.
 
+pub mod api_version;
 pub mod claims;
 pub mod clock;
 pub mod connection_string;
@@ -12,6 +13,7 @@ pub mod hmac_policy;
 pub mod identifier;
 pub mod time_format;
 
+pub use api_version::ApiVersion;
 pub use claims::{AccessToken, TokenClaims};
 pub use connection_string::{ConnectionString, ConnectionStringError};
 pub use credential::{

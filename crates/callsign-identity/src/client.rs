@@ -198,7 +198,7 @@ impl CommunicationIdentityClient {
         user_id: &str,
         options: Option<IdentityMethodOptions<'_>>,
     ) -> Result<AccessToken> {
-        if self.api_version == ApiVersion::V2021_03_07 {
+        if !self.api_version.has_teams_user_exchange() {
             return Err(IdentityError::UnsupportedByApiVersion {
                 operation: "get_token_for_teams_user",
                 needed: ApiVersion::V2022_06_01.as_str(),
@@ -282,10 +282,7 @@ impl CommunicationIdentityClient {
     }
 
     fn assignment_path(&self, tenant_id: &str, object_id: &str) -> Result<String> {
-        if !matches!(
-            self.api_version,
-            ApiVersion::V2025_06_30 | ApiVersion::V2025_03_02Preview
-        ) {
+        if !self.api_version.has_teams_extension() {
             return Err(IdentityError::UnsupportedByApiVersion {
                 operation: "Teams extension assignments",
                 needed: ApiVersion::V2025_06_30.as_str(),
@@ -372,7 +369,7 @@ impl CommunicationIdentityClient {
     }
 
     fn require_preview(&self, operation: &'static str) -> Result<()> {
-        if self.api_version.is_preview() {
+        if self.api_version.has_custom_ids() {
             Ok(())
         } else {
             Err(IdentityError::UnsupportedByApiVersion {

@@ -225,7 +225,9 @@ impl ClientArgs {
         let api_version = if preview {
             ApiVersion::V2025_03_02Preview
         } else {
-            self.api_version.parse()?
+            self.api_version.parse().map_err(
+                |e: callsign_common::api_version::UnknownApiVersion| Failure::Usage(e.to_string()),
+            )?
         };
         let options = CommunicationIdentityClientOptions {
             api_version,

@@ -17,7 +17,6 @@ use crate::auth::{
 use crate::domain::access::AccessService;
 use crate::domain::IdentityService;
 use crate::store::Store;
-use api_version::ApiVersion;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, request::Parts, HeaderName, HeaderValue, StatusCode};
@@ -97,7 +96,7 @@ async fn dispatch<S: Store>(State(state): State<Arc<AppState<S>>>, request: Requ
             if response.extensions().get::<NoSupportedVersions>().is_none() {
                 response.headers_mut().insert(
                     HeaderName::from_static("api-supported-versions"),
-                    HeaderValue::from_str(&ApiVersion::all_joined()).expect("valid header"),
+                    HeaderValue::from_str(&api_version::all_joined()).expect("valid header"),
                 );
             }
             response
@@ -114,7 +113,7 @@ async fn acs<S: Store>(
     parts: &Parts,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let version = ApiVersion::from_query(parts.uri.query())?;
+    let version = api_version::from_query(parts.uri.query())?;
     if !op.available_in(version) {
         return Err(ApiError::not_found());
     }

@@ -38,14 +38,11 @@ impl AcsOperation {
     pub fn available_in(&self, version: ApiVersion) -> bool {
         match self {
             AcsOperation::GetIdentity(_) => version.has_custom_ids(),
-            AcsOperation::TeamsUserExchange => version != ApiVersion::V2021_03_07,
+            AcsOperation::TeamsUserExchange => version.has_teams_user_exchange(),
             AcsOperation::TeamsExtensionExchange
             | AcsOperation::GetTeamsExtensionAssignment(..)
             | AcsOperation::PutTeamsExtensionAssignment(..)
-            | AcsOperation::DeleteTeamsExtensionAssignment(..) => matches!(
-                version,
-                ApiVersion::V2025_06_30 | ApiVersion::V2025_03_02Preview
-            ),
+            | AcsOperation::DeleteTeamsExtensionAssignment(..) => version.has_teams_extension(),
             AcsOperation::Exchange => false,
             _ => true,
         }
