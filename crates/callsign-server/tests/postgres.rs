@@ -237,3 +237,45 @@ async fn assignments_are_shared_by_every_node() {
         None
     );
 }
+
+/// Entra assignments (preview) live in the database: created, paged, bulk-updated and deleted
+/// across nodes.
+#[tokio::test]
+async fn entra_assignments_are_shared_by_every_node() {
+    use callsign_server::store::assignments::EntraAssignment;
+    use callsign_server::store::AssignmentStore;
+    let cluster = PgCluster::start();
+    let a = PostgresStore::connect(&cluster.url()).await.unwrap();
+    let b = PostgresStore::connect(&cluster.url()).await.unwrap();
+    let assignment = |o: &str| EntraAssignment {
+        object_id: o.into(),
+        tenant_id: "t".into(),
+        principal_type: "user".into(),
+        client_ids: vec!["app".into()],
+    };
+    assert!(a.put_entra_assignment(assignment("b")).await.unwrap());
+    assert!(!b.put_entra_assignment(assignment("b")).await.unwrap());
+    b.update_entra_assignments(vec![assignment("a"), assignment("c")], vec!["b".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        a.list_entra_assignments(None, 1).await.unwrap(),
+        vec![assignment("a")]
+    );
+    assert_eq!(
+        a.list_entra_assignments(Some("a".into()), 5).await.unwrap(),
+        vec![assignment("c")]
+    );
+    assert_eq!(
+        a.find_entra_assignments(vec!["x".into(), "c".into()])
+            .await
+            .unwrap(),
+        vec![assignment("c")]
+    );
+    assert_eq!(
+        b.get_entra_assignment("a".into()).await.unwrap(),
+        Some(assignment("a"))
+    );
+    assert!(a.delete_entra_assignment("a".into()).await.unwrap());
+    assert!(!b.delete_entra_assignment("a".into()).await.unwrap());
+}

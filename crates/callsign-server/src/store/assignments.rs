@@ -17,6 +17,21 @@ pub struct TeamsExtensionAssignment {
     pub client_ids: Option<Vec<String>>,
 }
 
+/// An Entra assignment (preview): the principal `object_id` (a user, a group, or for
+/// `principal_type` `tenant` the tenant itself) of `tenant_id` may exchange Entra tokens issued to
+/// one of `client_ids`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntraAssignment {
+    /// The user's, group's or tenant's object id; the key.
+    pub object_id: String,
+    /// The Entra tenant.
+    pub tenant_id: String,
+    /// `user`, `group` or `tenant`.
+    pub principal_type: String,
+    /// Client application ids allowed to exchange.
+    pub client_ids: Vec<String>,
+}
+
 /// Where assignments live. Every write is durable before it returns. Ids are stored lowercase.
 #[async_trait::async_trait]
 pub trait AssignmentStore: Send + Sync + 'static {
@@ -39,4 +54,36 @@ pub trait AssignmentStore: Send + Sync + 'static {
         tenant_id: String,
         object_id: String,
     ) -> Result<bool, StoreError>;
+
+    /// The Entra assignment of `object_id`.
+    async fn get_entra_assignment(
+        &self,
+        object_id: String,
+    ) -> Result<Option<EntraAssignment>, StoreError>;
+
+    /// The Entra assignments of any of `object_ids`.
+    async fn find_entra_assignments(
+        &self,
+        object_ids: Vec<String>,
+    ) -> Result<Vec<EntraAssignment>, StoreError>;
+
+    /// At most `limit` Entra assignments ordered by object id, starting after `after`.
+    async fn list_entra_assignments(
+        &self,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<EntraAssignment>, StoreError>;
+
+    /// Creates or replaces an Entra assignment; true when it was created.
+    async fn put_entra_assignment(&self, assignment: EntraAssignment) -> Result<bool, StoreError>;
+
+    /// Upserts `put` and removes `remove` (object ids) in one transaction.
+    async fn update_entra_assignments(
+        &self,
+        put: Vec<EntraAssignment>,
+        remove: Vec<String>,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes an Entra assignment; false when there was none.
+    async fn delete_entra_assignment(&self, object_id: String) -> Result<bool, StoreError>;
 }

@@ -52,6 +52,14 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant_id, object_id)
     );
 "#,
+    r#"
+    CREATE TABLE entra_assignments (
+        object_id TEXT PRIMARY KEY NOT NULL,
+        tenant_id TEXT NOT NULL,
+        principal_type TEXT NOT NULL,
+        client_ids TEXT[] NOT NULL
+    );
+"#,
 ];
 
 /// Identities in PostgreSQL; clones share the pool.

@@ -1,8 +1,26 @@
-//! Teams extension assignments in PostgreSQL, so every node of a cluster sees the same ones.
+//! Teams extension and Entra assignments in PostgreSQL, so every node of a cluster sees the same ones.
 
-use super::assignments::{AssignmentStore, TeamsExtensionAssignment};
+use super::assignments::{AssignmentStore, EntraAssignment, TeamsExtensionAssignment};
 use super::postgres::{bounded, unavailable, PostgresStore};
 use super::StoreError;
+
+const ENTRA_SELECT: &str =
+    "SELECT object_id, tenant_id, principal_type, client_ids FROM entra_assignments";
+
+const ENTRA_UPSERT: &str = "INSERT INTO entra_assignments \
+     (object_id, tenant_id, principal_type, client_ids) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (object_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, \
+     principal_type = EXCLUDED.principal_type, client_ids = EXCLUDED.client_ids \
+     RETURNING (xmax = 0)";
+
+fn entra_row(row: &tokio_postgres::Row) -> EntraAssignment {
+    EntraAssignment {
+        object_id: row.get(0),
+        tenant_id: row.get(1),
+        principal_type: row.get(2),
+        client_ids: row.get(3),
+    }
+}
 
 #[async_trait::async_trait]
 impl AssignmentStore for PostgresStore {
@@ -79,6 +97,132 @@ impl AssignmentStore for PostgresStore {
                 .map_err(unavailable)?;
             let n = client
                 .execute(&statement, &[&tenant_id, &object_id])
+                .await
+                .map_err(unavailable)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn get_entra_assignment(
+        &self,
+        object_id: String,
+    ) -> Result<Option<EntraAssignment>, StoreError> {
+        bounded(async {
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(&format!("{ENTRA_SELECT} WHERE object_id = $1"))
+                .await
+                .map_err(unavailable)?;
+            let row = client
+                .query_opt(&statement, &[&object_id])
+                .await
+                .map_err(unavailable)?;
+            Ok(row.as_ref().map(entra_row))
+        })
+        .await
+    }
+
+    async fn find_entra_assignments(
+        &self,
+        object_ids: Vec<String>,
+    ) -> Result<Vec<EntraAssignment>, StoreError> {
+        bounded(async {
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(&format!(
+                    "{ENTRA_SELECT} WHERE object_id = ANY($1) ORDER BY object_id"
+                ))
+                .await
+                .map_err(unavailable)?;
+            let rows = client
+                .query(&statement, &[&object_ids])
+                .await
+                .map_err(unavailable)?;
+            Ok(rows.iter().map(entra_row).collect())
+        })
+        .await
+    }
+
+    async fn list_entra_assignments(
+        &self,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<EntraAssignment>, StoreError> {
+        bounded(async {
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(&format!(
+                    "{ENTRA_SELECT} WHERE $1::TEXT IS NULL OR object_id > $1 \
+                     ORDER BY object_id LIMIT $2"
+                ))
+                .await
+                .map_err(unavailable)?;
+            let rows = client
+                .query(&statement, &[&after, &i64::from(limit)])
+                .await
+                .map_err(unavailable)?;
+            Ok(rows.iter().map(entra_row).collect())
+        })
+        .await
+    }
+
+    async fn put_entra_assignment(&self, a: EntraAssignment) -> Result<bool, StoreError> {
+        bounded(async {
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(ENTRA_UPSERT)
+                .await
+                .map_err(unavailable)?;
+            let row = client
+                .query_one(
+                    &statement,
+                    &[&a.object_id, &a.tenant_id, &a.principal_type, &a.client_ids],
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok(row.get(0))
+        })
+        .await
+    }
+
+    async fn update_entra_assignments(
+        &self,
+        put: Vec<EntraAssignment>,
+        remove: Vec<String>,
+    ) -> Result<(), StoreError> {
+        bounded(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(unavailable)?;
+            let upsert = tx.prepare_cached(ENTRA_UPSERT).await.map_err(unavailable)?;
+            for a in &put {
+                tx.query_one(
+                    &upsert,
+                    &[&a.object_id, &a.tenant_id, &a.principal_type, &a.client_ids],
+                )
+                .await
+                .map_err(unavailable)?;
+            }
+            tx.execute(
+                "DELETE FROM entra_assignments WHERE object_id = ANY($1)",
+                &[&remove],
+            )
+            .await
+            .map_err(unavailable)?;
+            tx.commit().await.map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn delete_entra_assignment(&self, object_id: String) -> Result<bool, StoreError> {
+        bounded(async {
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached("DELETE FROM entra_assignments WHERE object_id = $1")
+                .await
+                .map_err(unavailable)?;
+            let n = client
+                .execute(&statement, &[&object_id])
                 .await
                 .map_err(unavailable)?;
             Ok(n > 0)

@@ -1,7 +1,7 @@
 //! Assignments in the SQLite database file, on a connection of their own (WAL lets it share the
 //! file with the identity store) and a table created on open.
 
-use super::assignments::{AssignmentStore, TeamsExtensionAssignment};
+use super::assignments::{AssignmentStore, EntraAssignment, TeamsExtensionAssignment};
 use super::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
@@ -20,6 +20,12 @@ const SCHEMA: &str = r#"
         principal_type TEXT NOT NULL,
         client_ids TEXT,
         PRIMARY KEY (tenant_id, object_id)
+    ) STRICT;
+    CREATE TABLE IF NOT EXISTS entra_assignments (
+        object_id TEXT PRIMARY KEY NOT NULL,
+        tenant_id TEXT NOT NULL,
+        principal_type TEXT NOT NULL,
+        client_ids TEXT NOT NULL
     ) STRICT;
 "#;
 
@@ -51,6 +57,37 @@ impl SqliteAssignmentStore {
         .map_err(|e| StoreError::Unavailable(e.to_string()))?
         .map_err(unavailable)
     }
+}
+
+const ENTRA_COLUMNS: &str = "object_id, tenant_id, principal_type, client_ids";
+
+fn entra_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EntraAssignment> {
+    let client_ids: String = row.get(3)?;
+    Ok(EntraAssignment {
+        object_id: row.get(0)?,
+        tenant_id: row.get(1)?,
+        principal_type: row.get(2)?,
+        // Written by this module as a JSON array; unreadable counts as empty.
+        client_ids: serde_json::from_str(&client_ids).unwrap_or_default(),
+    })
+}
+
+fn put_entra(tx: &rusqlite::Transaction<'_>, a: &EntraAssignment) -> rusqlite::Result<bool> {
+    let existed = tx
+        .query_row(
+            "SELECT 1 FROM entra_assignments WHERE object_id = ?1",
+            params![a.object_id],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    let client_ids = serde_json::Value::from(a.client_ids.clone()).to_string();
+    tx.execute(
+        "INSERT OR REPLACE INTO entra_assignments \
+         (object_id, tenant_id, principal_type, client_ids) VALUES (?1, ?2, ?3, ?4)",
+        params![a.object_id, a.tenant_id, a.principal_type, client_ids],
+    )?;
+    Ok(!existed)
 }
 
 fn unavailable(e: rusqlite::Error) -> StoreError {
@@ -129,6 +166,98 @@ impl AssignmentStore for SqliteAssignmentStore {
         })
         .await
     }
+
+    async fn get_entra_assignment(
+        &self,
+        object_id: String,
+    ) -> Result<Option<EntraAssignment>, StoreError> {
+        self.with_conn(move |conn| {
+            conn.query_row(
+                &format!("SELECT {ENTRA_COLUMNS} FROM entra_assignments WHERE object_id = ?1"),
+                params![object_id],
+                entra_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn find_entra_assignments(
+        &self,
+        object_ids: Vec<String>,
+    ) -> Result<Vec<EntraAssignment>, StoreError> {
+        self.with_conn(move |conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {ENTRA_COLUMNS} FROM entra_assignments WHERE object_id = ?1"
+            ))?;
+            let mut found = Vec::new();
+            for id in &object_ids {
+                if let Some(a) = statement.query_row(params![id], entra_row).optional()? {
+                    found.push(a);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn list_entra_assignments(
+        &self,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<EntraAssignment>, StoreError> {
+        self.with_conn(move |conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {ENTRA_COLUMNS} FROM entra_assignments \
+                 WHERE ?1 IS NULL OR object_id > ?1 ORDER BY object_id LIMIT ?2"
+            ))?;
+            let rows = statement.query_map(params![after, limit], entra_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn put_entra_assignment(&self, a: EntraAssignment) -> Result<bool, StoreError> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let created = put_entra(&tx, &a)?;
+            tx.commit()?;
+            Ok(created)
+        })
+        .await
+    }
+
+    async fn update_entra_assignments(
+        &self,
+        put: Vec<EntraAssignment>,
+        remove: Vec<String>,
+    ) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for a in &put {
+                put_entra(&tx, a)?;
+            }
+            for id in &remove {
+                tx.execute(
+                    "DELETE FROM entra_assignments WHERE object_id = ?1",
+                    params![id],
+                )?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn delete_entra_assignment(&self, object_id: String) -> Result<bool, StoreError> {
+        self.with_conn(move |conn| {
+            let n = conn.execute(
+                "DELETE FROM entra_assignments WHERE object_id = ?1",
+                params![object_id],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -178,5 +307,41 @@ mod tests {
                 .unwrap(),
             None
         );
+    }
+
+    #[tokio::test]
+    async fn entra_assignments_are_paged_updated_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteAssignmentStore::open(&dir.path().join("db")).unwrap();
+        let a = |o: &str| EntraAssignment {
+            object_id: o.into(),
+            tenant_id: "t".into(),
+            principal_type: "user".into(),
+            client_ids: vec!["c".into()],
+        };
+        assert!(store.put_entra_assignment(a("b")).await.unwrap());
+        assert!(!store.put_entra_assignment(a("b")).await.unwrap());
+        store
+            .update_entra_assignments(vec![a("a"), a("c")], vec!["b".into()])
+            .await
+            .unwrap();
+        let page = store.list_entra_assignments(None, 1).await.unwrap();
+        assert_eq!(page, vec![a("a")]);
+        let page = store
+            .list_entra_assignments(Some("a".into()), 5)
+            .await
+            .unwrap();
+        assert_eq!(page, vec![a("c")]);
+        let found = store
+            .find_entra_assignments(vec!["x".into(), "c".into()])
+            .await
+            .unwrap();
+        assert_eq!(found, vec![a("c")]);
+        assert_eq!(
+            store.get_entra_assignment("a".into()).await.unwrap(),
+            Some(a("a"))
+        );
+        assert!(store.delete_entra_assignment("a".into()).await.unwrap());
+        assert!(!store.delete_entra_assignment("a".into()).await.unwrap());
     }
 }
