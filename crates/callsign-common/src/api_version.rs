@@ -60,6 +60,11 @@ impl ApiVersion {
         self.has_token_lifetime() && self != ApiVersion::V2022_10_01
     }
 
+    /// Whether the Entra exchange and Entra assignments exist (the preview).
+    pub fn has_entra(self) -> bool {
+        self == ApiVersion::V2025_03_02Preview
+    }
+
     /// Whether identities have `customId` and can be read (the preview).
     pub fn has_custom_ids(self) -> bool {
         self == ApiVersion::V2025_03_02Preview

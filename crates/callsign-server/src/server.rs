@@ -4,6 +4,7 @@ use crate::auth::entra::IssuerError;
 use crate::auth::{IssuerConfig, ManagementConfig, TrustedIssuers};
 use crate::clock::{Clock, Stamps, SystemClock};
 use crate::domain::access::AccessService;
+use crate::domain::entra::EntraAccessService;
 use crate::domain::IdentityService;
 use crate::http::{router, AppState, HttpConfig};
 use crate::keys::{DataDir, KeyError, LiveKeys, MasterKey, PgKeys, SigningAlg};
@@ -224,7 +225,8 @@ impl Server {
             config: config.http,
             issuers,
             management: config.management,
-            access: AccessService::new(assignments),
+            access: AccessService::new(assignments.clone()),
+            entra: EntraAccessService::new(assignments),
         });
         Ok(Server {
             listener,

@@ -526,18 +526,31 @@ async fn api_versions_routes_and_methods() {
             "Provided access token is not valid.",
             None,
         );
-    // The Entra exchange is not served yet.
-    for path in ["/access/entra/:exchangeAccessToken?api-version=2025-03-02-preview"] {
-        client
-            .post(path, &json!({"token": "x", "appId": "a", "userId": "u"}))
-            .await
-            .assert_error(
-                404,
-                "NotFound",
-                "The requested resource was not found.",
-                None,
-            );
-    }
+    // The Entra exchange exists in the preview only, authorised by the user's bearer token.
+    client
+        .post(
+            "/access/entra/:exchangeAccessToken?api-version=2025-03-02-preview",
+            &json!({}),
+        )
+        .await
+        .assert_error(
+            401,
+            "InvalidAccessToken",
+            "Provided access token is not valid.",
+            None,
+        );
+    client
+        .post(
+            "/access/entra/:exchangeAccessToken?api-version=2025-06-30",
+            &json!({}),
+        )
+        .await
+        .assert_error(
+            404,
+            "NotFound",
+            "The requested resource was not found.",
+            None,
+        );
     // Checks run in order: route, api-version, authentication.
     let unsigned = reqwest::Client::new();
     let reply = raw(unsigned.post(format!("{}/identities", server.base))).await;

@@ -18,6 +18,8 @@ use std::sync::Arc;
 pub const MANAGEMENT_AUDIENCE: &str = "https://communication.azure.com";
 /// Audience of Teams user tokens exchanged at `/teamsUser/:exchangeAccessToken`.
 pub const TEAMS_AUDIENCE: &str = "https://auth.msft.communication.azure.com";
+/// Audience of Entra user tokens exchanged at `/access/entra/:exchangeAccessToken` (preview).
+pub const ENTRA_CLIENTS_AUDIENCE: &str = "https://communication.azure.com/clients";
 
 /// How far a token's `nbf` may lie in the future, for clock differences with the issuer.
 const NOT_BEFORE_SKEW_SECONDS: i64 = 300;

@@ -191,11 +191,12 @@ impl<S: Store> IdentityService<S> {
         let Some(claims) = tokens::verify(&keys, token, self.now()) else {
             return Ok(Introspection::Inactive);
         };
-        // Tokens exchanged for Teams users and Teams extension users name no identity of the
-        // store: signature and expiry are all there is to check.
+        // Tokens exchanged for Teams users, Teams extension users and Entra users (`_wf_`) name
+        // no identity of the store: signature and expiry are all there is to check.
         let raw_id = claims.raw_id();
         let teams_extension = raw_id
             .strip_prefix(&format!("8:acs:{}_", keys.resource_id))
+            .map(|rest| rest.strip_prefix("wf_").unwrap_or(rest))
             .and_then(|rest| rest.split_once('_'))
             .is_some_and(|(tenant, object)| {
                 super::ids::is_guid_shaped(tenant) && super::ids::is_guid_shaped(object)

@@ -2,6 +2,7 @@
 //! of HTTP and of the database behind [`crate::store::Store`].
 
 pub mod access;
+pub mod entra;
 pub mod exchange;
 pub mod identities;
 pub mod ids;

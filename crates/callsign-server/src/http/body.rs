@@ -42,6 +42,16 @@ impl JsonBody {
         }
     }
 
+    /// Every field, in the body's order (merge-patch bodies are keyed by id).
+    pub fn entries(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.0.iter()
+    }
+
+    /// The object `value` as a body, or `None` when it is not an object.
+    pub fn from_value(value: &Value) -> Option<Self> {
+        value.as_object().cloned().map(Self)
+    }
+
     /// The field `name`.
     pub fn field(&self, name: &str) -> Field<'_> {
         match self.0.get(name) {

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod api_version;
 pub mod body;
+pub mod entra;
 pub mod error;
 pub mod exchange;
 pub mod headers;
@@ -15,6 +16,7 @@ use crate::auth::{
     authenticate_bearer, authenticate_hmac, HmacRequest, ManagementConfig, TrustedIssuers,
 };
 use crate::domain::access::AccessService;
+use crate::domain::entra::EntraAccessService;
 use crate::domain::IdentityService;
 use crate::store::Store;
 use axum::body::{Body, Bytes};
@@ -58,6 +60,8 @@ pub struct AppState<S> {
     pub management: ManagementConfig,
     /// Teams extension assignments and exchange.
     pub access: AccessService,
+    /// Entra assignments and exchange (preview).
+    pub entra: EntraAccessService,
 }
 
 /// The service's router.
@@ -118,7 +122,10 @@ async fn acs<S: Store>(
         return Err(ApiError::not_found());
     }
     // The Teams extension exchange is authorised by the user's own bearer token, checked there.
-    let bytes = if op == AcsOperation::TeamsExtensionExchange {
+    let bytes = if matches!(
+        op,
+        AcsOperation::TeamsExtensionExchange | AcsOperation::EntraExchange
+    ) {
         read_body(body, parts, state.config.max_body_bytes).await?
     } else {
         authenticated_body(state, parts, body).await?
@@ -150,7 +157,21 @@ async fn acs<S: Store>(
         AcsOperation::DeleteTeamsExtensionAssignment(tenant, object) => {
             access::delete(&state.access, &tenant, &object).await
         }
-        AcsOperation::Exchange => Err(ApiError::not_found()),
+        AcsOperation::EntraExchange => {
+            JsonBody::parse(&bytes)?;
+            entra::exchange(&state.entra, service, &state.issuers, &parts.headers).await
+        }
+        AcsOperation::ListEntraAssignments => {
+            entra::list(&state.entra, version, parts.uri.query()).await
+        }
+        AcsOperation::UpdateEntraAssignments => {
+            entra::update(&state.entra, &JsonBody::parse(&bytes)?).await
+        }
+        AcsOperation::GetEntraAssignment(object) => entra::get(&state.entra, &object).await,
+        AcsOperation::PutEntraAssignment(object) => {
+            entra::put(&state.entra, &object, &JsonBody::parse(&bytes)?).await
+        }
+        AcsOperation::DeleteEntraAssignment(object) => entra::delete(&state.entra, &object).await,
     }
 }
 

@@ -29,8 +29,18 @@ pub enum AcsOperation {
     PutTeamsExtensionAssignment(String, String),
     /// `DELETE /access/teamsExtension/tenants/{tenantId}/assignments/{objectId}`
     DeleteTeamsExtensionAssignment(String, String),
-    /// Entra exchange and assignments (preview): not yet served.
-    Exchange,
+    /// `POST /access/entra/:exchangeAccessToken` (preview)
+    EntraExchange,
+    /// `GET /access/entra/assignments` (preview)
+    ListEntraAssignments,
+    /// `PATCH /access/entra/assignments` (preview, merge-patch)
+    UpdateEntraAssignments,
+    /// `GET /access/entra/assignments/{objectId}` (preview)
+    GetEntraAssignment(String),
+    /// `PUT /access/entra/assignments/{objectId}` (preview)
+    PutEntraAssignment(String),
+    /// `DELETE /access/entra/assignments/{objectId}` (preview)
+    DeleteEntraAssignment(String),
 }
 
 impl AcsOperation {
@@ -43,7 +53,12 @@ impl AcsOperation {
             | AcsOperation::GetTeamsExtensionAssignment(..)
             | AcsOperation::PutTeamsExtensionAssignment(..)
             | AcsOperation::DeleteTeamsExtensionAssignment(..) => version.has_teams_extension(),
-            AcsOperation::Exchange => false,
+            AcsOperation::EntraExchange
+            | AcsOperation::ListEntraAssignments
+            | AcsOperation::UpdateEntraAssignments
+            | AcsOperation::GetEntraAssignment(_)
+            | AcsOperation::PutEntraAssignment(_)
+            | AcsOperation::DeleteEntraAssignment(_) => version.has_entra(),
             _ => true,
         }
     }
@@ -94,7 +109,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
             Route::Acs(AcsOperation::TeamsExtensionExchange),
         ),
         ["access", "entra", ":exchangeAccessToken"] => {
-            only(Method::POST, Route::Acs(AcsOperation::Exchange))
+            only(Method::POST, Route::Acs(AcsOperation::EntraExchange))
         }
         ["access", "teamsExtension", "tenants", tenant, "assignments", object]
             if !tenant.is_empty() && !object.is_empty() =>
@@ -113,8 +128,19 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
                 _ => Err(ApiError::method_not_allowed()),
             }
         }
-        ["access", "entra", "assignments"] | ["access", "entra", "assignments", _] => {
-            Ok(Route::Acs(AcsOperation::Exchange))
+        ["access", "entra", "assignments"] => match *method {
+            Method::GET => Ok(Route::Acs(AcsOperation::ListEntraAssignments)),
+            Method::PATCH => Ok(Route::Acs(AcsOperation::UpdateEntraAssignments)),
+            _ => Err(ApiError::method_not_allowed()),
+        },
+        ["access", "entra", "assignments", object] if !object.is_empty() => {
+            let object = decode_id(object)?;
+            match *method {
+                Method::GET => Ok(Route::Acs(AcsOperation::GetEntraAssignment(object))),
+                Method::PUT => Ok(Route::Acs(AcsOperation::PutEntraAssignment(object))),
+                Method::DELETE => Ok(Route::Acs(AcsOperation::DeleteEntraAssignment(object))),
+                _ => Err(ApiError::method_not_allowed()),
+            }
         }
         ["callsign", "tokens", ":introspect"] => only(Method::POST, Route::Introspect),
         _ => Err(ApiError::not_found()),

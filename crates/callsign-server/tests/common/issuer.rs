@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex};
 pub const TEAMS_AUDIENCE: &str = "https://auth.msft.communication.azure.com";
 /// The audience of management tokens.
 pub const MANAGEMENT_AUDIENCE: &str = "https://communication.azure.com";
+/// The audience of Entra user tokens exchanged at `/access/entra/:exchangeAccessToken`.
+pub const ENTRA_AUDIENCE: &str = "https://communication.azure.com/clients";
 /// The tenant of the test issuer.
 pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 /// The client application of the test tokens.
@@ -115,6 +117,22 @@ impl TestIssuer {
             "tid": TENANT,
             "scp": "Teams.ManageCalls Teams.ManageChats",
             "ver": "1.0",
+        })
+    }
+
+    /// Claims of an Entra user token for the ACS clients audience (`VoIP` and `Chat`) valid from
+    /// `now` for an hour, with the user in `groups`.
+    pub fn entra_claims(&self, now: i64, groups: &[&str]) -> Value {
+        json!({
+            "aud": ENTRA_AUDIENCE,
+            "iss": self.issuer,
+            "iat": now, "nbf": now, "exp": now + 3600,
+            "azp": APP_ID,
+            "oid": USER_OID,
+            "tid": TENANT,
+            "groups": groups,
+            "scp": "VoIP Chat",
+            "ver": "2.0",
         })
     }
 

@@ -1,0 +1,290 @@
+//! Handlers of the Entra routes (preview): `POST /access/entra/:exchangeAccessToken`, assignment
+//! list (paged) and merge-patch update, and GET/PUT/DELETE of one assignment.
+
+use super::body::{strings, Field, JsonBody};
+use super::error::ApiError;
+use super::identities::{json, TokenBody};
+use crate::auth::entra::ENTRA_CLIENTS_AUDIENCE;
+use crate::auth::TrustedIssuers;
+use crate::domain::entra::{EntraAccessError, EntraAccessService, ENTRA_PRINCIPAL_TYPES};
+use crate::domain::ids::is_guid_shaped;
+use crate::domain::IdentityService;
+use crate::store::assignments::EntraAssignment;
+use crate::store::Store;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use callsign_common::ApiVersion;
+use serde::Serialize;
+
+/// Page size of the assignment list when `maxpagesize` is not given.
+const DEFAULT_PAGE_SIZE: u32 = 100;
+/// The largest page size served.
+const MAX_PAGE_SIZE: u32 = 1000;
+
+/// An assignment as the wire shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AssignmentBody {
+    object_id: String,
+    tenant_id: String,
+    principal_type: String,
+    client_ids: Vec<String>,
+}
+
+impl From<EntraAssignment> for AssignmentBody {
+    fn from(a: EntraAssignment) -> Self {
+        Self {
+            object_id: a.object_id,
+            tenant_id: a.tenant_id,
+            principal_type: a.principal_type,
+            client_ids: a.client_ids,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListBody {
+    value: Vec<AssignmentBody>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_link: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IdentityRef {
+    id: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExchangeBody {
+    identity: IdentityRef,
+    access_token: TokenBody,
+}
+
+fn assignment_not_found() -> ApiError {
+    ApiError::new_public(
+        StatusCode::NOT_FOUND,
+        "AssignmentNotFound",
+        "Assignment not found.",
+    )
+}
+
+fn check_object_id(object_id: &str) -> Result<(), ApiError> {
+    if is_guid_shaped(object_id) {
+        Ok(())
+    } else {
+        Err(ApiError::validation(
+            "Provided objectId has invalid format.",
+            "objectId",
+        ))
+    }
+}
+
+/// Reads an `EntraAssignmentCreateOrUpdateRequest` for `object_id`.
+fn assignment_from(object_id: &str, body: &JsonBody) -> Result<EntraAssignment, ApiError> {
+    check_object_id(object_id)?;
+    let tenant_id = match body.string("tenantId")? {
+        None => return Err(ApiError::required("TenantId")),
+        Some(t) if !is_guid_shaped(t) => {
+            return Err(ApiError::validation(
+                "Provided tenantId has invalid format.",
+                "tenantId",
+            ))
+        }
+        Some(t) => t.to_ascii_lowercase(),
+    };
+    let principal_type = match body.string("principalType")? {
+        None => return Err(ApiError::required("PrincipalType")),
+        Some(p) => ENTRA_PRINCIPAL_TYPES
+            .iter()
+            .find(|t| t.eq_ignore_ascii_case(p))
+            .ok_or_else(|| {
+                ApiError::validation(
+                    format!("Principal type '{p}' is not supported."),
+                    "principalType",
+                )
+            })?,
+    };
+    let client_ids = match body.string_array("clientIds")? {
+        Field::Absent | Field::Null => return Err(ApiError::required("ClientIds")),
+        Field::Value(v) => {
+            let ids: Vec<String> = strings(v).map(str::to_ascii_lowercase).collect();
+            if let Some(bad) = ids.iter().find(|id| !is_guid_shaped(id)) {
+                return Err(ApiError::validation(
+                    format!("Client id '{bad}' has invalid format."),
+                    "clientIds",
+                ));
+            }
+            ids
+        }
+    };
+    Ok(EntraAssignment {
+        object_id: object_id.to_ascii_lowercase(),
+        tenant_id,
+        principal_type: (*principal_type).to_owned(),
+        client_ids,
+    })
+}
+
+/// `GET /access/entra/assignments/{objectId}`
+pub async fn get(access: &EntraAccessService, object_id: &str) -> Result<Response, ApiError> {
+    check_object_id(object_id)?;
+    let assignment = access
+        .get(object_id)
+        .await?
+        .ok_or_else(assignment_not_found)?;
+    Ok(json(StatusCode::OK, &AssignmentBody::from(assignment)))
+}
+
+/// `PUT /access/entra/assignments/{objectId}`: 201 when created, 200 when replaced.
+pub async fn put(
+    access: &EntraAccessService,
+    object_id: &str,
+    body: &JsonBody,
+) -> Result<Response, ApiError> {
+    let assignment = assignment_from(object_id, body)?;
+    let created = access.put(assignment.clone()).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json(status, &AssignmentBody::from(assignment)))
+}
+
+/// `DELETE /access/entra/assignments/{objectId}`
+pub async fn delete(access: &EntraAccessService, object_id: &str) -> Result<Response, ApiError> {
+    check_object_id(object_id)?;
+    if access.delete(object_id).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(assignment_not_found())
+    }
+}
+
+/// `GET /access/entra/assignments[?maxpagesize=n][&skipToken=objectId]`: a page ordered by object
+/// id, with a `nextLink` to the next page when this one is full.
+pub async fn list(
+    access: &EntraAccessService,
+    version: ApiVersion,
+    query: Option<&str>,
+) -> Result<Response, ApiError> {
+    let mut page_size = DEFAULT_PAGE_SIZE;
+    let mut after = None;
+    for (name, value) in query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+    {
+        if name.eq_ignore_ascii_case("maxpagesize") {
+            page_size = value
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+                .ok_or_else(|| {
+                    ApiError::validation(
+                        format!("maxpagesize must be within the [1, {MAX_PAGE_SIZE}] interval."),
+                        "maxpagesize",
+                    )
+                })?;
+        } else if name.eq_ignore_ascii_case("skipToken") {
+            if !is_guid_shaped(value) {
+                return Err(ApiError::validation(
+                    "Provided skipToken is not valid.",
+                    "skipToken",
+                ));
+            }
+            after = Some(value.to_owned());
+        }
+    }
+    let page = access.list(after.as_deref(), page_size).await?;
+    let next_link = (page.len() == page_size as usize)
+        .then(|| page.last())
+        .flatten()
+        .map(|last| {
+            format!(
+                "/access/entra/assignments?api-version={}&maxpagesize={page_size}&skipToken={}",
+                version.as_str(),
+                last.object_id
+            )
+        });
+    Ok(json(
+        StatusCode::OK,
+        &ListBody {
+            value: page.into_iter().map(AssignmentBody::from).collect(),
+            next_link,
+        },
+    ))
+}
+
+/// `PATCH /access/entra/assignments` (merge-patch): each key is an object id, a value creates or
+/// replaces its assignment and `null` removes it. Answers the assignments written.
+pub async fn update(access: &EntraAccessService, body: &JsonBody) -> Result<Response, ApiError> {
+    let mut put = Vec::new();
+    let mut remove = Vec::new();
+    for (object_id, value) in body.entries() {
+        if value.is_null() {
+            check_object_id(object_id)?;
+            remove.push(object_id.clone());
+        } else {
+            let entry = JsonBody::from_value(value).ok_or_else(|| {
+                ApiError::validation(
+                    format!("The assignment of '{object_id}' must be an object or null."),
+                    object_id,
+                )
+            })?;
+            put.push(assignment_from(object_id, &entry)?);
+        }
+    }
+    access.update(put.clone(), remove).await?;
+    Ok(json(
+        StatusCode::OK,
+        &ListBody {
+            value: put.into_iter().map(AssignmentBody::from).collect(),
+            next_link: None,
+        },
+    ))
+}
+
+/// `POST /access/entra/:exchangeAccessToken` with the user's Entra token as the bearer.
+pub async fn exchange<S: Store>(
+    access: &EntraAccessService,
+    identities: &IdentityService<S>,
+    issuers: &TrustedIssuers,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(ApiError::invalid_access_token)?;
+    let claims = issuers
+        .verify(token, ENTRA_CLIENTS_AUDIENCE)
+        .await
+        .map_err(|e| {
+            tracing::debug!(reason = %e, "Entra token rejected");
+            ApiError::invalid_access_token()
+        })?;
+    let (id, token) = access
+        .exchange(identities, &claims)
+        .await
+        .map_err(|e| match e {
+            EntraAccessError::NotAnEntraToken => ApiError::invalid_access_token(),
+            EntraAccessError::NotAssigned => ApiError::new_public(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "No assignment allows this user and client application.",
+            ),
+            EntraAccessError::Domain(e) => e.into(),
+        })?;
+    Ok(json(
+        StatusCode::OK,
+        &ExchangeBody {
+            identity: IdentityRef { id },
+            access_token: TokenBody::from(token),
+        },
+    ))
+}
