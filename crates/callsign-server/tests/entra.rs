@@ -84,6 +84,11 @@ async fn assignment_crud() {
     let bad = client.send("PUT", &path, Some(bad.as_bytes())).await;
     assert_eq!(bad.status, 400);
     assert_eq!(bad.json()["error"]["target"], "principalType");
+    // A tenant assignment is keyed by the tenant id itself.
+    let tenant = assignment("tenant", &[APP_ID]).to_string();
+    let bad = client.send("PUT", &path, Some(tenant.as_bytes())).await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["error"]["target"], "objectId");
     let body = assignment("user", &[APP_ID]).to_string();
     client
         .send("PUT", &assignment_path("nope"), Some(body.as_bytes()))
@@ -187,7 +192,7 @@ async fn list_pages_and_merge_patch() {
     // Merge-patch: null removes, a value replaces, others are untouched.
     let body = json!({
         object_id(0): null,
-        object_id(1): assignment("tenant", &[OTHER]),
+        object_id(1): assignment("group", &[OTHER]),
     })
     .to_string();
     let updated = client
@@ -208,7 +213,7 @@ async fn list_pages_and_merge_patch() {
     let one = client
         .send("GET", &assignment_path(&object_id(1)), None)
         .await;
-    assert_eq!(one.json()["principalType"], "tenant");
+    assert_eq!(one.json()["principalType"], "group");
     assert_eq!(one.json()["clientIds"], json!([OTHER]));
     let all = client
         .send("GET", &format!("/access/entra/assignments?{V}"), None)

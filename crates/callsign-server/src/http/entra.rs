@@ -120,6 +120,13 @@ fn assignment_from(object_id: &str, body: &JsonBody) -> Result<EntraAssignment, 
             ids
         }
     };
+    // A tenant assignment names the tenant itself: the exchange looks it up by `tid`.
+    if *principal_type == "tenant" && !object_id.eq_ignore_ascii_case(&tenant_id) {
+        return Err(ApiError::validation(
+            "A tenant assignment's objectId must be its tenantId.",
+            "objectId",
+        ));
+    }
     Ok(EntraAssignment {
         object_id: object_id.to_ascii_lowercase(),
         tenant_id,
