@@ -186,3 +186,78 @@ fn scopes_are_checked_at_construction() {
     assert!(CommunicationTokenCredential::from_entra(options(&[])).is_ok());
     assert!(CommunicationTokenCredential::from_entra(options(&[TEAMS_EXTENSION_SCOPE])).is_ok());
 }
+
+/// The default scope routes to the Entra exchange (preview), allowed by a user assignment.
+#[tokio::test]
+async fn the_default_scope_exchanges_entra_tokens_over_tls() {
+    let issuer = TestIssuer::start().await;
+    let config = issuer.config();
+    let server = TestServer::start_with(Arc::new(SystemClock), move |c| {
+        c.tls = TlsMode::Dev;
+        c.trusted_issuers = vec![config];
+    })
+    .await;
+    let port = server.host.rsplit(':').next().unwrap();
+    let host = format!("localhost:{port}");
+    let endpoint = format!("https://{host}/");
+    let ca = server.data.path().join("data/tls/ca.pem");
+
+    // The assignment, as a raw HMAC-signed PUT over the same TLS (the client has no Entra
+    // assignment methods yet).
+    let path = format!("/access/entra/assignments/{USER_OID}?api-version=2025-03-02-preview");
+    let body =
+        serde_json::json!({"principalType": "user", "tenantId": TENANT, "clientIds": [APP_ID]})
+            .to_string();
+    let signed = callsign_common::hmac::sign_request(
+        &server.key,
+        "PUT",
+        &path,
+        &host,
+        body.as_bytes(),
+        chrono::Utc::now(),
+    );
+    let ca_cert = reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(ca_cert)
+        .build()
+        .unwrap();
+    let response = http
+        .put(format!("https://{host}{path}"))
+        .header("content-type", "application/json")
+        .header("x-ms-date", signed.date)
+        .header("x-ms-content-sha256", signed.content_hash)
+        .header("authorization", signed.authorization)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+
+    let now = chrono::Utc::now().timestamp();
+    let entra = Arc::new(IssuerCredential {
+        token: issuer.token(&issuer.entra_claims(now, &[])),
+        exp: now + 3600,
+        calls: AtomicUsize::new(0),
+        scopes: Mutex::new(Vec::new()),
+    });
+    let credential = CommunicationTokenCredential::from_entra_with_client_options(
+        EntraCommunicationTokenCredentialOptions {
+            resource_endpoint: endpoint,
+            credential: entra.clone(),
+            scopes: vec!["https://communication.azure.com/clients/.default".to_owned()],
+        },
+        trusting(&ca),
+    )
+    .unwrap();
+    let token = credential.get_token(None).await.unwrap();
+    let payload = common::payload(&token.token);
+    assert_eq!(
+        payload["skypeid"],
+        format!("acs:{}_wf_{TENANT}_{USER_OID}", server.resource_id)
+    );
+    assert_eq!(token.expires_on.timestamp(), now + 3600);
+    assert_eq!(
+        *entra.scopes.lock().unwrap(),
+        ["https://communication.azure.com/clients/.default"]
+    );
+}
