@@ -483,6 +483,15 @@ async fn api_versions_routes_and_methods() {
             "The requested method is not allowed.",
             None,
         );
+    // The routes outside the ACS API answer a wrong method with the same body.
+    for path in ["/healthz", "/.well-known/jwks.json"] {
+        client.send("POST", path, Some(b"{}")).await.assert_error(
+            405,
+            "MethodNotAllowed",
+            "The requested method is not allowed.",
+            None,
+        );
+    }
     // GET identity exists only in the preview.
     let id = client.create_user().await;
     for version in ["2021-03-07", "2023-10-01", "2025-06-30"] {

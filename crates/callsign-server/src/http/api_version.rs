@@ -2,6 +2,7 @@
 //! [`callsign_common::ApiVersion`], shared with the clients.
 
 use super::error::ApiError;
+use super::routes::AcsOperation;
 pub use callsign_common::ApiVersion;
 
 /// Reads the `api-version` query parameter: missing and unknown versions are 400s.
@@ -15,9 +16,18 @@ pub fn from_query(query: Option<&str>) -> Result<ApiVersion, ApiError> {
         .map_err(|_| ApiError::unsupported_api_version(&value))
 }
 
-/// The `api-supported-versions` header value: every version callsign speaks.
-pub fn all_joined() -> String {
-    ApiVersion::ALL.map(ApiVersion::as_str).join(", ")
+/// The `api-supported-versions` header value of an operation's path: the versions that have it,
+/// as the service lists them per path (the Teams exchange, for one, starts at 2022-06-01).
+pub fn supported_by(op: &AcsOperation) -> String {
+    // GET /identities/{id} (preview only) shares its path with DELETE, which every version has, and
+    // the service lists the path's versions (X20, X22).
+    let whole_path = matches!(op, AcsOperation::GetIdentity(_));
+    ApiVersion::ALL
+        .into_iter()
+        .filter(|v| whole_path || op.available_in(*v))
+        .map(ApiVersion::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -41,5 +51,25 @@ mod tests {
         let err = from_query(Some("api-version=2020-07-20-preview2")).unwrap_err();
         assert_eq!(err.code, "UnsupportedApiVersion");
         assert!(err.message.contains("'2020-07-20-preview2'"));
+    }
+
+    #[test]
+    fn supported_versions_are_listed_per_operation() {
+        assert_eq!(
+            supported_by(&AcsOperation::CreateIdentity),
+            "2021-03-07, 2022-06-01, 2022-10-01, 2023-10-01, 2025-06-30, 2025-03-02-preview"
+        );
+        assert_eq!(
+            supported_by(&AcsOperation::TeamsUserExchange),
+            "2022-06-01, 2022-10-01, 2023-10-01, 2025-06-30, 2025-03-02-preview"
+        );
+        assert_eq!(
+            supported_by(&AcsOperation::GetIdentity("x".into())),
+            supported_by(&AcsOperation::CreateIdentity)
+        );
+        assert_eq!(
+            supported_by(&AcsOperation::ListEntraAssignments),
+            "2025-03-02-preview"
+        );
     }
 }

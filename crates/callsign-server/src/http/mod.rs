@@ -70,6 +70,8 @@ pub fn router<S: Store>(state: Arc<AppState<S>>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/.well-known/jwks.json", get(jwks::<S>))
         .fallback(dispatch::<S>)
+        // A wrong method on /healthz or the JWKS gets the ACS body too, not axum's empty 405.
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
         .layer(axum::middleware::from_fn(headers::service_headers))
 }
@@ -94,13 +96,13 @@ async fn dispatch<S: Store>(State(state): State<Arc<AppState<S>>>, request: Requ
     };
     match route {
         Route::Acs(op) => {
-            let mut response = acs(&state, op, &parts, body)
+            let mut response = acs(&state, op.clone(), &parts, body)
                 .await
                 .unwrap_or_else(IntoResponse::into_response);
             if response.extensions().get::<NoSupportedVersions>().is_none() {
                 response.headers_mut().insert(
                     HeaderName::from_static("api-supported-versions"),
-                    HeaderValue::from_str(&api_version::all_joined()).expect("valid header"),
+                    HeaderValue::from_str(&api_version::supported_by(&op)).expect("valid header"),
                 );
             }
             response
