@@ -343,6 +343,20 @@ async fn the_exchange_needs_an_assignment_of_the_user_a_group_or_the_tenant() {
     let mut wrong_aud = issuer.entra_claims(now, &[]);
     wrong_aud["aud"] = "https://communication.azure.com".into();
     invalid(exchange(&server, Some(&issuer.token(&wrong_aud))).await);
+    // Signed by another key under the issuer's kid; another issuer; another tenant.
+    invalid(
+        exchange(
+            &server,
+            Some(&issuer.forged(&issuer.entra_claims(now, &[]))),
+        )
+        .await,
+    );
+    let mut wrong_issuer = issuer.entra_claims(now, &[]);
+    wrong_issuer["iss"] = "https://evil.example/v2.0".into();
+    invalid(exchange(&server, Some(&issuer.token(&wrong_issuer))).await);
+    let mut other_tenant = issuer.entra_claims(now, &[]);
+    other_tenant["tid"] = OTHER.into();
+    invalid(exchange(&server, Some(&issuer.token(&other_tenant))).await);
     // No communication scope.
     let mut wrong_scope = issuer.entra_claims(now, &[]);
     wrong_scope["scp"] = "User.Read".into();

@@ -195,6 +195,11 @@ async fn the_exchange_needs_a_matching_assignment_and_client() {
     let mut wrong_aud = extension_claims(&issuer, now);
     wrong_aud["aud"] = "https://communication.azure.com".into();
     invalid(exchange(&server, Some(&issuer.token(&wrong_aud))).await);
+    let forged = issuer.forged(&extension_claims(&issuer, now));
+    invalid(exchange(&server, Some(&forged)).await);
+    let mut wrong_issuer = extension_claims(&issuer, now);
+    wrong_issuer["iss"] = "https://evil.example/v2.0".into();
+    invalid(exchange(&server, Some(&issuer.token(&wrong_issuer))).await);
     clock.advance(chrono::Duration::seconds(3600));
     invalid(exchange(&server, Some(&token)).await);
 

@@ -106,6 +106,13 @@ impl TestIssuer {
         sign(&self.key, self.key.kid(), claims)
     }
 
+    /// A token with `claims` that names the issuer's current `kid` but is signed by another key:
+    /// what a forger without the issuer's private key can make.
+    pub fn forged(&self, claims: &Value) -> String {
+        let (forger, _) = SigningKey::generate().unwrap();
+        sign(&forger, self.key.kid(), claims)
+    }
+
     /// Claims of a Teams user token valid from `now` (seconds) for an hour.
     pub fn teams_claims(&self, now: i64) -> Value {
         json!({
