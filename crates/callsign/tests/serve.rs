@@ -31,32 +31,25 @@ fn callsign(data: &Path) -> Command {
 
 /// Starts `callsign serve` on a free port and reads the lines it prints.
 fn serve(data: &Path, seed: Option<&str>, extra: &[&str]) -> Running {
+    serve_logging(data, seed, extra, ("warn", Stdio::inherit()))
+}
+
+/// [`serve`] with a log filter (`RUST_LOG`) and the server's log (stderr) going to `log`.
+fn serve_logging(
+    data: &Path,
+    seed: Option<&str>,
+    extra: &[&str],
+    (filter, log): (&str, Stdio),
+) -> Running {
     let mut cmd = callsign(data);
-    cmd.args(["serve", "--addr", "127.0.0.1:0"]).args(extra);
+    cmd.env("RUST_LOG", filter)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(extra);
     if let Some(seed) = seed {
         cmd.env("CALLSIGN_ACCESS_KEY", seed);
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = |prefix: &str| {
-        let line = lines.next().expect("server printed a line").unwrap();
-        line.strip_prefix(prefix)
-            .unwrap_or_else(|| panic!("expected {prefix:?}, got {line:?}"))
-            .to_owned()
-    };
-    let endpoint = next("endpoint: ");
-    let connection_string = next("connection string: ");
-    let ca = extra.contains(&"--tls").then(|| next("ca certificate: "));
-    Running {
-        child,
-        endpoint,
-        connection_string,
-        ca,
-    }
+    let child = cmd.stdout(Stdio::piped()).stderr(log).spawn().unwrap();
+    read_running(child, extra.contains(&"--tls"))
 }
 
 impl Running {
@@ -94,6 +87,95 @@ impl Drop for Running {
 
 fn seed() -> String {
     AccessKey::from_bytes((0..32).map(|i| i * 7 + 3).collect()).to_base64()
+}
+
+/// Everything the server logs at the most verbose level, while it serves good and bad requests,
+/// holds no access key, no token and no part of the private signing key.
+#[tokio::test]
+async fn trace_logs_hold_no_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let key = seed();
+    let server = serve_logging(
+        &dir.path().join("data"),
+        Some(&key),
+        &[],
+        ("trace", Stdio::from(log)),
+    );
+    let client = server.client();
+    let id = client.create_user().await;
+    let token = client.issue_token(&id, &["chat", "voip"]).await;
+    assert_eq!(client.introspect(&token).await["active"], true);
+    assert_eq!(client.revoke(&id).await.status, 204);
+    let created = client
+        .post(
+            "/identities?api-version=2023-10-01",
+            &json!({"createTokenWithScopes": ["chat"]}),
+        )
+        .await;
+    let second_token = created.json()["accessToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Refused requests: a wrong key, a token as a bearer, a token in a Teams exchange.
+    let wrong = Client::new(&server.endpoint, AccessKey::from_bytes(vec![9; 32]));
+    let refused = wrong
+        .post("/identities?api-version=2023-10-01", &json!({}))
+        .await;
+    assert_eq!(refused.status, 401);
+    let bearer = common::raw(
+        reqwest::Client::new()
+            .post(format!(
+                "{}identities?api-version=2023-10-01",
+                server.endpoint
+            ))
+            .bearer_auth(&token)
+            .body("{}"),
+    )
+    .await;
+    assert_eq!(bearer.status, 401);
+    let exchange = client
+        .post(
+            "/teamsUser/:exchangeAccessToken?api-version=2023-10-01",
+            &json!({"token": token, "appId": "x", "userId": "y"}),
+        )
+        .await;
+    assert_eq!(exchange.status, 401);
+    server.signal("-TERM");
+    assert!(server.wait().success());
+
+    let logged = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        logged.contains("authentication failed") && logged.contains("token rejected"),
+        "the refused requests were logged:\n{logged}"
+    );
+    let mut secrets = vec![key.clone()];
+    for token in [&token, &second_token] {
+        secrets.push(token.to_string());
+        // Its payload or signature alone would be a leak too (the header only names the key).
+        secrets.extend(token.split('.').skip(1).map(str::to_owned));
+    }
+    let signing = dir.path().join("data/signing");
+    for entry in std::fs::read_dir(&signing).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with(".key.pem") {
+            let pem = std::fs::read_to_string(&path).unwrap();
+            secrets.extend(
+                pem.lines()
+                    .filter(|l| !l.starts_with("-----") && l.len() >= 32)
+                    .map(str::to_owned),
+            );
+        }
+    }
+    assert!(secrets.len() > 10, "the secrets to look for were found");
+    for secret in &secrets {
+        assert!(
+            !logged.contains(secret.as_str()),
+            "the log holds a secret ({} characters)",
+            secret.len()
+        );
+    }
 }
 
 #[tokio::test]
@@ -418,6 +500,25 @@ fn config_file_is_read_and_flags_override_it() {
     drop(read_running(child, false));
     assert!(dir.path().join("from-flag/resource-id").exists());
 
+    // The environment overrides the file, and a flag the environment.
+    let with_env = |flag: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.env("CALLSIGN_DATA", dir.path().join("from-env"))
+            .env_remove("CALLSIGN_ACCESS_KEY")
+            .args(["serve", "--config", config.to_str().unwrap()]);
+        if let Some(flag) = flag {
+            cmd.args(["--data", dir.path().join(flag).to_str().unwrap()]);
+        }
+        drop(read_running(
+            cmd.stdout(Stdio::piped()).spawn().unwrap(),
+            false,
+        ));
+    };
+    with_env(None);
+    assert!(dir.path().join("from-env/resource-id").exists());
+    with_env(Some("flag-over-env"));
+    assert!(dir.path().join("flag-over-env/resource-id").exists());
+
     // A trusted issuer must name exactly one key source, and a JWKS file must be readable.
     for issuer in [
         "jwks_uri = \"https://example.invalid/keys\"\njwks_file = \"keys.json\"\n",
@@ -451,7 +552,9 @@ fn read_running(mut child: Child, tls: bool) -> Running {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut next = |prefix: &str| {
         let line = lines.next().expect("server printed a line").unwrap();
-        line.strip_prefix(prefix).unwrap().to_owned()
+        line.strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("expected {prefix:?}, got {line:?}"))
+            .to_owned()
     };
     let endpoint = next("endpoint: ");
     let connection_string = next("connection string: ");
