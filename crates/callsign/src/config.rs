@@ -50,3 +50,69 @@ impl FileConfig {
         Ok(config)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<FileConfig> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("callsign.toml");
+        std::fs::write(&path, text).unwrap();
+        FileConfig::load(&path)
+    }
+
+    /// The README's example of trusting an Entra tenant parses into what the server is given.
+    #[test]
+    fn trusted_issuers_and_management_parse() {
+        let config = load(
+            r#"
+            addr = "0.0.0.0:8443"
+            max_clock_skew_seconds = 120
+
+            [[trusted_issuers]]
+            issuer = "https://login.microsoftonline.com/t/v2.0"
+            jwks_uri = "https://login.microsoftonline.com/t/discovery/v2.0/keys"
+            tenant_id = "t"
+
+            [[trusted_issuers]]
+            issuer = "https://sts.windows.net/t/"
+            jwks_file = "keys.json"
+
+            [management]
+            allowed_object_ids = ["o1", "o2"]
+            required_role = "Identity.Manage"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.addr, Some("0.0.0.0:8443".parse().unwrap()));
+        assert_eq!(config.max_clock_skew_seconds, Some(120));
+        assert_eq!(config.trusted_issuers.len(), 2);
+        assert_eq!(config.trusted_issuers[0].tenant_id.as_deref(), Some("t"));
+        let file = config.trusted_issuers[1].jwks_file.as_ref().unwrap();
+        assert!(
+            file.is_absolute() && file.ends_with("keys.json"),
+            "{file:?}"
+        );
+        let management = config.management.unwrap();
+        assert_eq!(management.allowed_object_ids, ["o1", "o2"]);
+        assert_eq!(management.required_role.as_deref(), Some("Identity.Manage"));
+    }
+
+    /// A misspelt key is an error, not a silently ignored setting (an ignored allow-list would
+    /// lock every bearer caller out without a word).
+    #[test]
+    fn unknown_keys_are_refused() {
+        for text in [
+            "adress = \"127.0.0.1:1\"\n",
+            "[management]\nallowed_object_id = [\"o\"]\n",
+            "[[trusted_issuers]]\nissuer = \"i\"\njwks_url = \"u\"\n",
+        ] {
+            let err = load(text).unwrap_err();
+            assert!(
+                format!("{err:#}").contains("unknown field"),
+                "{text}: {err:#}"
+            );
+        }
+    }
+}
