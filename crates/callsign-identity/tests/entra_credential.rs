@@ -32,6 +32,17 @@ struct IssuerCredential {
     scopes: Mutex<Vec<String>>,
 }
 
+impl IssuerCredential {
+    fn new(token: String, exp: i64) -> Arc<Self> {
+        Arc::new(Self {
+            token,
+            exp,
+            calls: AtomicUsize::new(0),
+            scopes: Mutex::new(Vec::new()),
+        })
+    }
+}
+
 #[async_trait::async_trait]
 impl TokenCredential for IssuerCredential {
     async fn get_token(
@@ -88,12 +99,7 @@ async fn the_entra_credential_exchanges_teams_extension_tokens_over_tls() {
     let now = chrono::Utc::now().timestamp();
     let mut claims = issuer.teams_claims(now);
     claims["scp"] = "TeamsExtension.ManageCalls".into();
-    let entra = Arc::new(IssuerCredential {
-        token: issuer.token(&claims),
-        exp: now + 3600,
-        calls: AtomicUsize::new(0),
-        scopes: Mutex::new(Vec::new()),
-    });
+    let entra = IssuerCredential::new(issuer.token(&claims), now + 3600);
     let credential = CommunicationTokenCredential::from_entra_with_client_options(
         EntraCommunicationTokenCredentialOptions {
             resource_endpoint: endpoint.clone(),
@@ -234,12 +240,7 @@ async fn the_default_scope_exchanges_entra_tokens_over_tls() {
     assert!(response.status().is_success(), "{}", response.status());
 
     let now = chrono::Utc::now().timestamp();
-    let entra = Arc::new(IssuerCredential {
-        token: issuer.token(&issuer.entra_claims(now, &[])),
-        exp: now + 3600,
-        calls: AtomicUsize::new(0),
-        scopes: Mutex::new(Vec::new()),
-    });
+    let entra = IssuerCredential::new(issuer.token(&issuer.entra_claims(now, &[])), now + 3600);
     let credential = CommunicationTokenCredential::from_entra_with_client_options(
         EntraCommunicationTokenCredentialOptions {
             resource_endpoint: endpoint,
@@ -260,4 +261,59 @@ async fn the_default_scope_exchanges_entra_tokens_over_tls() {
         *entra.scopes.lock().unwrap(),
         ["https://communication.azure.com/clients/.default"]
     );
+}
+
+/// `CommunicationIdentityClient::new` with an Entra `TokenCredential`: the management token goes
+/// out as a bearer for `https://communication.azure.com//.default`, and the server lets an
+/// allow-listed caller manage identities and refuses any other.
+#[tokio::test]
+async fn a_client_with_an_entra_credential_manages_identities_over_tls() {
+    const ADMIN: &str = "9e3a4b2c-5d6e-4f70-8a9b-0c1d2e3f4a5b";
+    let issuer = TestIssuer::start().await;
+    let config = issuer.config();
+    let server = TestServer::start_with(Arc::new(SystemClock), move |c| {
+        c.tls = TlsMode::Dev;
+        c.trusted_issuers = vec![config];
+        c.management.allowed_object_ids = vec![ADMIN.to_owned()];
+    })
+    .await;
+    let port = server.host.rsplit(':').next().unwrap();
+    let endpoint = format!("https://localhost:{port}/");
+    let ca = server.data.path().join("data/tls/ca.pem");
+    let client_for = |credential: Arc<IssuerCredential>| {
+        CommunicationIdentityClient::new(
+            &endpoint,
+            credential,
+            Some(CommunicationIdentityClientOptions {
+                client_options: trusting(&ca),
+                ..Default::default()
+            }),
+        )
+        .unwrap()
+    };
+    let now = chrono::Utc::now().timestamp();
+
+    let admin = IssuerCredential::new(
+        issuer.token(&issuer.management_claims(now, ADMIN)),
+        now + 3600,
+    );
+    let client = client_for(admin.clone());
+    let user = client.create_user(None).await.unwrap();
+    let token = client
+        .get_token(&user, &[TokenScope::Chat], None)
+        .await
+        .unwrap();
+    assert!(!token.token.is_empty());
+    client.revoke_tokens(&user, None).await.unwrap();
+    client.delete_user(&user, None).await.unwrap();
+    assert_eq!(*admin.scopes.lock().unwrap(), [ENTRA_SCOPE]);
+    assert!(admin.calls.load(Ordering::SeqCst) >= 1);
+
+    let stranger = IssuerCredential::new(
+        issuer.token(&issuer.management_claims(now, USER_OID)),
+        now + 3600,
+    );
+    let err = client_for(stranger).create_user(None).await.unwrap_err();
+    assert_eq!(err.status(), Some(401));
+    assert_eq!(err.code(), Some("Denied"));
 }
