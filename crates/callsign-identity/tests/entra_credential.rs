@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 const TEAMS_EXTENSION_SCOPE: &str =
     "https://auth.msft.communication.azure.com/TeamsExtension.ManageCalls";
 
-/// Hands out the test issuer's Teams extension tokens and remembers what it was asked for.
+/// Hands out one token of the test issuer and remembers what it was asked for.
 #[derive(Debug)]
 struct IssuerCredential {
     token: String,
