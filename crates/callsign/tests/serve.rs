@@ -464,6 +464,93 @@ fn own_certificate_files_are_served() {
     );
 }
 
+/// Many writes in flight when the process is killed: every create and revoke that was answered
+/// is there after the restart, whichever group commit it was part of.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_in_flight_at_kill_9_lose_nothing_acknowledged() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    const WORKERS: usize = 16;
+    const PER_WORKER: usize = 4;
+    const KILL_AFTER: usize = 200;
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = seed();
+    let server = serve(dir.path(), Some(&key), &[]);
+    let client = server.client();
+    let mut targets = Vec::new();
+    for _ in 0..WORKERS * PER_WORKER {
+        let id = client.create_user().await;
+        let token = client.issue_token(&id, &["chat"]).await;
+        targets.push((id, token));
+    }
+    let targets = Arc::new(targets);
+    let created = Arc::new(Mutex::new(Vec::new()));
+    let revoked = Arc::new(Mutex::new(Vec::new()));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let enough = Arc::new(tokio::sync::Notify::new());
+    let mut workers = Vec::new();
+    for w in 0..WORKERS {
+        let (client, targets) = (client.clone(), targets.clone());
+        let (created, revoked) = (created.clone(), revoked.clone());
+        let (answered, enough) = (answered.clone(), enough.clone());
+        workers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let target = w * PER_WORKER + i / 4;
+                let revoke = i % 4 == 0 && i / 4 < PER_WORKER;
+                let reply = if revoke {
+                    let path = format!(
+                        "/identities/{}/:revokeAccessTokens?api-version=2023-10-01",
+                        encode(&targets[target].0)
+                    );
+                    client.try_post(&path, &json!({})).await
+                } else {
+                    client
+                        .try_post("/identities?api-version=2023-10-01", &json!({}))
+                        .await
+                };
+                // The server is gone: what this request did is unknown, and nothing follows.
+                let Ok(reply) = reply else { break };
+                match (revoke, reply.status) {
+                    (true, 204) => revoked.lock().unwrap().push(target),
+                    (false, 201) => created
+                        .lock()
+                        .unwrap()
+                        .push(reply.json()["identity"]["id"].as_str().unwrap().to_owned()),
+                    (_, status) => panic!("unexpected {status}: {}", reply.text()),
+                }
+                if answered.fetch_add(1, Ordering::SeqCst) + 1 == KILL_AFTER {
+                    enough.notify_one();
+                }
+            }
+        }));
+    }
+    enough.notified().await;
+    server.signal("-KILL");
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    assert!(!server.wait().success());
+
+    let created = created.lock().unwrap().clone();
+    let revoked = revoked.lock().unwrap().clone();
+    assert!(created.len() >= KILL_AFTER / 2, "{} creates", created.len());
+    assert!(!revoked.is_empty(), "some revokes were answered");
+    let restarted = serve(dir.path(), Some(&key), &[]);
+    let client = restarted.client();
+    for id in &created {
+        client.issue_token(id, &["chat"]).await;
+    }
+    for &target in &revoked {
+        let (id, token) = &targets[target];
+        assert_eq!(
+            client.introspect(token).await["active"],
+            false,
+            "revoke of {id} was answered"
+        );
+    }
+}
+
 #[test]
 fn config_file_is_read_and_flags_override_it() {
     let dir = tempfile::tempdir().unwrap();

@@ -199,6 +199,23 @@ impl Client {
         body: Option<&[u8]>,
         extra: &[(&str, &str)],
     ) -> Reply {
+        raw(self.signed(method, path_and_query, body, extra)).await
+    }
+
+    /// POST with a JSON body; a connection failure is an error instead of a panic (for servers
+    /// that a test kills while requests are in flight).
+    pub async fn try_post(&self, path_and_query: &str, body: &Value) -> reqwest::Result<Reply> {
+        let body = body.to_string();
+        try_raw(self.signed("POST", path_and_query, Some(body.as_bytes()), &[])).await
+    }
+
+    fn signed(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<&[u8]>,
+        extra: &[(&str, &str)],
+    ) -> reqwest::RequestBuilder {
         let bytes = body.unwrap_or_default();
         let signed = sign_request(
             &self.key,
@@ -225,7 +242,7 @@ impl Client {
         for (name, value) in extra {
             request = request.header(*name, *value);
         }
-        raw(request).await
+        request
     }
 
     /// POST with a JSON body.
@@ -296,12 +313,17 @@ impl Client {
 
 /// Sends any request and reads the reply.
 pub async fn raw(request: reqwest::RequestBuilder) -> Reply {
-    let response = request.send().await.unwrap();
-    Reply {
+    try_raw(request).await.unwrap()
+}
+
+/// Sends any request and reads the reply, or says why it could not.
+pub async fn try_raw(request: reqwest::RequestBuilder) -> reqwest::Result<Reply> {
+    let response = request.send().await?;
+    Ok(Reply {
         status: response.status().as_u16(),
         headers: response.headers().clone(),
-        body: response.bytes().await.unwrap().to_vec(),
-    }
+        body: response.bytes().await?.to_vec(),
+    })
 }
 
 /// Percent-encodes an id for a path, as the official clients do (`8%3Aacs%3A...`).
