@@ -460,3 +460,21 @@ fn non_empty(scopes: &[TokenScope]) -> Result<&[TokenScope]> {
         Ok(scopes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ids go into paths as the official clients send them: `:` and every other reserved
+    /// character percent-encoded, so an id can never reach another route.
+    #[test]
+    fn ids_are_percent_encoded_in_paths() {
+        let user = CommunicationUserIdentifier::new("8:acs:a-b_c.d~e");
+        assert_eq!(identity_path(&user), "/identities/8%3Aacs%3Aa-b_c.d~e");
+        let odd = CommunicationUserIdentifier::new("8:acs:x/../y?z#w %");
+        assert_eq!(
+            identity_path(&odd),
+            "/identities/8%3Aacs%3Ax%2F..%2Fy%3Fz%23w%20%25"
+        );
+    }
+}

@@ -48,6 +48,14 @@ impl IdentityError {
             _ => None,
         }
     }
+
+    /// The service's error message, for service errors (`Identity not found.`, …).
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            IdentityError::Service { message, .. } => Some(message),
+            _ => None,
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]

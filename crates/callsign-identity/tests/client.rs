@@ -6,9 +6,8 @@ mod common;
 
 use callsign_identity::*;
 use common::TestServer;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 fn client_for(server: &TestServer, version: ApiVersion) -> CommunicationIdentityClient {
     let options = CommunicationIdentityClientOptions {
@@ -146,10 +145,10 @@ async fn errors_carry_status_code_and_message() {
         (not_owned.status(), not_owned.code()),
         (Some(401), Some("IdentityNotOwned"))
     );
-    let IdentityError::Service { message, .. } = &not_owned else {
-        panic!()
-    };
-    assert_eq!(message, "Provided identity doesn't belong to the resource.");
+    assert_eq!(
+        not_owned.message(),
+        Some("Provided identity doesn't belong to the resource.")
+    );
 
     // A scope the version does not know is the service's 400.
     let old = client_for(&server, ApiVersion::V2022_10_01);
@@ -202,19 +201,24 @@ async fn one_client_serves_a_hundred_concurrent_calls() {
     assert_eq!(results.len(), 100, "every call got its own answer");
 }
 
-/// A server that answers `first` once, then proxies nothing but a fixed success.
+/// A server that answers `first` once, then a fixed success; it records when each call came.
 async fn flaky_server(
     first: u16,
     extra: &'static [(&'static str, &'static str)],
-) -> (String, Arc<AtomicUsize>) {
+) -> (String, Arc<Mutex<Vec<Instant>>>) {
     use axum::http::StatusCode;
     use axum::response::IntoResponse;
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = calls.clone();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let arrivals = calls.clone();
     let app = axum::Router::new().fallback(move || {
-        let counter = counter.clone();
+        let arrivals = arrivals.clone();
         async move {
-            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+            let first_call = {
+                let mut arrivals = arrivals.lock().unwrap();
+                arrivals.push(Instant::now());
+                arrivals.len() == 1
+            };
+            if first_call {
                 let mut response = (
                     StatusCode::from_u16(first).unwrap(),
                     [("content-type", "application/json")],
@@ -257,6 +261,12 @@ async fn throttling_and_server_errors_are_retried() {
         .unwrap();
         let user = client.create_user(None).await.unwrap();
         assert_eq!(user.id(), "8:acs:x_y");
-        assert_eq!(calls.load(Ordering::SeqCst), 2, "{status} is retried once");
+        let calls = calls.lock().unwrap();
+        assert_eq!(calls.len(), 2, "{status} is retried once");
+        if status == 429 {
+            // The retry waits as long as Retry-After says (the default first backoff is shorter).
+            let waited = calls[1] - calls[0];
+            assert!(waited >= Duration::from_secs(1), "retried after {waited:?}");
+        }
     }
 }
