@@ -124,6 +124,22 @@ pub fn decode_payload(token: &str) -> Result<Vec<u8>, TokenDecodeError> {
 }
 
 /// Reads a token's ACS claims without verifying its signature (what clients do to learn `exp`).
+///
+/// ```
+/// use callsign_common::claims::decode_claims;
+///
+/// // header.payload.signature; only the payload is read.
+/// let payload = r#"{"skypeid":"acs:r_u","scp":1792,"csi":"1767081769","exp":1767168169,"acsScope":"chat,voip","resourceId":"r","iat":1767081769}"#;
+/// let token = format!("e30.{}.c2ln", base64_url(payload));
+/// let claims = decode_claims(&token).unwrap();
+/// assert_eq!(claims.raw_id(), "8:acs:r_u");
+/// assert_eq!(claims.scopes(), ["chat", "voip"]);
+/// assert_eq!(claims.expires_on().unwrap().timestamp(), 1767168169);
+/// # fn base64_url(s: &str) -> String {
+/// #     use base64::Engine;
+/// #     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+/// # }
+/// ```
 pub fn decode_claims(token: &str) -> Result<TokenClaims, TokenDecodeError> {
     serde_json::from_slice(&decode_payload(token)?)
         .map_err(|e| TokenDecodeError::Json(e.to_string()))

@@ -77,6 +77,19 @@ pub enum ConnectionStringError {
 
 impl ConnectionString {
     /// Parses a connection string (see the type's documentation for the rules).
+    ///
+    /// ```
+    /// use callsign_common::ConnectionString;
+    ///
+    /// // Keys in any order and case; the key's base64 padding survives the split at the first `=`.
+    /// let parsed = ConnectionString::parse(" AccessKey=c2VjcmV0IQ== ; endpoint=https://example.com/").unwrap();
+    /// assert_eq!(parsed.endpoint().as_str(), "https://example.com/");
+    /// assert_eq!(parsed.access_key().as_bytes(), b"secret!");
+    ///
+    /// // Errors never repeat the key.
+    /// let err = ConnectionString::parse("endpoint=https://example.com/;accesskey=").unwrap_err();
+    /// assert!(!err.to_string().contains("c2VjcmV0"));
+    /// ```
     pub fn parse(connection_string: &str) -> Result<Self, ConnectionStringError> {
         let mut endpoint = None;
         let mut access_key = None;

@@ -143,6 +143,23 @@ pub struct SignedHeaders {
 /// Signs one request: what an HMAC pipeline policy calls on every try.
 ///
 /// `host` is the authority as sent in the Host header (with a non-default port).
+///
+/// ```
+/// use callsign_common::hmac::{sign_request, AccessKey};
+/// use chrono::TimeZone;
+///
+/// // The published test vector: key `pw==`, GET /testPath?testQuery=test on example.com.
+/// let key = AccessKey::from_base64("pw==").unwrap();
+/// let date = chrono::Utc.with_ymd_and_hms(2022, 4, 13, 18, 9, 12).unwrap();
+/// let signed = sign_request(&key, "GET", "/testPath?testQuery=test", "example.com", b"", date);
+/// assert_eq!(signed.date, "Wed, 13 Apr 2022 18:09:12 GMT");
+/// assert_eq!(signed.content_hash, "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+/// assert_eq!(
+///     signed.authorization,
+///     "HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256\
+///      &Signature=DGdgwggJWnQyc6EHjR/Vbqg1ES64KpD6U2XwTDDj3tU="
+/// );
+/// ```
 pub fn sign_request(
     key: &AccessKey,
     method: &str,

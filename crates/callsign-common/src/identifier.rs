@@ -161,6 +161,22 @@ impl CommunicationIdentifier {
     ///   that an `acs` suffix splitting on `_` into exactly three parts is a Teams extension user
     ///   (`resourceId_tenantId_userId`); `8:orgid:`, `8:dod:`, `8:gcch:` are Teams users and
     ///   `8:teamsvisitor:` an anonymous Teams user; `28:orgid:`, `28:dod:`, `28:gcch:` are Teams apps.
+    ///
+    /// ```
+    /// use callsign_common::CommunicationIdentifier;
+    ///
+    /// let raw = "8:acs:bbbcbc1e-9f06-482a-b5d8-20e3f26ef0cd_45ab2481-1c1c-4005-be24-0ffb879b1130_207ffef6-9444-41fb-92ab-20eacaae2768";
+    /// let CommunicationIdentifier::TeamsExtensionUser(user) = CommunicationIdentifier::from_raw_id(raw)
+    /// else {
+    ///     panic!("three parts after 8:acs: are a Teams extension user");
+    /// };
+    /// assert_eq!(user.tenant_id(), "45ab2481-1c1c-4005-be24-0ffb879b1130");
+    ///
+    /// // Nothing is lost, whatever the input.
+    /// let odd = CommunicationIdentifier::from_raw_id("28:gcch-global:x");
+    /// assert!(matches!(odd, CommunicationIdentifier::Unknown(_)));
+    /// assert_eq!(odd.raw_id(), "28:gcch-global:x");
+    /// ```
     pub fn from_raw_id(raw_id: &str) -> Self {
         if raw_id.starts_with(PHONE_NUMBER_PREFIX) {
             return Self::PhoneNumber(PhoneNumberIdentifier::parse(raw_id));
