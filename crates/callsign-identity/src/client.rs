@@ -20,7 +20,7 @@ use std::sync::Arc;
 pub const ENTRA_SCOPE: &str = "https://communication.azure.com//.default";
 
 /// Characters kept as they are in an id path segment; `:` is encoded, as the official clients do.
-const ID_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+pub(crate) const ID_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
@@ -368,7 +368,7 @@ impl CommunicationIdentityClient {
         response.body().json().map_err(IdentityError::Transport)
     }
 
-    fn require_preview(&self, operation: &'static str) -> Result<()> {
+    pub(crate) fn require_preview(&self, operation: &'static str) -> Result<()> {
         if self.api_version.has_custom_ids() {
             Ok(())
         } else {
@@ -404,7 +404,7 @@ impl CommunicationIdentityClient {
         }
     }
 
-    async fn send_json<T: serde::de::DeserializeOwned>(
+    pub(crate) async fn send_json<T: serde::de::DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -415,7 +415,7 @@ impl CommunicationIdentityClient {
         response.body().json().map_err(IdentityError::Transport)
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         path: &str,
@@ -430,17 +430,23 @@ impl CommunicationIdentityClient {
         self.send_to(url, method, body, context).await
     }
 
-    async fn send_to(
+    pub(crate) async fn send_to(
         &self,
         url: Url,
         method: Method,
         body: Option<Map<String, Value>>,
         context: &Context<'_>,
     ) -> Result<RawResponse> {
+        // The one PATCH of the API (Entra assignments) is a JSON merge patch.
+        let content_type = if method == Method::Patch {
+            "application/merge-patch+json"
+        } else {
+            "application/json"
+        };
         let mut request = Request::new(url, method);
         request.insert_header("accept", "application/json");
         if let Some(body) = body {
-            request.insert_header("content-type", "application/json");
+            request.insert_header("content-type", content_type);
             request.set_body(serde_json::to_vec(&body).expect("JSON maps serialize"));
         }
         Ok(self.pipeline.send(context, &mut request, None).await?)

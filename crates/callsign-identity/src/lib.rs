@@ -29,6 +29,7 @@
 pub struct ReadmeDoctests;
 
 mod client;
+mod entra_assignments;
 mod error;
 mod models;
 mod options;
@@ -36,11 +37,12 @@ mod options;
 pub use callsign_common::identifier::CommunicationUserIdentifier;
 pub use callsign_common::AccessToken;
 pub use client::{CommunicationIdentityClient, ENTRA_SCOPE};
+pub use entra_assignments::{EntraAssignment, EntraAssignmentRequest, EntraPrincipalType};
 pub use error::{IdentityError, Result};
 pub use models::{
     CommunicationUserDetails, TeamsExtensionAssignment, TokenExpiry, TokenIntrospection, TokenScope,
 };
 pub use options::{
     ApiVersion, CommunicationIdentityClientOptions, CreateUserAndTokenOptions, CreateUserOptions,
-    GetTokenOptions, IdentityMethodOptions,
+    GetTokenOptions, IdentityMethodOptions, ListEntraAssignmentsOptions,
 };

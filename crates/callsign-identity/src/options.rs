@@ -48,3 +48,12 @@ pub struct IdentityMethodOptions<'a> {
     /// Per-call context.
     pub method_options: ClientMethodOptions<'a>,
 }
+
+/// Options for `list_entra_assignments`.
+#[derive(Clone, Debug, Default)]
+pub struct ListEntraAssignmentsOptions<'a> {
+    /// Assignments per page the service is asked for (`maxpagesize`); every page is read either way.
+    pub max_page_size: Option<u32>,
+    /// Per-call context.
+    pub method_options: ClientMethodOptions<'a>,
+}

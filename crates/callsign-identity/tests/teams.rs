@@ -1,4 +1,4 @@
-//! `get_token_for_teams_user` against a real callsign server trusting a local test issuer.
+//! `get_token_for_teams_user`, Teams extension and Entra assignments against a real callsign server.
 
 #[path = "../../callsign-server/tests/common/mod.rs"]
 mod common;
@@ -131,4 +131,124 @@ async fn teams_extension_assignments_need_2025_06_30() {
         assert_eq!(err.status(), Some(404));
         assert_eq!(err.code(), Some("AssignmentNotFound"));
     }
+}
+
+fn entra_request(principal_type: EntraPrincipalType, clients: &[&str]) -> EntraAssignmentRequest {
+    EntraAssignmentRequest {
+        tenant_id: issuer::TENANT.to_owned(),
+        principal_type,
+        client_ids: clients.iter().map(|c| c.to_string()).collect(),
+    }
+}
+
+/// Entra assignments with the preview api-version: set, get, every page of the list, a merge
+/// patch that adds and removes, delete, and the service's errors.
+#[tokio::test]
+async fn entra_assignments_are_managed_and_listed_page_by_page() {
+    let server = TestServer::start().await;
+    let client = client_for(&server, ApiVersion::V2025_03_02Preview);
+    let object = |n: usize| format!("00000000-0000-4000-8000-{n:012}");
+
+    let created = client
+        .set_entra_assignment(
+            USER_OID,
+            &entra_request(EntraPrincipalType::User, &[APP_ID]),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.object_id, USER_OID);
+    assert_eq!(created.principal_type, EntraPrincipalType::User);
+    assert_eq!(created.client_ids, [APP_ID]);
+    let replaced = client
+        .set_entra_assignment(
+            USER_OID,
+            &entra_request(EntraPrincipalType::User, &[APP_ID, OTHER]),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced.client_ids, [APP_ID, OTHER]);
+    assert_eq!(
+        client.get_entra_assignment(USER_OID, None).await.unwrap(),
+        replaced
+    );
+
+    // Five group assignments in one merge patch; the list reads all six, two per page.
+    let changes: Vec<_> = (1..=5)
+        .map(|n| {
+            let request = entra_request(EntraPrincipalType::Group, &[APP_ID]);
+            (object(n), Some(request))
+        })
+        .collect();
+    let written = client
+        .update_entra_assignments(&changes, None)
+        .await
+        .unwrap();
+    assert_eq!(written.len(), 5);
+    let options = ListEntraAssignmentsOptions {
+        max_page_size: Some(2),
+        ..Default::default()
+    };
+    let listed = client
+        .list_entra_assignments(Some(options.clone()))
+        .await
+        .unwrap();
+    let mut ids: Vec<&str> = listed.iter().map(|a| a.object_id.as_str()).collect();
+    ids.sort();
+    let mut expected: Vec<String> = (1..=5).map(object).collect();
+    expected.push(USER_OID.to_owned());
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    // null removes; a value replaces.
+    let changes = vec![
+        (object(1), None),
+        (
+            object(2),
+            Some(entra_request(EntraPrincipalType::Group, &[OTHER])),
+        ),
+    ];
+    client
+        .update_entra_assignments(&changes, None)
+        .await
+        .unwrap();
+    let listed = client.list_entra_assignments(Some(options)).await.unwrap();
+    assert_eq!(listed.len(), 5);
+    assert!(listed.iter().all(|a| a.object_id != object(1)));
+    let second = client.get_entra_assignment(&object(2), None).await.unwrap();
+    assert_eq!(second.client_ids, [OTHER]);
+
+    client
+        .delete_entra_assignment(USER_OID, None)
+        .await
+        .unwrap();
+    let gone = client
+        .get_entra_assignment(USER_OID, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (gone.status(), gone.code()),
+        (Some(404), Some("AssignmentNotFound"))
+    );
+    // A tenant assignment names its tenant.
+    let wrong = client
+        .set_entra_assignment(
+            USER_OID,
+            &entra_request(EntraPrincipalType::Tenant, &[APP_ID]),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (wrong.status(), wrong.code()),
+        (Some(400), Some("ValidationError"))
+    );
+
+    // Only the preview has them: refused before anything is sent.
+    let stable = client_for(&server, ApiVersion::V2025_06_30);
+    assert!(matches!(
+        stable.list_entra_assignments(None).await,
+        Err(IdentityError::UnsupportedByApiVersion { .. })
+    ));
 }

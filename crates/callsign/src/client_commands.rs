@@ -1,10 +1,12 @@
-//! The client subcommands: `callsign user ...` and `callsign token ...`, talking to any
-//! Communication Identity endpoint (a callsign server or Azure Communication Services).
+//! The client subcommands: `callsign user ...`, `token ...`, `assignment ...` and
+//! `entra-assignment ...`, talking to any Communication Identity endpoint (a callsign server or
+//! Azure Communication Services).
 
 use callsign_identity::{
     ApiVersion, CommunicationIdentityClient, CommunicationIdentityClientOptions,
-    CommunicationUserIdentifier, CreateUserAndTokenOptions, CreateUserOptions, GetTokenOptions,
-    IdentityError, TokenExpiry, TokenScope,
+    CommunicationUserIdentifier, CreateUserAndTokenOptions, CreateUserOptions,
+    EntraAssignmentRequest, EntraPrincipalType, GetTokenOptions, IdentityError,
+    ListEntraAssignmentsOptions, TokenExpiry, TokenScope,
 };
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
@@ -99,6 +101,62 @@ pub enum TokenCommand {
         #[arg(long)]
         user_id: String,
     },
+}
+
+/// Entra assignments (api-version 2025-03-02-preview): who may exchange Entra tokens.
+#[derive(Subcommand)]
+pub enum EntraAssignmentCommand {
+    /// List every assignment (all pages).
+    List {
+        /// Assignments per page to ask the service for.
+        #[arg(long)]
+        max_page_size: Option<u32>,
+    },
+    /// Show the assignment of a user, group or tenant.
+    Get {
+        /// The user's, group's or tenant's object id.
+        object: String,
+    },
+    /// Create or replace the assignment of a user, group or tenant.
+    Set {
+        /// The user's, group's or tenant's object id (a tenant's is its tenant id).
+        object: String,
+        /// The Entra tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// What the object id names.
+        #[arg(long, value_enum, default_value = "user")]
+        principal_type: PrincipalTypeArg,
+        /// Client application ids whose tokens may be exchanged, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        client_ids: Vec<String>,
+    },
+    /// Delete the assignment of a user, group or tenant.
+    Delete {
+        /// The user's, group's or tenant's object id.
+        object: String,
+    },
+}
+
+/// `--principal-type` of an Entra assignment.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PrincipalTypeArg {
+    /// One user.
+    User,
+    /// The members of a group.
+    Group,
+    /// Every user of the tenant.
+    Tenant,
+}
+
+impl From<PrincipalTypeArg> for EntraPrincipalType {
+    fn from(arg: PrincipalTypeArg) -> Self {
+        match arg {
+            PrincipalTypeArg::User => EntraPrincipalType::User,
+            PrincipalTypeArg::Group => EntraPrincipalType::Group,
+            PrincipalTypeArg::Tenant => EntraPrincipalType::Tenant,
+        }
+    }
 }
 
 /// Teams extension assignments (api-version 2025-06-30).
@@ -218,10 +276,8 @@ impl ClientArgs {
         )?)
     }
 
+    /// A client on the preview when `preview`, else on `--api-version`.
     fn client(&self, preview: bool) -> Result<CommunicationIdentityClient, Failure> {
-        let connection_string = self.connection_string.as_deref().ok_or_else(|| {
-            Failure::Usage("give --connection-string or set CALLSIGN_CONNECTION_STRING".into())
-        })?;
         let api_version = if preview {
             ApiVersion::V2025_03_02Preview
         } else {
@@ -229,23 +285,45 @@ impl ClientArgs {
                 |e: callsign_common::api_version::UnknownApiVersion| Failure::Usage(e.to_string()),
             )?
         };
-        let options = CommunicationIdentityClientOptions {
-            api_version,
-            ..Default::default()
-        };
-        Ok(CommunicationIdentityClient::from_connection_string(
-            connection_string,
-            Some(options),
-        )?)
+        self.client_with_version(api_version)
     }
 
-    fn print(&self, value: Value) {
-        let output = self.output.unwrap_or(if std::io::stdout().is_terminal() {
+    fn output(&self) -> Output {
+        self.output.unwrap_or(if std::io::stdout().is_terminal() {
             Output::Table
         } else {
             Output::Json
-        });
-        match output {
+        })
+    }
+
+    /// Prints a list: a JSON array, or one line per item with its fields' values.
+    fn print_rows(&self, rows: Value) {
+        match self.output() {
+            Output::Json => println!("{rows}"),
+            Output::Table => {
+                for row in rows.as_array().into_iter().flatten() {
+                    let fields: Vec<String> = row
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(_, value)| match value {
+                            Value::String(s) => s.clone(),
+                            Value::Array(items) => items
+                                .iter()
+                                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                                .collect::<Vec<_>>()
+                                .join(","),
+                            other => other.to_string(),
+                        })
+                        .collect();
+                    println!("{}", fields.join("  "));
+                }
+            }
+        }
+    }
+
+    fn print(&self, value: Value) {
+        match self.output() {
             Output::Json => println!("{value}"),
             Output::Table => {
                 for (key, value) in value.as_object().into_iter().flatten() {
@@ -342,6 +420,47 @@ pub async fn assignment(args: &ClientArgs, command: AssignmentCommand) -> Result
                 .delete_teams_extension_assignment(&tenant, &object, None)
                 .await?;
             args.print(json!({ "tenantId": tenant, "objectId": object, "deleted": true }));
+        }
+    }
+    Ok(())
+}
+
+/// Runs an `entra-assignment` command (Entra assignments, api-version 2025-03-02-preview).
+pub async fn entra_assignment(
+    args: &ClientArgs,
+    command: EntraAssignmentCommand,
+) -> Result<(), Failure> {
+    let client = args.client(true)?;
+    match command {
+        EntraAssignmentCommand::List { max_page_size } => {
+            let options = ListEntraAssignmentsOptions {
+                max_page_size,
+                ..Default::default()
+            };
+            let all = client.list_entra_assignments(Some(options)).await?;
+            args.print_rows(serde_json::to_value(all).expect("serializable"));
+        }
+        EntraAssignmentCommand::Get { object } => {
+            let found = client.get_entra_assignment(&object, None).await?;
+            args.print(serde_json::to_value(found).expect("serializable"));
+        }
+        EntraAssignmentCommand::Set {
+            object,
+            tenant,
+            principal_type,
+            client_ids,
+        } => {
+            let request = EntraAssignmentRequest {
+                tenant_id: tenant,
+                principal_type: principal_type.into(),
+                client_ids,
+            };
+            let set = client.set_entra_assignment(&object, &request, None).await?;
+            args.print(serde_json::to_value(set).expect("serializable"));
+        }
+        EntraAssignmentCommand::Delete { object } => {
+            client.delete_entra_assignment(&object, None).await?;
+            args.print(json!({ "objectId": object, "deleted": true }));
         }
     }
     Ok(())

@@ -69,6 +69,13 @@ enum Command {
         #[command(subcommand)]
         command: client_commands::AssignmentCommand,
     },
+    /// Manage Entra assignments (preview; client of any Communication Identity endpoint).
+    EntraAssignment {
+        #[command(flatten)]
+        client: client_commands::ClientArgs,
+        #[command(subcommand)]
+        command: client_commands::EntraAssignmentCommand,
+    },
 }
 
 #[derive(Args)]
@@ -180,6 +187,9 @@ fn main() -> std::process::ExitCode {
         Command::Assignment { client, command } => {
             client_exit(runtime_then(client_commands::assignment(&client, command)))
         }
+        Command::EntraAssignment { client, command } => client_exit(runtime_then(
+            client_commands::entra_assignment(&client, command),
+        )),
         other => admin_exit(run(other)),
     }
 }
@@ -278,7 +288,10 @@ fn run(command: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::User { .. } | Command::Token { .. } | Command::Assignment { .. } => {
+        Command::User { .. }
+        | Command::Token { .. }
+        | Command::Assignment { .. }
+        | Command::EntraAssignment { .. } => {
             unreachable!("handled in main")
         }
         Command::SigningKey {

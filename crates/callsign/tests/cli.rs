@@ -316,3 +316,91 @@ async fn assignment_commands_manage_teams_extension_assignments() {
         .await;
     assert_eq!(again.status.code(), Some(1));
 }
+
+#[tokio::test]
+async fn entra_assignment_commands_set_list_get_and_delete() {
+    let server = TestServer::start().await;
+    let cli = Cli::new(&server);
+    let (tenant, app) = (issuer::TENANT, issuer::APP_ID);
+    let group = "0d2f2a5e-6b0b-4c7e-9f5a-3a1b2c3d4e5f";
+
+    let user = cli
+        .json(&[
+            "entra-assignment",
+            "set",
+            issuer::USER_OID,
+            "--tenant",
+            tenant,
+            "--client-ids",
+            app,
+        ])
+        .await;
+    assert_eq!(
+        user,
+        serde_json::json!({"objectId": issuer::USER_OID, "tenantId": tenant,
+                           "principalType": "user", "clientIds": [app]})
+    );
+    let group_set = cli
+        .json(&[
+            "entra-assignment",
+            "set",
+            group,
+            "--tenant",
+            tenant,
+            "--principal-type",
+            "group",
+            "--client-ids",
+            &format!("{app},45ab2481-1c1c-4005-be24-0ffb879b1130"),
+        ])
+        .await;
+    assert_eq!(group_set["principalType"], "group");
+    assert_eq!(group_set["clientIds"].as_array().unwrap().len(), 2);
+
+    // One per page: the command reads both pages.
+    let listed = cli
+        .json(&["entra-assignment", "list", "--max-page-size", "1"])
+        .await;
+    let mut ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["objectId"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    let mut expected = [group, issuer::USER_OID];
+    expected.sort();
+    assert_eq!(ids, expected);
+    let table = cli
+        .run(&["entra-assignment", "list", "--output", "table"])
+        .await;
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert_eq!(table.lines().count(), 2, "{table}");
+    assert!(table
+        .lines()
+        .any(|l| l.starts_with(group) && l.contains("group")));
+
+    assert_eq!(
+        cli.json(&["entra-assignment", "get", group]).await,
+        group_set
+    );
+    let deleted = cli.json(&["entra-assignment", "delete", group]).await;
+    assert_eq!(deleted["deleted"], true);
+    let missing = cli.run(&["entra-assignment", "get", group]).await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("AssignmentNotFound"));
+    // A principal type the service does not have is a usage error.
+    let usage = cli
+        .run(&[
+            "entra-assignment",
+            "set",
+            group,
+            "--tenant",
+            tenant,
+            "--principal-type",
+            "resourceAccount",
+            "--client-ids",
+            app,
+        ])
+        .await;
+    assert_eq!(usage.status.code(), Some(2));
+}

@@ -1,0 +1,264 @@
+//! Entra assignments (api-version 2025-03-02-preview): which Entra users, groups or tenants may
+//! exchange their Entra tokens at `/access/entra/:exchangeAccessToken`, and from which client
+//! applications.
+
+use crate::client::{CommunicationIdentityClient, ID_SEGMENT};
+use crate::error::{IdentityError, Result};
+use crate::options::{IdentityMethodOptions, ListEntraAssignmentsOptions};
+use azure_core::http::{Method, StatusCode, Url};
+use percent_encoding::utf8_percent_encode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Whom an Entra assignment is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EntraPrincipalType {
+    /// One user (`oid` of the token).
+    User,
+    /// Every member of a group (`groups` of the token).
+    Group,
+    /// Every user of a tenant (`tid` of the token); the assignment's object id is the tenant id.
+    Tenant,
+}
+
+/// An Entra assignment as the service returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntraAssignment {
+    /// The user, group or tenant.
+    pub object_id: String,
+    /// The Entra tenant.
+    pub tenant_id: String,
+    /// What `object_id` names.
+    pub principal_type: EntraPrincipalType,
+    /// Client application ids whose tokens may be exchanged.
+    pub client_ids: Vec<String>,
+}
+
+/// What to create or replace for one object id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntraAssignmentRequest {
+    /// The Entra tenant.
+    pub tenant_id: String,
+    /// What the object id names.
+    pub principal_type: EntraPrincipalType,
+    /// Client application ids whose tokens may be exchanged.
+    pub client_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AssignmentPage {
+    value: Vec<EntraAssignment>,
+    next_link: Option<String>,
+}
+
+impl CommunicationIdentityClient {
+    /// Lists every Entra assignment, following the service's `nextLink` from page to page.
+    pub async fn list_entra_assignments(
+        &self,
+        options: Option<ListEntraAssignmentsOptions<'_>>,
+    ) -> Result<Vec<EntraAssignment>> {
+        self.require_preview("Entra assignments")?;
+        let options = options.unwrap_or_default();
+        let context = &options.method_options.context;
+        let mut url = self.endpoint().clone();
+        url.set_path("/access/entra/assignments");
+        url.query_pairs_mut()
+            .append_pair("api-version", self.api_version().as_str());
+        if let Some(size) = options.max_page_size {
+            url.query_pairs_mut()
+                .append_pair("maxpagesize", &size.to_string());
+        }
+        let mut all = Vec::new();
+        loop {
+            let response = self
+                .send_to(url.clone(), Method::Get, None, context)
+                .await?;
+            let page: AssignmentPage = response.body().json().map_err(IdentityError::Transport)?;
+            all.extend(page.value);
+            let Some(next) = page.next_link else {
+                return Ok(all);
+            };
+            let next = self.next_page(&next)?;
+            if next == url {
+                return Err(IdentityError::InvalidArgument(
+                    "the service answered a nextLink to the same page".into(),
+                ));
+            }
+            url = next;
+        }
+    }
+
+    /// Reads the Entra assignment of a user, group or tenant.
+    pub async fn get_entra_assignment(
+        &self,
+        object_id: &str,
+        options: Option<IdentityMethodOptions<'_>>,
+    ) -> Result<EntraAssignment> {
+        let path = self.entra_assignment_path(object_id)?;
+        let options = options.unwrap_or_default();
+        self.send_json(Method::Get, &path, None, &options.method_options.context)
+            .await
+    }
+
+    /// Creates or replaces the Entra assignment of a user, group or tenant.
+    pub async fn set_entra_assignment(
+        &self,
+        object_id: &str,
+        assignment: &EntraAssignmentRequest,
+        options: Option<IdentityMethodOptions<'_>>,
+    ) -> Result<EntraAssignment> {
+        let path = self.entra_assignment_path(object_id)?;
+        let options = options.unwrap_or_default();
+        let body = object(assignment);
+        self.send_json(
+            Method::Put,
+            &path,
+            Some(body),
+            &options.method_options.context,
+        )
+        .await
+    }
+
+    /// Deletes the Entra assignment of a user, group or tenant.
+    pub async fn delete_entra_assignment(
+        &self,
+        object_id: &str,
+        options: Option<IdentityMethodOptions<'_>>,
+    ) -> Result<()> {
+        let path = self.entra_assignment_path(object_id)?;
+        let options = options.unwrap_or_default();
+        self.send(Method::Delete, &path, None, &options.method_options.context)
+            .await
+            .map(drop)
+    }
+
+    /// Changes many assignments at once (a JSON merge patch): `Some` creates or replaces the
+    /// assignment of its object id, `None` removes it. Answers the assignments written (nothing
+    /// when the service answers 204).
+    pub async fn update_entra_assignments(
+        &self,
+        changes: &[(String, Option<EntraAssignmentRequest>)],
+        options: Option<IdentityMethodOptions<'_>>,
+    ) -> Result<Vec<EntraAssignment>> {
+        self.require_preview("Entra assignments")?;
+        let options = options.unwrap_or_default();
+        let body: Map<String, Value> = changes
+            .iter()
+            .map(|(object_id, change)| {
+                let value = change
+                    .as_ref()
+                    .map_or(Value::Null, |c| Value::Object(object(c)));
+                (object_id.clone(), value)
+            })
+            .collect();
+        let response = self
+            .send(
+                Method::Patch,
+                "/access/entra/assignments",
+                Some(body),
+                &options.method_options.context,
+            )
+            .await?;
+        if response.status() == StatusCode::NoContent {
+            return Ok(Vec::new());
+        }
+        let page: AssignmentPage = response.body().json().map_err(IdentityError::Transport)?;
+        Ok(page.value)
+    }
+
+    fn entra_assignment_path(&self, object_id: &str) -> Result<String> {
+        self.require_preview("Entra assignments")?;
+        Ok(format!(
+            "/access/entra/assignments/{}",
+            utf8_percent_encode(object_id, ID_SEGMENT)
+        ))
+    }
+
+    /// The URL of the next page. callsign answers a path; the service may answer a whole URL.
+    /// Either must stay on this client's endpoint: the request is signed, and a signature is for
+    /// the resource only.
+    fn next_page(&self, next_link: &str) -> Result<Url> {
+        let mut url = self.endpoint().join(next_link).map_err(|e| {
+            IdentityError::InvalidArgument(format!("the service's nextLink is not a URL: {e}"))
+        })?;
+        if url.origin() != self.endpoint().origin() {
+            return Err(IdentityError::InvalidArgument(
+                "the service's nextLink leads to another host".into(),
+            ));
+        }
+        if !url.query_pairs().any(|(name, _)| name == "api-version") {
+            url.query_pairs_mut()
+                .append_pair("api-version", self.api_version().as_str());
+        }
+        Ok(url)
+    }
+}
+
+fn object(request: &EntraAssignmentRequest) -> Map<String, Value> {
+    match serde_json::to_value(request).expect("assignments serialize") {
+        Value::Object(map) => map,
+        _ => unreachable!("a struct serializes to an object"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ApiVersion, CommunicationIdentityClientOptions};
+    use callsign_common::AccessKey;
+
+    fn client() -> CommunicationIdentityClient {
+        CommunicationIdentityClient::with_access_key(
+            "https://res.example.com/",
+            AccessKey::from_bytes(vec![1; 32]),
+            Some(CommunicationIdentityClientOptions {
+                api_version: ApiVersion::V2025_03_02Preview,
+                ..Default::default()
+            }),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn next_links_stay_on_the_endpoint() {
+        let client = client();
+        let relative = client
+            .next_page("/access/entra/assignments?api-version=2025-03-02-preview&skipToken=x")
+            .unwrap();
+        assert_eq!(
+            relative.as_str(),
+            "https://res.example.com/access/entra/assignments?api-version=2025-03-02-preview&skipToken=x"
+        );
+        let absolute = client
+            .next_page("https://res.example.com/access/entra/assignments?skipToken=y")
+            .unwrap();
+        assert_eq!(
+            absolute.as_str(),
+            "https://res.example.com/access/entra/assignments?skipToken=y&api-version=2025-03-02-preview"
+        );
+        for elsewhere in [
+            "https://evil.example/access/entra/assignments",
+            "http://res.example.com/access/entra/assignments",
+            "https://res.example.com:8443/access/entra/assignments",
+        ] {
+            assert!(client.next_page(elsewhere).is_err(), "{elsewhere}");
+        }
+    }
+
+    #[test]
+    fn requests_have_the_wire_shape() {
+        let request = EntraAssignmentRequest {
+            tenant_id: "t".into(),
+            principal_type: EntraPrincipalType::Group,
+            client_ids: vec!["c".into()],
+        };
+        assert_eq!(
+            Value::Object(object(&request)),
+            serde_json::json!({"tenantId": "t", "principalType": "group", "clientIds": ["c"]})
+        );
+    }
+}
