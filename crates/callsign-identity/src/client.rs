@@ -236,9 +236,7 @@ impl CommunicationIdentityClient {
         options: Option<IdentityMethodOptions<'_>>,
     ) -> Result<TeamsExtensionAssignment> {
         let path = self.assignment_path(tenant_id, object_id)?;
-        let options = options.unwrap_or_default();
-        self.send_json(Method::Get, &path, None, &options.method_options.context)
-            .await
+        self.call_json(Method::Get, &path, None, options).await
     }
 
     /// Creates or replaces a Teams extension assignment: `principal_type` is `user` or
@@ -252,19 +250,13 @@ impl CommunicationIdentityClient {
         options: Option<IdentityMethodOptions<'_>>,
     ) -> Result<TeamsExtensionAssignment> {
         let path = self.assignment_path(tenant_id, object_id)?;
-        let options = options.unwrap_or_default();
         let mut body = Map::new();
         body.insert("principalType".into(), json!(principal_type));
         if let Some(ids) = client_ids {
             body.insert("clientIds".into(), json!(ids));
         }
-        self.send_json(
-            Method::Put,
-            &path,
-            Some(body),
-            &options.method_options.context,
-        )
-        .await
+        self.call_json(Method::Put, &path, Some(body), options)
+            .await
     }
 
     /// Deletes a Teams extension assignment.
@@ -275,10 +267,7 @@ impl CommunicationIdentityClient {
         options: Option<IdentityMethodOptions<'_>>,
     ) -> Result<()> {
         let path = self.assignment_path(tenant_id, object_id)?;
-        let options = options.unwrap_or_default();
-        self.send(Method::Delete, &path, None, &options.method_options.context)
-            .await
-            .map(drop)
+        self.call_empty(Method::Delete, &path, options).await
     }
 
     fn assignment_path(&self, tenant_id: &str, object_id: &str) -> Result<String> {
@@ -303,14 +292,8 @@ impl CommunicationIdentityClient {
         options: Option<IdentityMethodOptions<'_>>,
     ) -> Result<CommunicationUserDetails> {
         self.require_preview("get_user")?;
-        let options = options.unwrap_or_default();
         let identity: IdentityWire = self
-            .send_json(
-                Method::Get,
-                &identity_path(user),
-                None,
-                &options.method_options.context,
-            )
+            .call_json(Method::Get, &identity_path(user), None, options)
             .await?;
         Ok(identity.into())
     }
@@ -321,11 +304,8 @@ impl CommunicationIdentityClient {
         user: &CommunicationUserIdentifier,
         options: Option<IdentityMethodOptions<'_>>,
     ) -> Result<()> {
-        let options = options.unwrap_or_default();
         let path = format!("{}/:revokeAccessTokens", identity_path(user));
-        self.send(Method::Post, &path, None, &options.method_options.context)
-            .await
-            .map(drop)
+        self.call_empty(Method::Post, &path, options).await
     }
 
     /// Deletes the user and revokes its tokens.
@@ -334,15 +314,8 @@ impl CommunicationIdentityClient {
         user: &CommunicationUserIdentifier,
         options: Option<IdentityMethodOptions<'_>>,
     ) -> Result<()> {
-        let options = options.unwrap_or_default();
-        self.send(
-            Method::Delete,
-            &identity_path(user),
-            None,
-            &options.method_options.context,
-        )
-        .await
-        .map(drop)
+        self.call_empty(Method::Delete, &identity_path(user), options)
+            .await
     }
 
     /// callsign extension: asks the server whether a token is valid now (signature, expiry,
@@ -402,6 +375,33 @@ impl CommunicationIdentityClient {
         if let (Some(expiry), true) = (expires_in, self.api_version.has_token_lifetime()) {
             body.insert("expiresInMinutes".into(), json!(expiry.minutes()));
         }
+    }
+
+    /// Sends with the per-call options of an operation that takes nothing else, and reads the
+    /// answer's JSON.
+    pub(crate) async fn call_json<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Map<String, Value>>,
+        options: Option<IdentityMethodOptions<'_>>,
+    ) -> Result<T> {
+        let options = options.unwrap_or_default();
+        self.send_json(method, path, body, &options.method_options.context)
+            .await
+    }
+
+    /// Sends with the per-call options of an operation that answers no body.
+    pub(crate) async fn call_empty(
+        &self,
+        method: Method,
+        path: &str,
+        options: Option<IdentityMethodOptions<'_>>,
+    ) -> Result<()> {
+        let options = options.unwrap_or_default();
+        self.send(method, path, None, &options.method_options.context)
+            .await
+            .map(drop)
     }
 
     pub(crate) async fn send_json<T: serde::de::DeserializeOwned>(

@@ -99,9 +99,7 @@ impl CommunicationIdentityClient {
         options: Option<IdentityMethodOptions<'_>>,
     ) -> Result<EntraAssignment> {
         let path = self.entra_assignment_path(object_id)?;
-        let options = options.unwrap_or_default();
-        self.send_json(Method::Get, &path, None, &options.method_options.context)
-            .await
+        self.call_json(Method::Get, &path, None, options).await
     }
 
     /// Creates or replaces the Entra assignment of a user, group or tenant.
@@ -112,15 +110,8 @@ impl CommunicationIdentityClient {
         options: Option<IdentityMethodOptions<'_>>,
     ) -> Result<EntraAssignment> {
         let path = self.entra_assignment_path(object_id)?;
-        let options = options.unwrap_or_default();
-        let body = object(assignment);
-        self.send_json(
-            Method::Put,
-            &path,
-            Some(body),
-            &options.method_options.context,
-        )
-        .await
+        self.call_json(Method::Put, &path, Some(object(assignment)), options)
+            .await
     }
 
     /// Deletes the Entra assignment of a user, group or tenant.
@@ -130,10 +121,7 @@ impl CommunicationIdentityClient {
         options: Option<IdentityMethodOptions<'_>>,
     ) -> Result<()> {
         let path = self.entra_assignment_path(object_id)?;
-        let options = options.unwrap_or_default();
-        self.send(Method::Delete, &path, None, &options.method_options.context)
-            .await
-            .map(drop)
+        self.call_empty(Method::Delete, &path, options).await
     }
 
     /// Changes many assignments at once (a JSON merge patch): `Some` creates or replaces the
