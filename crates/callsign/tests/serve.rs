@@ -263,8 +263,9 @@ async fn quiet_prints_nothing() {
     let endpoint = std::fs::read_to_string(&endpoint_file).unwrap();
     let health = reqwest::get(format!("{endpoint}healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
+    // SIGINT (Ctrl-C) is a clean stop too.
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     let output = child.wait_with_output().unwrap();
@@ -425,8 +426,8 @@ async fn acknowledged_writes_survive_kill_9() {
     assert_eq!(again.json()["identity"]["id"], custom);
 }
 
-#[test]
-fn tls_prints_the_dev_ca() {
+#[tokio::test]
+async fn tls_prints_the_dev_ca() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path(), None, &["--tls"]);
     assert!(server.endpoint.starts_with("https://127.0.0.1:"));
@@ -437,10 +438,22 @@ fn tls_prints_the_dev_ca() {
     );
     let pem = std::fs::read_to_string(&ca).unwrap();
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    assert_eq!(healthz_trusting(&server.endpoint, &ca).await, 200);
 }
 
-#[test]
-fn own_certificate_files_are_served() {
+/// `GET /healthz` over TLS with only `ca` trusted.
+async fn healthz_trusting(endpoint: &str, ca: impl AsRef<Path>) -> u16 {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .unwrap();
+    let reply = http.get(format!("{endpoint}healthz")).send().await.unwrap();
+    reply.status().as_u16()
+}
+
+#[tokio::test]
+async fn own_certificate_files_are_served() {
     let dir = tempfile::tempdir().unwrap();
     // Use the development CA's server certificate as "real" files for a second data dir.
     drop(serve(&dir.path().join("a"), None, &["--tls"]));
@@ -461,6 +474,11 @@ fn own_certificate_files_are_served() {
     assert!(
         !dir.path().join("b/tls").exists(),
         "no development CA is generated"
+    );
+    // The files given are what is served: a client trusting their CA connects.
+    assert_eq!(
+        healthz_trusting(&server.endpoint, tls.join("ca.pem")).await,
+        200
     );
 }
 
