@@ -317,3 +317,65 @@ async fn a_client_with_an_entra_credential_manages_identities_over_tls() {
     assert_eq!(err.status(), Some(401));
     assert_eq!(err.code(), Some("Denied"));
 }
+
+/// A 5xx from the exchange is retried (azure_core's retry policy in the credential's pipeline):
+/// a TLS stub answers 503 once, then a token.
+#[tokio::test]
+async fn a_failed_exchange_is_retried() {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let dir = tempfile::tempdir().unwrap();
+    let files = callsign_server::tls::dev_certificates(dir.path()).unwrap();
+    let config = callsign_server::tls::server_config(&files).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let expires_on = chrono::Utc::now() + chrono::Duration::hours(1);
+    let app = axum::Router::new().fallback(
+        move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
+            let counter = counter.clone();
+            async move {
+                // Both tries go to the Entra exchange (the default scope) with the Entra token.
+                assert_eq!(
+                    uri.path_and_query().unwrap().as_str(),
+                    "/access/entra/:exchangeAccessToken?api-version=2025-03-02-preview"
+                );
+                assert_eq!(headers["authorization"], "Bearer entra");
+                if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                }
+                let body = serde_json::json!({
+                    "identity": {"id": "8:acs:r_wf_t_o"},
+                    "accessToken": {
+                        "token": "a.b.c",
+                        "expiresOn": callsign_common::time_format::expires_on(expires_on),
+                    },
+                });
+                axum::Json(body).into_response()
+            }
+        },
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = axum_server::tls_rustls::from_tcp_rustls(
+        listener,
+        axum_server::tls_rustls::RustlsConfig::from_config(config),
+    )
+    .unwrap();
+    tokio::spawn(async move { server.serve(app.into_make_service()).await });
+
+    let now = chrono::Utc::now().timestamp();
+    let credential = CommunicationTokenCredential::from_entra_with_client_options(
+        EntraCommunicationTokenCredentialOptions {
+            resource_endpoint: format!("https://localhost:{port}/"),
+            credential: IssuerCredential::new("entra".into(), now + 3600),
+            scopes: Vec::new(),
+        },
+        trusting(files.ca.as_ref().unwrap()),
+    )
+    .unwrap();
+    let token = credential.get_token(None).await.unwrap();
+    assert_eq!(token.token, "a.b.c");
+    assert_eq!(token.expires_on.timestamp(), expires_on.timestamp());
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "one 503, one retry");
+}
