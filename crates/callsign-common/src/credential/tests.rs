@@ -9,6 +9,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::Notify;
 use tokio::time::{sleep, Instant};
 
+/// Chat and calling clients hold the credential across tasks and threads.
+#[test]
+fn the_credential_is_send_sync_and_cheap_to_clone() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<CommunicationTokenCredential>();
+}
+
 /// The wall-clock time paused tests start at.
 const START: i64 = 1_800_000_000;
 
