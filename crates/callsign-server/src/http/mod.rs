@@ -96,13 +96,14 @@ async fn dispatch<S: Store>(State(state): State<Arc<AppState<S>>>, request: Requ
     };
     match route {
         Route::Acs(op) => {
-            let mut response = acs(&state, op.clone(), &parts, body)
+            let supported = api_version::supported_by(&op);
+            let mut response = acs(&state, op, &parts, body)
                 .await
                 .unwrap_or_else(IntoResponse::into_response);
             if response.extensions().get::<NoSupportedVersions>().is_none() {
                 response.headers_mut().insert(
                     HeaderName::from_static("api-supported-versions"),
-                    HeaderValue::from_str(&api_version::supported_by(&op)).expect("valid header"),
+                    HeaderValue::from_str(&supported).expect("valid header"),
                 );
             }
             response
