@@ -306,15 +306,7 @@ impl ClientArgs {
                         .as_object()
                         .into_iter()
                         .flatten()
-                        .map(|(_, value)| match value {
-                            Value::String(s) => s.clone(),
-                            Value::Array(items) => items
-                                .iter()
-                                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
-                                .collect::<Vec<_>>()
-                                .join(","),
-                            other => other.to_string(),
-                        })
+                        .map(|(_, v)| shown(v))
                         .collect();
                     println!("{}", fields.join("  "));
                 }
@@ -327,14 +319,19 @@ impl ClientArgs {
             Output::Json => println!("{value}"),
             Output::Table => {
                 for (key, value) in value.as_object().into_iter().flatten() {
-                    let shown = match value {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    println!("{key:<18} {shown}");
+                    println!("{key:<18} {}", shown(value));
                 }
             }
         }
+    }
+}
+
+/// A value as a table shows it: strings without quotes, lists of strings comma-joined.
+fn shown(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(shown).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
     }
 }
 
