@@ -3,7 +3,8 @@
 
 use super::body::{strings, Field, JsonBody};
 use super::error::ApiError;
-use super::identities::{json, TokenBody};
+use super::exchange::{exchanged, verify_bearer};
+use super::identities::json;
 use crate::auth::entra::TEAMS_AUDIENCE;
 use crate::auth::TrustedIssuers;
 use crate::domain::access::{AccessError, AccessService, PRINCIPAL_TYPES};
@@ -37,27 +38,6 @@ impl From<TeamsExtensionAssignment> for AssignmentBody {
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct IdentityRef {
-    id: String,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ExchangeBody {
-    identity: IdentityRef,
-    access_token: TokenBody,
-}
-
-fn assignment_not_found() -> ApiError {
-    ApiError::new_public(
-        StatusCode::NOT_FOUND,
-        "AssignmentNotFound",
-        "Assignment not found.",
-    )
-}
-
 fn check_ids(tenant_id: &str, object_id: &str) -> Result<(), ApiError> {
     if !is_guid_shaped(tenant_id) {
         return Err(ApiError::validation(
@@ -84,7 +64,7 @@ pub async fn get(
     let assignment = access
         .get(tenant_id, object_id)
         .await?
-        .ok_or_else(assignment_not_found)?;
+        .ok_or_else(ApiError::assignment_not_found)?;
     Ok(json(StatusCode::OK, &AssignmentBody::from(assignment)))
 }
 
@@ -147,7 +127,7 @@ pub async fn delete(
     if access.delete(tenant_id, object_id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
-        Err(assignment_not_found())
+        Err(ApiError::assignment_not_found())
     }
 }
 
@@ -158,33 +138,14 @@ pub async fn exchange<S: Store>(
     issuers: &TrustedIssuers,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(ApiError::invalid_access_token)?;
-    let claims = issuers.verify(token, TEAMS_AUDIENCE).await.map_err(|e| {
-        tracing::debug!(reason = %e, "Teams extension token rejected");
-        ApiError::invalid_access_token()
-    })?;
+    let claims = verify_bearer(issuers, headers, TEAMS_AUDIENCE).await?;
     let (id, token) = access
         .exchange_teams_extension(identities, &claims)
         .await
         .map_err(|e| match e {
             AccessError::NotATeamsExtensionToken => ApiError::invalid_access_token(),
-            AccessError::NotAssigned => ApiError::new_public(
-                StatusCode::FORBIDDEN,
-                "Forbidden",
-                "No assignment allows this user and client application.",
-            ),
+            AccessError::NotAssigned => ApiError::not_assigned(),
             AccessError::Domain(e) => e.into(),
         })?;
-    Ok(json(
-        StatusCode::OK,
-        &ExchangeBody {
-            identity: IdentityRef { id },
-            access_token: TokenBody::from(token),
-        },
-    ))
+    Ok(exchanged(id, token))
 }

@@ -3,7 +3,8 @@
 
 use super::body::{strings, Field, JsonBody};
 use super::error::ApiError;
-use super::identities::{json, TokenBody};
+use super::exchange::{exchanged, verify_bearer};
+use super::identities::json;
 use crate::auth::entra::ENTRA_CLIENTS_AUDIENCE;
 use crate::auth::TrustedIssuers;
 use crate::domain::entra::{EntraAccessError, EntraAccessService, ENTRA_PRINCIPAL_TYPES};
@@ -48,27 +49,6 @@ struct ListBody {
     value: Vec<AssignmentBody>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_link: Option<String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct IdentityRef {
-    id: String,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ExchangeBody {
-    identity: IdentityRef,
-    access_token: TokenBody,
-}
-
-fn assignment_not_found() -> ApiError {
-    ApiError::new_public(
-        StatusCode::NOT_FOUND,
-        "AssignmentNotFound",
-        "Assignment not found.",
-    )
 }
 
 fn check_object_id(object_id: &str) -> Result<(), ApiError> {
@@ -141,7 +121,7 @@ pub async fn get(access: &EntraAccessService, object_id: &str) -> Result<Respons
     let assignment = access
         .get(object_id)
         .await?
-        .ok_or_else(assignment_not_found)?;
+        .ok_or_else(ApiError::assignment_not_found)?;
     Ok(json(StatusCode::OK, &AssignmentBody::from(assignment)))
 }
 
@@ -167,7 +147,7 @@ pub async fn delete(access: &EntraAccessService, object_id: &str) -> Result<Resp
     if access.delete(object_id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
-        Err(assignment_not_found())
+        Err(ApiError::assignment_not_found())
     }
 }
 
@@ -262,36 +242,14 @@ pub async fn exchange<S: Store>(
     issuers: &TrustedIssuers,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(ApiError::invalid_access_token)?;
-    let claims = issuers
-        .verify(token, ENTRA_CLIENTS_AUDIENCE)
-        .await
-        .map_err(|e| {
-            tracing::debug!(reason = %e, "Entra token rejected");
-            ApiError::invalid_access_token()
-        })?;
+    let claims = verify_bearer(issuers, headers, ENTRA_CLIENTS_AUDIENCE).await?;
     let (id, token) = access
         .exchange(identities, &claims)
         .await
         .map_err(|e| match e {
             EntraAccessError::NotAnEntraToken => ApiError::invalid_access_token(),
-            EntraAccessError::NotAssigned => ApiError::new_public(
-                StatusCode::FORBIDDEN,
-                "Forbidden",
-                "No assignment allows this user and client application.",
-            ),
+            EntraAccessError::NotAssigned => ApiError::not_assigned(),
             EntraAccessError::Domain(e) => e.into(),
         })?;
-    Ok(json(
-        StatusCode::OK,
-        &ExchangeBody {
-            identity: IdentityRef { id },
-            access_token: TokenBody::from(token),
-        },
-    ))
+    Ok(exchanged(id, token))
 }

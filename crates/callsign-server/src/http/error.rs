@@ -136,6 +136,24 @@ impl ApiError {
         e
     }
 
+    /// A Teams extension or Entra assignment that does not exist.
+    pub fn assignment_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "AssignmentNotFound",
+            "Assignment not found.",
+        )
+    }
+
+    /// An exchange that no assignment allows (Teams extension and Entra exchanges).
+    pub fn not_assigned() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "No assignment allows this user and client application.",
+        )
+    }
+
     /// Teams exchange: a bad, expired or empty Entra token (no `api-supported-versions`, X55–X72).
     pub fn invalid_access_token() -> Self {
         let mut e = Self::new(

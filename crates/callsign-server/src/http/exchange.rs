@@ -1,15 +1,61 @@
 //! Handler of the Teams user token exchange, `POST /teamsUser/:exchangeAccessToken`
-//! (PROTOCOL.md §1; error bodies and check order as recorded, X53–X76).
+//! (PROTOCOL.md §1; error bodies and check order as recorded, X53–X76), and what the two
+//! bearer exchanges (Teams extension, Entra) share: reading and verifying the user's bearer
+//! token, and the `{identity, accessToken}` answer.
 
 use super::body::{Field, JsonBody};
 use super::error::ApiError;
 use super::identities::{json, TokenBody};
 use crate::auth::entra::TEAMS_AUDIENCE;
-use crate::auth::TrustedIssuers;
+use crate::auth::{EntraClaims, TrustedIssuers};
+use crate::domain::tokens::IssuedToken;
 use crate::domain::{IdentityService, TeamsExchangeError};
 use crate::store::Store;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct IdentityRef {
+    id: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExchangeBody {
+    identity: IdentityRef,
+    access_token: TokenBody,
+}
+
+/// The user's Entra token from `Authorization: Bearer`, verified for `audience`; anything wrong
+/// with it is the service's 401 `InvalidAccessToken` (the reason is logged at debug level only).
+pub async fn verify_bearer(
+    issuers: &TrustedIssuers,
+    headers: &HeaderMap,
+    audience: &str,
+) -> Result<EntraClaims, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(ApiError::invalid_access_token)?;
+    issuers.verify(token, audience).await.map_err(|e| {
+        tracing::debug!(reason = %e, audience, "exchanged token rejected");
+        ApiError::invalid_access_token()
+    })
+}
+
+/// The 200 answer of a bearer exchange: `{identity: {id}, accessToken: {token, expiresOn}}`.
+pub fn exchanged(id: String, token: IssuedToken) -> Response {
+    json(
+        StatusCode::OK,
+        &ExchangeBody {
+            identity: IdentityRef { id },
+            access_token: TokenBody::from(token),
+        },
+    )
+}
 
 /// `POST /teamsUser/:exchangeAccessToken` with `{token, appId, userId}`.
 ///
