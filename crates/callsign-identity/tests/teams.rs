@@ -18,12 +18,8 @@ fn client_for(server: &TestServer, version: ApiVersion) -> CommunicationIdentity
         api_version: version,
         ..Default::default()
     };
-    let connection_string = format!(
-        "endpoint={}/;accesskey={}",
-        server.base,
-        server.key.to_base64()
-    );
-    CommunicationIdentityClient::from_connection_string(&connection_string, Some(options)).unwrap()
+    CommunicationIdentityClient::from_connection_string(&server.connection_string(), Some(options))
+        .unwrap()
 }
 
 #[tokio::test]

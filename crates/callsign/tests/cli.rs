@@ -18,11 +18,7 @@ struct Cli {
 impl Cli {
     fn new(server: &TestServer) -> Self {
         Self {
-            connection_string: format!(
-                "endpoint={}/;accesskey={}",
-                server.base,
-                server.key.to_base64()
-            ),
+            connection_string: server.connection_string(),
         }
     }
 

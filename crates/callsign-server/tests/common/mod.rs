@@ -79,6 +79,11 @@ impl TestServer {
         }
     }
 
+    /// `endpoint=<base>/;accesskey=<primary key>`, as clients are given it.
+    pub fn connection_string(&self) -> String {
+        format!("endpoint={}/;accesskey={}", self.base, self.key.to_base64())
+    }
+
     /// A client signing with the primary key.
     pub fn client(&self) -> Client {
         self.client_with(self.key.clone())
