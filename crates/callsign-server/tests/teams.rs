@@ -283,7 +283,7 @@ async fn the_exchange_needs_resource_auth_and_a_version_that_has_it() {
 }
 
 #[tokio::test]
-async fn a_rotated_key_is_fetched_on_its_first_use_at_most_every_30_seconds() {
+async fn a_rotated_key_is_fetched_on_its_first_use_at_most_every_30_seconds_and_all_daily() {
     let mut issuer = TestIssuer::start().await;
     let clock = start_clock();
     let server = server_trusting(&issuer, &clock).await;
@@ -320,6 +320,17 @@ async fn a_rotated_key_is_fetched_on_its_first_use_at_most_every_30_seconds() {
         assert_invalid_token(&exchange(&server, &body(&fake)).await);
     }
     assert_eq!(issuer.fetches(), 2);
+    // Known keys are fetched again after 24 h, so a key the issuer withdrew stops being trusted.
+    clock.advance(chrono::Duration::hours(23));
+    let later = clock.now().timestamp();
+    let fresh = issuer.token(&issuer.teams_claims(later));
+    assert_eq!(exchange(&server, &body(&fresh)).await.status, 200);
+    assert_eq!(issuer.fetches(), 2, "23 h old keys are still fresh");
+    clock.advance(chrono::Duration::hours(1));
+    let later = clock.now().timestamp();
+    let fresh = issuer.token(&issuer.teams_claims(later));
+    assert_eq!(exchange(&server, &body(&fresh)).await.status, 200);
+    assert_eq!(issuer.fetches(), 3, "24 h old keys are fetched again");
 }
 
 #[tokio::test]
