@@ -279,3 +279,53 @@ async fn entra_assignments_are_shared_by_every_node() {
     assert!(a.delete_entra_assignment("a".into()).await.unwrap());
     assert!(!b.delete_entra_assignment("a".into()).await.unwrap());
 }
+
+/// Rotations started on two nodes at once are serialised by the keys lock: each makes its own
+/// key current in turn, every older key stays published, and exactly one key is current after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_rotations_on_two_nodes_leave_one_current_key() {
+    const ROTATIONS: usize = 8;
+    let cluster = PgCluster::start();
+    let a = Arc::new(keys_over(&cluster, master(1)).await);
+    let b = Arc::new(keys_over(&cluster, master(1)).await);
+    let t0 = Utc::now();
+    let first = a
+        .init(None, t0)
+        .await
+        .unwrap()
+        .ring
+        .current
+        .kid()
+        .to_owned();
+    let v0 = a.version().await.unwrap();
+    let tasks: Vec<_> = (0..ROTATIONS)
+        .map(|i| {
+            let keys = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { keys.rotate_signing_key(t0).await.unwrap() })
+        })
+        .collect();
+    let mut kids = Vec::new();
+    for task in tasks {
+        kids.push(task.await.unwrap());
+    }
+    let distinct: std::collections::HashSet<&String> = kids.iter().collect();
+    assert_eq!(distinct.len(), ROTATIONS);
+    assert_eq!(a.version().await.unwrap(), v0 + ROTATIONS as i64);
+
+    let ring = b.load(t0).await.unwrap().ring;
+    assert!(kids.contains(&ring.current.kid().to_owned()));
+    for kid in kids.iter().chain([&first]) {
+        assert!(ring.find(kid).is_some(), "{kid} still verifies");
+    }
+    let store = PostgresStore::connect(&cluster.url()).await.unwrap();
+    let client = store.pool().get().await.unwrap();
+    let current: i64 = client
+        .query_one(
+            "SELECT count(*) FROM signing_keys WHERE retired_at_us IS NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(current, 1);
+}
