@@ -329,3 +329,52 @@ async fn concurrent_rotations_on_two_nodes_leave_one_current_key() {
         .get(0);
     assert_eq!(current, 1);
 }
+
+/// The assignment routes on PostgreSQL, through HTTP: written on one node, read, listed and
+/// deleted on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn assignment_routes_work_across_nodes() {
+    const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    const OBJECT: &str = "207ffef6-9444-41fb-92ab-20eacaae2768";
+    const APP: &str = "1fd5118e-2576-4263-8130-9503064c837a";
+    let cluster = PgCluster::start();
+    let (a, _a) = node(&cluster.url(), ManualClock::new(Utc::now())).await;
+    let (b, _b) = node(&cluster.url(), ManualClock::new(Utc::now())).await;
+
+    let teams = format!(
+        "/access/teamsExtension/tenants/{TENANT}/assignments/{OBJECT}?api-version=2025-06-30"
+    );
+    let body = serde_json::json!({"principalType": "user", "clientIds": [APP]}).to_string();
+    assert_eq!(
+        a.send("PUT", &teams, Some(body.as_bytes())).await.status,
+        201
+    );
+    let got = b.send("GET", &teams, None).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.json()["clientIds"], serde_json::json!([APP]));
+    assert_eq!(b.send("DELETE", &teams, None).await.status, 204);
+    assert_eq!(a.send("GET", &teams, None).await.status, 404);
+
+    let v = "api-version=2025-03-02-preview";
+    let patch = serde_json::json!({
+        OBJECT: {"tenantId": TENANT, "principalType": "user", "clientIds": [APP]},
+        TENANT: {"tenantId": TENANT, "principalType": "tenant", "clientIds": [APP]},
+    })
+    .to_string();
+    let patched = a
+        .send(
+            "PATCH",
+            &format!("/access/entra/assignments?{v}"),
+            Some(patch.as_bytes()),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.text());
+    let listed = b
+        .send("GET", &format!("/access/entra/assignments?{v}"), None)
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    assert_eq!(listed.json()["value"].as_array().unwrap().len(), 2);
+    let one = format!("/access/entra/assignments/{OBJECT}?{v}");
+    assert_eq!(b.send("DELETE", &one, None).await.status, 204);
+    assert_eq!(a.send("GET", &one, None).await.status, 404);
+}
