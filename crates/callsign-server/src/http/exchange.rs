@@ -11,7 +11,7 @@ use crate::auth::{EntraClaims, TrustedIssuers};
 use crate::domain::tokens::IssuedToken;
 use crate::domain::{IdentityService, TeamsExchangeError};
 use crate::store::Store;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
 
@@ -34,12 +34,7 @@ pub async fn verify_bearer(
     headers: &HeaderMap,
     audience: &str,
 ) -> Result<EntraClaims, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(ApiError::invalid_access_token)?;
+    let token = super::bearer_token(headers).ok_or_else(ApiError::invalid_access_token)?;
     issuers.verify(token, audience).await.map_err(|e| {
         tracing::debug!(reason = %e, audience, "exchanged token rejected");
         ApiError::invalid_access_token()

@@ -195,13 +195,8 @@ async fn authenticated_body<S: Store>(
     body: Body,
 ) -> Result<Bytes, ApiError> {
     let bytes = read_body(body, parts, state.config.max_body_bytes).await?;
-    let bearer = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if let Some(token) = bearer {
-        authenticate_bearer(&state.issuers, &state.management, token.trim())
+    if let Some(token) = bearer_token(&parts.headers) {
+        authenticate_bearer(&state.issuers, &state.management, token)
             .await
             .map_err(|e| {
                 tracing::debug!(reason = %e, path = parts.uri.path(), "authentication failed");
@@ -232,6 +227,15 @@ async fn authenticated_body<S: Store>(
         ApiError::denied()
     })?;
     Ok(bytes)
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if the request has one.
+fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }
 
 async fn read_body(body: Body, parts: &Parts, limit: usize) -> Result<Bytes, ApiError> {
