@@ -64,10 +64,7 @@ impl CommunicationIdentityClient {
         self.require_preview("Entra assignments")?;
         let options = options.unwrap_or_default();
         let context = &options.method_options.context;
-        let mut url = self.endpoint().clone();
-        url.set_path("/access/entra/assignments");
-        url.query_pairs_mut()
-            .append_pair("api-version", self.api_version().as_str());
+        let mut url = self.on_endpoint("/access/entra/assignments")?;
         if let Some(size) = options.max_page_size {
             url.query_pairs_mut()
                 .append_pair("maxpagesize", &size.to_string());
@@ -82,7 +79,7 @@ impl CommunicationIdentityClient {
             let Some(next) = page.next_link else {
                 return Ok(all);
             };
-            let next = self.next_page(&next)?;
+            let next = self.on_endpoint(&next)?;
             if next == url {
                 return Err(IdentityError::InvalidArgument(
                     "the service answered a nextLink to the same page".into(),
@@ -166,10 +163,10 @@ impl CommunicationIdentityClient {
         ))
     }
 
-    /// The URL of the next page. callsign answers a path; the service may answer a whole URL.
-    /// Either must stay on this client's endpoint: the request is signed, and a signature is for
-    /// the resource only.
-    fn next_page(&self, next_link: &str) -> Result<Url> {
+    /// A page's URL, from a path (the first page; callsign's `nextLink`) or a whole URL (the
+    /// service may answer one), with the api-version. It must stay on this client's endpoint: the
+    /// request is signed, and a signature is for the resource only.
+    fn on_endpoint(&self, next_link: &str) -> Result<Url> {
         let mut url = self.endpoint().join(next_link).map_err(|e| {
             IdentityError::InvalidArgument(format!("the service's nextLink is not a URL: {e}"))
         })?;
@@ -215,14 +212,14 @@ mod tests {
     fn next_links_stay_on_the_endpoint() {
         let client = client();
         let relative = client
-            .next_page("/access/entra/assignments?api-version=2025-03-02-preview&skipToken=x")
+            .on_endpoint("/access/entra/assignments?api-version=2025-03-02-preview&skipToken=x")
             .unwrap();
         assert_eq!(
             relative.as_str(),
             "https://res.example.com/access/entra/assignments?api-version=2025-03-02-preview&skipToken=x"
         );
         let absolute = client
-            .next_page("https://res.example.com/access/entra/assignments?skipToken=y")
+            .on_endpoint("https://res.example.com/access/entra/assignments?skipToken=y")
             .unwrap();
         assert_eq!(
             absolute.as_str(),
@@ -233,7 +230,7 @@ mod tests {
             "http://res.example.com/access/entra/assignments",
             "https://res.example.com:8443/access/entra/assignments",
         ] {
-            assert!(client.next_page(elsewhere).is_err(), "{elsewhere}");
+            assert!(client.on_endpoint(elsewhere).is_err(), "{elsewhere}");
         }
     }
 
