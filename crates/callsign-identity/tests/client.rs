@@ -1,11 +1,8 @@
 //! The client against a real callsign server on a loopback port: every operation in every
 //! api-version, error mapping, retries and concurrency.
 
-#[path = "../../callsign-server/tests/common/mod.rs"]
-mod common;
-
 use callsign_identity::*;
-use common::TestServer;
+use callsign_testkit::TestServer;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -46,7 +43,7 @@ async fn every_operation_in_every_version() {
             )
             .await
             .unwrap();
-        let claims = common::payload(&token.token);
+        let claims = callsign_testkit::payload(&token.token);
         assert_eq!(claims["acsScope"], "chat,voip");
         assert_eq!(claims["exp"], token.expires_on.timestamp());
         let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();

@@ -2,10 +2,7 @@
 //! bearer policy refuses plain http), with the server's development CA trusted and an azure_core
 //! `TokenCredential` that hands out the local test issuer's tokens.
 
-#[path = "../../callsign-server/tests/common/mod.rs"]
-mod common;
-#[path = "../../callsign-server/tests/common/issuer.rs"]
-mod issuer;
+use callsign_testkit::issuer;
 
 use azure_core::credentials::{AccessToken as EntraToken, TokenCredential, TokenRequestOptions};
 use azure_core::http::{ClientOptions, Transport};
@@ -15,7 +12,7 @@ use callsign_common::credential::{
 use callsign_identity::*;
 use callsign_server::clock::SystemClock;
 use callsign_server::TlsMode;
-use common::TestServer;
+use callsign_testkit::TestServer;
 use issuer::{TestIssuer, APP_ID, TENANT, USER_OID};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -110,7 +107,7 @@ async fn the_entra_credential_exchanges_teams_extension_tokens_over_tls() {
     )
     .unwrap();
     let token = credential.get_token(None).await.unwrap();
-    let payload = common::payload(&token.token);
+    let payload = callsign_testkit::payload(&token.token);
     assert_eq!(
         payload["skypeid"],
         format!("acs:{}_{TENANT}_{USER_OID}", server.resource_id)
@@ -251,7 +248,7 @@ async fn the_default_scope_exchanges_entra_tokens_over_tls() {
     )
     .unwrap();
     let token = credential.get_token(None).await.unwrap();
-    let payload = common::payload(&token.token);
+    let payload = callsign_testkit::payload(&token.token);
     assert_eq!(
         payload["skypeid"],
         format!("acs:{}_wf_{TENANT}_{USER_OID}", server.resource_id)

@@ -1,13 +1,10 @@
 //! `get_token_for_teams_user`, Teams extension and Entra assignments against a real callsign server.
 
-#[path = "../../callsign-server/tests/common/mod.rs"]
-mod common;
-#[path = "../../callsign-server/tests/common/issuer.rs"]
-mod issuer;
+use callsign_testkit::issuer;
 
 use callsign_identity::*;
 use callsign_server::clock::SystemClock;
-use common::TestServer;
+use callsign_testkit::TestServer;
 use issuer::{TestIssuer, APP_ID, USER_OID};
 use std::sync::Arc;
 
@@ -53,7 +50,7 @@ async fn teams_user_tokens_are_exchanged_and_errors_mapped() {
             .unwrap();
         assert_eq!(token.expires_on.timestamp(), now + 3600, "{version:?}");
         assert_eq!(
-            common::payload(&token.token)["skypeid"],
+            callsign_testkit::payload(&token.token)["skypeid"],
             format!("orgid:{USER_OID}")
         );
 

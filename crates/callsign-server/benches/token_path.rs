@@ -8,7 +8,8 @@ use callsign_server::auth::{authenticate_hmac, HmacRequest};
 use callsign_server::clock::{Stamps, SystemClock};
 use callsign_server::domain::{tokens, IdentityId, IdentityService, Minutes, Scope, Scopes};
 use callsign_server::keys::{DataDir, LiveKeys};
-use callsign_server::store::SqliteStore;
+use callsign_server::store::{self, OpenMode};
+use callsign_server::StorageConfig;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http::{HeaderMap, HeaderValue};
 use std::hint::black_box;
@@ -76,11 +77,15 @@ fn introspection(c: &mut Criterion) {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let data = DataDir::new(dir.path());
-    let keys = data.init(None, chrono::Utc::now()).unwrap();
-    let store = SqliteStore::open(&data.database_path()).unwrap();
-    let live = Arc::new(LiveKeys::new(data, keys));
-    let service = IdentityService::new(store, live, Arc::new(Stamps::new(Arc::new(SystemClock))));
+    let storage = StorageConfig::DataDir(dir.path().to_owned());
+    let (backend, keys) = runtime.block_on(async {
+        let backend = store::open(&storage, OpenMode::Create).await.unwrap();
+        backend.init_keys(None, chrono::Utc::now()).await.unwrap();
+        let keys = backend.load_keys(chrono::Utc::now()).await.unwrap();
+        (backend, keys)
+    });
+    let live = Arc::new(LiveKeys::new(keys));
+    let service = IdentityService::new(backend, live, Arc::new(Stamps::new(Arc::new(SystemClock))));
     let scopes = Scopes::new([Scope::Chat]).unwrap();
     let token = runtime.block_on(async {
         let (_, issued) = service

@@ -1,8 +1,9 @@
 //! callsign-server: the Communication Identity service as a library.
 //!
 //! Layers, each depending only on the ones after it: [`http`] (routing, api-versions, error bodies)
-//! → [`auth`] and [`domain`] (identities, tokens, revocation) → [`store`] (SQLite, or PostgreSQL for a cluster), with [`keys`]
-//! managing the resource id, access keys and signing keys. [`server`] wires them together.
+//! → [`auth`] and [`domain`] (identities, tokens, revocation) → [`store`] (one backend per
+//! deployment: a SQLite data dir, or PostgreSQL for a cluster), with [`keys`] holding the
+//! resource id, access keys and signing keys in force. [`server`] wires them together.
 
 pub mod auth;
 pub mod clock;
@@ -13,4 +14,5 @@ pub mod server;
 pub mod store;
 pub mod tls;
 
-pub use server::{PostgresConfig, Server, ServerConfig, ServerError, TlsMode};
+pub use server::{Server, ServerConfig, ServerError, TlsMode};
+pub use store::{PostgresConfig, StorageConfig};

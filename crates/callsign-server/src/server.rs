@@ -7,17 +7,13 @@ use crate::domain::access::AccessService;
 use crate::domain::entra::EntraAccessService;
 use crate::domain::IdentityService;
 use crate::http::{router, AppState, HttpConfig};
-use crate::keys::{DataDir, KeyError, LiveKeys, MasterKey, PgKeys, SigningAlg};
-use crate::store::postgres::OPERATION_TIMEOUT;
-use crate::store::{
-    AssignmentStore, PostgresStore, SqliteAssignmentStore, SqliteStore, Store, StoreError,
-};
+use crate::keys::{DataDir, KeyError, KeyWatcher, LiveKeys, SigningAlg};
+use crate::store::{self, Backend, OpenMode, StorageConfig, StoreError};
 use crate::tls::{self, TlsError, TlsFiles};
 use callsign_common::AccessKey;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,31 +34,19 @@ pub enum TlsMode {
     },
 }
 
-/// Where a cluster keeps its state: PostgreSQL, with secrets sealed by the master key.
-pub struct PostgresConfig {
-    /// `postgres://user:password@host:port/database`.
-    pub url: String,
-    /// Seals the private keys stored in the database (`CALLSIGN_MASTER_KEY`).
-    pub master_key: MasterKey,
-}
-
-impl std::fmt::Debug for PostgresConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The URL may hold a password.
-        f.write_str("PostgresConfig(<redacted>)")
-    }
-}
-
 /// Everything `callsign serve` can be told.
 #[derive(Clone)]
 pub struct ServerConfig {
     /// Where to listen.
     pub addr: SocketAddr,
-    /// The data directory.
+    /// The data directory: the endpoint file and the development TLS files, and, with
+    /// [`StorageConfig::DataDir`], everything else.
     pub data_dir: PathBuf,
+    /// Where identities, assignments and keys are kept.
+    pub storage: StorageConfig,
     /// HTTPS or not.
     pub tls: TlsMode,
-    /// The primary access key for a new data dir (`CALLSIGN_ACCESS_KEY`).
+    /// The primary access key for new storage (`CALLSIGN_ACCESS_KEY`).
     pub access_key_seed: Option<AccessKey>,
     /// HTTP limits.
     pub http: HttpConfig,
@@ -71,7 +55,7 @@ pub struct ServerConfig {
     /// The clock (tests inject a manual one).
     pub clock: Arc<dyn Clock>,
     /// Sign new tokens with this algorithm (rotating to a new key if the current one differs);
-    /// `None` keeps the data dir's current key (RS256 for a new data dir).
+    /// `None` keeps the current key (RS256 for new storage).
     pub signing_alg: Option<SigningAlg>,
     /// Issuers whose tokens are trusted (`[[trusted_issuers]]`).
     pub trusted_issuers: Vec<IssuerConfig>,
@@ -80,11 +64,13 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// Defaults for a data dir and address.
+    /// Defaults for a data dir and address; everything is stored in the data dir.
     pub fn new(addr: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
         Self {
             addr,
-            data_dir: data_dir.into(),
+            storage: StorageConfig::DataDir(data_dir.clone()),
+            data_dir,
             tls: TlsMode::Off,
             access_key_seed: None,
             http: HttpConfig::default(),
@@ -103,8 +89,8 @@ pub enum ServerError {
     /// Keys could not be created or read.
     #[error(transparent)]
     Keys(#[from] KeyError),
-    /// The database could not be opened.
-    #[error("opening the database: {0}")]
+    /// The storage could not be opened.
+    #[error("opening the storage: {0}")]
     Store(#[from] StoreError),
     /// A trusted issuer could not be set up.
     #[error(transparent)]
@@ -112,9 +98,6 @@ pub enum ServerError {
     /// TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] TlsError),
-    /// A combination of options that is not supported.
-    #[error("{0}")]
-    Unsupported(&'static str),
     /// Listening failed.
     #[error("listening on {addr}: {source}")]
     Listen {
@@ -125,69 +108,36 @@ pub enum ServerError {
     },
 }
 
-/// Keeps the live keys current while the server runs.
-type Refresher = Pin<Box<dyn Future<Output = ()> + Send>>;
-
 /// A bound, not yet running, server.
 pub struct Server {
     listener: std::net::TcpListener,
     app: axum::Router,
-    refresher: Refresher,
-    keys: Arc<LiveKeys>,
+    keys: Arc<KeyWatcher>,
     tls: Option<(Arc<rustls::ServerConfig>, Option<PathBuf>)>,
     endpoint: String,
     shutdown_grace: Duration,
 }
 
 impl Server {
-    /// Prepares the data dir, keys, SQLite store and TLS, and binds the listener.
-    pub fn bind(config: ServerConfig) -> Result<Server, ServerError> {
+    /// Opens the storage (creating what a first start needs), loads the keys, prepares TLS and
+    /// binds the listener. `CALLSIGN_ACCESS_KEY` seeds new storage only.
+    pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
         let clock = config.clock.clone();
-        let data_dir = DataDir::new(&config.data_dir);
-        let mut keys = data_dir.init(config.access_key_seed.clone(), clock.now())?;
-        if let Some(alg) = config.signing_alg {
-            keys = data_dir.ensure_signing_alg(alg, clock.now())?;
-        }
-        let keys = Arc::new(LiveKeys::new(data_dir.clone(), keys));
-        let store = SqliteStore::open(&data_dir.database_path())?;
-        let assignments = Arc::new(SqliteAssignmentStore::open(&data_dir.database_path())?);
-        let refresher = Box::pin(refresh_keys(keys.clone(), clock));
-        Self::assemble(config, store, assignments, keys, refresher)
-    }
-
-    /// Like [`Server::bind`], with identities and keys in PostgreSQL: one node of a cluster. The
-    /// data dir only holds TLS files. `CALLSIGN_ACCESS_KEY` seeds an empty database only.
-    pub async fn bind_postgres(
-        config: ServerConfig,
-        postgres: PostgresConfig,
-    ) -> Result<Server, ServerError> {
-        if config
-            .signing_alg
-            .is_some_and(|alg| alg != SigningAlg::Rs256)
-        {
-            // Cluster keys are generated as RS256; other algorithms are a data-dir feature so far.
-            return Err(ServerError::Unsupported(
-                "--signing-alg es256/eddsa is not supported with --database-url yet",
-            ));
-        }
-        let clock = config.clock.clone();
-        let store = PostgresStore::connect(&postgres.url).await?;
-        let db_keys = PgKeys::new(store.pool().clone(), Arc::new(postgres.master_key));
-        let initial = db_keys
-            .init(config.access_key_seed.clone(), clock.now())
+        let backend = store::open(&config.storage, OpenMode::Create).await?;
+        backend
+            .init_keys(config.access_key_seed.clone(), clock.now())
             .await?;
-        let keys = Arc::new(LiveKeys::detached(initial));
-        let refresher = Box::pin(poll_database_keys(db_keys, keys.clone(), clock));
-        let assignments = Arc::new(store.clone());
-        Self::assemble(config, store, assignments, keys, refresher)
+        if let Some(alg) = config.signing_alg {
+            backend.ensure_signing_alg(alg, clock.now()).await?;
+        }
+        let keys = Arc::new(KeyWatcher::start(backend.clone(), clock.clone()).await?);
+        Self::assemble(config, backend, keys)
     }
 
-    fn assemble<S: Store>(
+    fn assemble(
         config: ServerConfig,
-        store: S,
-        assignments: Arc<dyn AssignmentStore>,
-        keys: Arc<LiveKeys>,
-        refresher: Refresher,
+        backend: Arc<dyn Backend>,
+        keys: Arc<KeyWatcher>,
     ) -> Result<Server, ServerError> {
         let clock = config.clock.clone();
         let data_dir = DataDir::new(&config.data_dir);
@@ -221,17 +171,16 @@ impl Server {
         let _ = std::fs::write(data_dir.endpoint_path(), &endpoint);
         let stamps = Arc::new(Stamps::new(clock));
         let state = Arc::new(AppState {
-            identities: IdentityService::new(store, keys.clone(), stamps),
+            identities: IdentityService::new(backend.clone(), keys.live().clone(), stamps),
             config: config.http,
             issuers,
             management: config.management,
-            access: AccessService::new(assignments.clone()),
-            entra: EntraAccessService::new(assignments),
+            access: AccessService::new(backend.clone()),
+            entra: EntraAccessService::new(backend),
         });
         Ok(Server {
             listener,
             app: router(state),
-            refresher,
             keys,
             tls,
             endpoint,
@@ -246,8 +195,14 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
-    /// The keys in force (tests use it to reload keys at once instead of waiting for the poll).
+    /// The keys in force.
     pub fn live_keys(&self) -> Arc<LiveKeys> {
+        self.keys.live().clone()
+    }
+
+    /// What keeps the keys in force current (tests poll it to reload keys at once instead of
+    /// waiting for the next second).
+    pub fn key_watcher(&self) -> Arc<KeyWatcher> {
         self.keys.clone()
     }
 
@@ -258,7 +213,7 @@ impl Server {
 
     /// The connection string with the primary key. It holds a secret: print it only where asked.
     pub fn connection_string(&self) -> String {
-        connection_string(&self.endpoint, &self.keys.get().access.primary)
+        connection_string(&self.endpoint, &self.keys.live().get().access.primary)
     }
 
     /// The development CA file clients must trust, when serving with `--tls`.
@@ -279,7 +234,7 @@ impl Server {
             tracing::info!("shutting down; letting in-flight requests finish");
             signal.graceful_shutdown(Some(grace));
         });
-        let refresher = tokio::spawn(self.refresher);
+        let refresher = tokio::spawn(self.keys.clone().run());
         let app = self.app.into_make_service();
         let result = match self.tls {
             None => {
@@ -298,67 +253,6 @@ impl Server {
         };
         refresher.abort();
         result
-    }
-}
-
-/// Picks up keys that `callsign keys regenerate` or `callsign signing-key rotate` wrote, and drops
-/// retired signing keys past their retention.
-async fn refresh_keys(keys: Arc<LiveKeys>, clock: Arc<dyn Clock>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut ticks: u64 = 0;
-    loop {
-        tick.tick().await;
-        ticks += 1;
-        let force = ticks.is_multiple_of(60);
-        let keys = keys.clone();
-        let now = clock.now();
-        let result = tokio::task::spawn_blocking(move || keys.refresh(now, force)).await;
-        match result {
-            Ok(Ok(true)) => tracing::info!("reloaded keys from the data dir"),
-            Ok(Ok(false)) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "reloading keys failed; keeping the keys in force")
-            }
-            Err(e) => tracing::warn!(error = %e, "key reload task failed"),
-        }
-    }
-}
-
-/// Reloads the keys whenever the database's key version moves (another node or the CLI changed
-/// them), and every minute anyway to drop retired signing keys past their retention. An
-/// unreachable database keeps the keys in force.
-async fn poll_database_keys(db_keys: PgKeys, live: Arc<LiveKeys>, clock: Arc<dyn Clock>) {
-    // Unknown at first: the first tick reloads, closing the gap between start-up and polling.
-    let mut seen = None;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut ticks: u64 = 0;
-    loop {
-        tick.tick().await;
-        ticks += 1;
-        let version = match db_keys.version().await {
-            Ok(version) => version,
-            Err(e) => {
-                tracing::debug!(error = %e, "checking the key version failed");
-                continue;
-            }
-        };
-        if Some(version) == seen && !ticks.is_multiple_of(60) {
-            continue;
-        }
-        // Bounded: a database that stopped answering mid-load must not stall the polling.
-        let loaded = tokio::time::timeout(OPERATION_TIMEOUT, db_keys.load(clock.now())).await;
-        match loaded.unwrap_or_else(|_| Err(KeyError::Database("timed out".into()))) {
-            Ok(keys) => {
-                live.replace(keys);
-                if Some(version) != seen {
-                    tracing::info!(version, "reloaded keys from the database");
-                }
-                seen = Some(version);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "reloading keys failed; keeping the keys in force")
-            }
-        }
     }
 }
 

@@ -1,9 +1,7 @@
 //! The identity API over HTTP against a real server on a loopback port: every operation, every
 //! api-version, and every error body of PROTOCOL.md §2.
 
-mod common;
-
-use common::{encode, payload, raw, TestServer};
+use callsign_testkit::{encode, payload, raw, TestServer};
 use serde_json::json;
 
 const VERSIONS: [&str; 6] = [
@@ -336,7 +334,7 @@ async fn scope_errors_match_the_service() {
 async fn identity_errors_match_the_service() {
     let server = TestServer::start().await;
     let client = server.client();
-    let not_owned = |reply: common::Reply| {
+    let not_owned = |reply: callsign_testkit::Reply| {
         reply.assert_error(
             401,
             "IdentityNotOwned",
@@ -654,7 +652,7 @@ async fn bad_bodies_are_rejected_with_acs_errors() {
 #[tokio::test]
 async fn authentication_failures_are_denied() {
     let server = TestServer::start().await;
-    let denied = |reply: common::Reply| {
+    let denied = |reply: callsign_testkit::Reply| {
         reply.assert_error(401, "Denied", "Denied by the resource provider.", None)
     };
     let unsigned = reqwest::Client::new();
@@ -904,7 +902,7 @@ async fn jwks_verifies_issued_tokens_and_keeps_rotated_keys() {
     callsign_server::keys::DataDir::new(server.data.path().join("data"))
         .rotate_signing_key(chrono::Utc::now())
         .unwrap();
-    server.keys.refresh(chrono::Utc::now(), true).unwrap();
+    server.reload_keys().await;
     let new_token = client.issue_token(&id, &["chat"]).await;
     let jwks: serde_json::Value = raw(reqwest::Client::new().get(&jwks_url)).await.json();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
@@ -923,7 +921,7 @@ async fn regenerated_access_keys_take_effect() {
     let data = callsign_server::keys::DataDir::new(server.data.path().join("data"));
     data.regenerate_access_key(callsign_server::keys::KeyKind::Secondary)
         .unwrap();
-    server.keys.refresh(chrono::Utc::now(), true).unwrap();
+    server.reload_keys().await;
     let old_secondary = server.client_with(server.secondary.clone());
     assert_eq!(
         old_secondary

@@ -1,11 +1,9 @@
 //! Entra assignments and the Entra ID exchange (2025-03-02-preview), against a local test issuer.
 
-mod common;
-#[path = "common/issuer.rs"]
-mod issuer;
+use callsign_testkit::issuer;
 
 use callsign_server::clock::{Clock, ManualClock};
-use common::{raw, Reply, TestServer};
+use callsign_testkit::{raw, Reply, TestServer};
 use issuer::{TestIssuer, APP_ID, TENANT, USER_OID};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -295,7 +293,7 @@ async fn the_exchange_needs_an_assignment_of_the_user_a_group_or_the_tenant() {
         assert_eq!(reply.status, 200, "{}", reply.text());
         let json = reply.json();
         assert_eq!(json["identity"]["id"], id);
-        let claims = common::payload(json["accessToken"]["token"].as_str().unwrap());
+        let claims = callsign_testkit::payload(json["accessToken"]["token"].as_str().unwrap());
         assert_eq!(claims["skypeid"], id[2..]);
         assert_eq!(claims["exp"], now + 3600, "expires with the Entra token");
         json

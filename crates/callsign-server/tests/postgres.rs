@@ -1,99 +1,76 @@
-//! PostgreSQL-only behaviour: keys shared through the database (sealed, seeded once, rotated under
-//! a lock) and a store that fails fast while the database is down and recovers after.
-
-mod common;
+//! PostgreSQL-only behaviour (the contract both backends keep is in `store_suite.rs`): keys
+//! sealed with the master key and changed under a cluster-wide lock, nodes starting together, a
+//! store that fails fast while the database is down and recovers after, and several nodes
+//! serving one database over HTTP.
 
 use callsign_common::AccessKey;
 use callsign_server::clock::ManualClock;
-use callsign_server::keys::{KeyError, KeyKind, MasterKey, PgKeys};
-use callsign_server::store::{IdentityRecord, PostgresStore, Store, StoreError};
-use callsign_server::{PostgresConfig, Server, ServerConfig};
+use callsign_server::keys::{KeyError, MasterKey};
+use callsign_server::store::{self, Backend, IdentityRecord, OpenMode, StoreError};
+use callsign_server::{PostgresConfig, Server, ServerConfig, StorageConfig};
+use callsign_testkit::pg_cluster::PgCluster;
 use chrono::Utc;
-use common::pg_cluster::PgCluster;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn master(byte: u8) -> Arc<MasterKey> {
-    Arc::new(MasterKey::from_bytes(&[byte; 32]).unwrap())
+fn storage(cluster: &PgCluster, master: u8) -> StorageConfig {
+    StorageConfig::Postgres(PostgresConfig {
+        url: cluster.url(),
+        master_key: Arc::new(MasterKey::from_bytes(&[master; 32]).unwrap()),
+    })
 }
 
-async fn keys_over(cluster: &PgCluster, master_key: Arc<MasterKey>) -> PgKeys {
-    let store = PostgresStore::connect(&cluster.url()).await.unwrap();
-    PgKeys::new(store.pool().clone(), master_key)
+/// The database as one node sees it, sealing with master key `[master; 32]`.
+async fn node_store(cluster: &PgCluster, master: u8) -> Arc<dyn Backend> {
+    store::open(&storage(cluster, master), OpenMode::Create)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn nodes_share_keys_and_the_seed_only_seeds() {
+async fn nodes_starting_together_create_one_resource_sealed_with_the_master_key() {
     let cluster = PgCluster::start();
     let seed = AccessKey::from_bytes(vec![7; 32]);
-    let (a, b) = tokio::join!(
-        keys_over(&cluster, master(1)),
-        keys_over(&cluster, master(1))
-    );
+    let (a, b) = tokio::join!(node_store(&cluster, 1), node_store(&cluster, 1));
     let now = Utc::now();
-    // Two nodes starting at once with the same seed create one resource.
-    let (ka, kb) = tokio::join!(
-        a.init(Some(seed.clone()), now),
-        b.init(Some(seed.clone()), now)
+    let (ra, rb) = tokio::join!(
+        a.init_keys(Some(seed.clone()), now),
+        b.init_keys(Some(seed.clone()), now)
     );
-    let (ka, kb) = (ka.unwrap(), kb.unwrap());
+    ra.unwrap();
+    rb.unwrap();
+    let (ka, kb) = (
+        a.load_keys(now).await.unwrap(),
+        b.load_keys(now).await.unwrap(),
+    );
     assert_eq!(ka.access.primary, seed);
     assert_eq!(ka.resource_id, kb.resource_id);
     assert_eq!(ka.access, kb.access);
     assert_eq!(ka.ring.current.kid(), kb.ring.current.kid());
 
-    // Without a seed a node takes what the database holds; a different seed is refused.
-    assert_eq!(a.init(None, now).await.unwrap().access.primary, seed);
-    let other = AccessKey::from_bytes(vec![8; 32]);
-    let err = a.init(Some(other.clone()), now).await.unwrap_err();
-    assert!(matches!(err, KeyError::SeedMismatchDatabase), "{err}");
-    assert!(!err.to_string().contains(&other.to_base64()));
-
     // Another master key cannot open the keys, and says so without leaking anything.
-    let wrong = keys_over(&cluster, master(2)).await;
-    let err = wrong.init(None, now).await.unwrap_err();
+    let wrong = node_store(&cluster, 2).await;
+    let err = wrong.init_keys(None, now).await.unwrap_err();
     assert!(matches!(err, KeyError::Sealed(_)), "{err}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn regeneration_and_rotation_bump_the_version_every_node_polls() {
-    let cluster = PgCluster::start();
-    let a = keys_over(&cluster, master(1)).await;
-    let b = keys_over(&cluster, master(1)).await;
-    let t0 = Utc::now();
-    let before = a.init(None, t0).await.unwrap();
-    let v0 = b.version().await.unwrap();
-
-    a.regenerate_access_key(KeyKind::Secondary).await.unwrap();
-    let v1 = b.version().await.unwrap();
-    assert!(v1 > v0);
-    let seen = b.load(t0).await.unwrap();
-    assert_eq!(seen.access.primary, before.access.primary);
-    assert_ne!(seen.access.secondary, before.access.secondary);
-
-    let kid = a.rotate_signing_key(t0).await.unwrap();
-    assert!(b.version().await.unwrap() > v1);
-    let ring = b.load(t0).await.unwrap().ring;
-    assert_eq!(ring.current.kid(), kid);
-    let old = before.ring.current.kid();
-    assert!(ring.find(old).is_some(), "the old key still verifies");
-    let much_later = b.load(t0 + chrono::Duration::hours(26)).await.unwrap();
-    assert!(
-        much_later.ring.find(old).is_none(),
-        "and is dropped after 25 h"
-    );
+    let err = wrong.load_keys(now).await.unwrap_err();
+    assert!(matches!(err, KeyError::Sealed(_)), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_key_material_in_plain_text() {
     let cluster = PgCluster::start();
     let seed = AccessKey::from_bytes(b"0123456789abcdef0123456789abcdef".to_vec());
-    let keys = keys_over(&cluster, master(1)).await;
-    keys.init(Some(seed), Utc::now()).await.unwrap();
-    let dump = std::process::Command::new(common::pg_cluster::pg_bin_dir().join("pg_dump"))
-        .args(["--data-only", "--dbname", &cluster.url()])
-        .output()
+    let keys = node_store(&cluster, 1).await;
+    keys.init_keys(Some(seed), Utc::now()).await.unwrap();
+    // The other algorithms' keys are sealed too.
+    keys.ensure_signing_alg(callsign_server::keys::SigningAlg::Es256, Utc::now())
+        .await
         .unwrap();
+    let dump =
+        std::process::Command::new(callsign_testkit::pg_cluster::pg_bin_dir().join("pg_dump"))
+            .args(["--data-only", "--dbname", &cluster.url()])
+            .output()
+            .unwrap();
     assert!(dump.status.success(), "{dump:?}");
     let dump = String::from_utf8_lossy(&dump.stdout);
     assert!(dump.contains("BEGIN CERTIFICATE") || dump.contains("CERTIFICATE"));
@@ -104,20 +81,13 @@ async fn no_key_material_in_plain_text() {
 }
 
 fn record(id: &str) -> IdentityRecord {
-    IdentityRecord {
-        id: id.into(),
-        custom_id: None,
-        created_at_us: 1,
-        last_token_issued_at_us: None,
-        revoked_before_us: None,
-        deleted_at_us: None,
-    }
+    IdentityRecord::new(id.into(), None, 1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn store_fails_fast_while_the_database_is_down_and_recovers() {
     let cluster = PgCluster::start();
-    let store = PostgresStore::connect(&cluster.url()).await.unwrap();
+    let store = node_store(&cluster, 1).await;
     store.create_identity(record("before")).await.unwrap();
 
     cluster.crash();
@@ -152,19 +122,19 @@ async fn store_fails_fast_while_the_database_is_down_and_recovers() {
 }
 
 /// A node in this process on `url`, reading `clock`; returns a client for it.
-async fn node(url: &str, clock: ManualClock) -> (common::Client, tempfile::TempDir) {
+async fn node(url: &str, clock: ManualClock) -> (callsign_testkit::Client, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path());
     config.clock = Arc::new(clock);
-    let postgres = PostgresConfig {
+    config.storage = StorageConfig::Postgres(PostgresConfig {
         url: url.to_owned(),
-        master_key: MasterKey::from_bytes(&[1; 32]).unwrap(),
-    };
-    let server = Server::bind_postgres(config, postgres).await.unwrap();
+        master_key: Arc::new(MasterKey::from_bytes(&[1; 32]).unwrap()),
+    });
+    let server = Server::bind(config).await.unwrap();
     let key = server.live_keys().get().access.primary.clone();
     let base = format!("http://{}", server.local_addr());
     tokio::spawn(server.run(std::future::pending()));
-    (common::Client::new(&base, key), dir)
+    (callsign_testkit::Client::new(&base, key), dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -190,114 +160,18 @@ async fn revocation_is_exact_across_nodes_with_skewed_clocks() {
     assert_eq!(behind.introspect(&late).await["active"], true);
 }
 
-/// Teams extension assignments live in the database: what one node writes, another reads.
-#[tokio::test]
-async fn assignments_are_shared_by_every_node() {
-    use callsign_server::store::assignments::TeamsExtensionAssignment;
-    use callsign_server::store::AssignmentStore;
-    let cluster = PgCluster::start();
-    let a = PostgresStore::connect(&cluster.url()).await.unwrap();
-    let b = PostgresStore::connect(&cluster.url()).await.unwrap();
-    let assignment = |client_ids: Option<Vec<String>>| TeamsExtensionAssignment {
-        tenant_id: "t".into(),
-        object_id: "o".into(),
-        principal_type: "user".into(),
-        client_ids,
-    };
-    assert!(
-        a.put_teams_extension_assignment(assignment(None))
-            .await
-            .unwrap(),
-        "created"
-    );
-    let replaced = assignment(Some(vec!["app".into()]));
-    assert!(
-        !b.put_teams_extension_assignment(replaced.clone())
-            .await
-            .unwrap(),
-        "replaced"
-    );
-    let seen = a
-        .get_teams_extension_assignment("t".into(), "o".into())
-        .await
-        .unwrap();
-    assert_eq!(seen, Some(replaced));
-    assert!(b
-        .delete_teams_extension_assignment("t".into(), "o".into())
-        .await
-        .unwrap());
-    assert!(!a
-        .delete_teams_extension_assignment("t".into(), "o".into())
-        .await
-        .unwrap());
-    assert_eq!(
-        a.get_teams_extension_assignment("t".into(), "o".into())
-            .await
-            .unwrap(),
-        None
-    );
-}
-
-/// Entra assignments (preview) live in the database: created, paged, bulk-updated and deleted
-/// across nodes.
-#[tokio::test]
-async fn entra_assignments_are_shared_by_every_node() {
-    use callsign_server::store::assignments::EntraAssignment;
-    use callsign_server::store::AssignmentStore;
-    let cluster = PgCluster::start();
-    let a = PostgresStore::connect(&cluster.url()).await.unwrap();
-    let b = PostgresStore::connect(&cluster.url()).await.unwrap();
-    let assignment = |o: &str| EntraAssignment {
-        object_id: o.into(),
-        tenant_id: "t".into(),
-        principal_type: "user".into(),
-        client_ids: vec!["app".into()],
-    };
-    assert!(a.put_entra_assignment(assignment("b")).await.unwrap());
-    assert!(!b.put_entra_assignment(assignment("b")).await.unwrap());
-    b.update_entra_assignments(vec![assignment("a"), assignment("c")], vec!["b".into()])
-        .await
-        .unwrap();
-    assert_eq!(
-        a.list_entra_assignments(None, 1).await.unwrap(),
-        vec![assignment("a")]
-    );
-    assert_eq!(
-        a.list_entra_assignments(Some("a".into()), 5).await.unwrap(),
-        vec![assignment("c")]
-    );
-    assert_eq!(
-        a.find_entra_assignments(vec!["x".into(), "c".into()])
-            .await
-            .unwrap(),
-        vec![assignment("c")]
-    );
-    assert_eq!(
-        b.get_entra_assignment("a".into()).await.unwrap(),
-        Some(assignment("a"))
-    );
-    assert!(a.delete_entra_assignment("a".into()).await.unwrap());
-    assert!(!b.delete_entra_assignment("a".into()).await.unwrap());
-}
-
 /// Rotations started on two nodes at once are serialised by the keys lock: each makes its own
 /// key current in turn, every older key stays published, and exactly one key is current after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_rotations_on_two_nodes_leave_one_current_key() {
     const ROTATIONS: usize = 8;
     let cluster = PgCluster::start();
-    let a = Arc::new(keys_over(&cluster, master(1)).await);
-    let b = Arc::new(keys_over(&cluster, master(1)).await);
+    let a = node_store(&cluster, 1).await;
+    let b = node_store(&cluster, 1).await;
     let t0 = Utc::now();
-    let first = a
-        .init(None, t0)
-        .await
-        .unwrap()
-        .ring
-        .current
-        .kid()
-        .to_owned();
-    let v0 = a.version().await.unwrap();
+    a.init_keys(None, t0).await.unwrap();
+    let first = a.load_keys(t0).await.unwrap().ring.current.kid().to_owned();
+    let v0 = a.key_version().await.unwrap();
     let tasks: Vec<_> = (0..ROTATIONS)
         .map(|i| {
             let keys = if i % 2 == 0 { a.clone() } else { b.clone() };
@@ -310,24 +184,16 @@ async fn concurrent_rotations_on_two_nodes_leave_one_current_key() {
     }
     let distinct: std::collections::HashSet<&String> = kids.iter().collect();
     assert_eq!(distinct.len(), ROTATIONS);
-    assert_eq!(a.version().await.unwrap(), v0 + ROTATIONS as i64);
+    assert_ne!(a.key_version().await.unwrap(), v0);
 
-    let ring = b.load(t0).await.unwrap().ring;
+    let ring = b.load_keys(t0).await.unwrap().ring;
     assert!(kids.contains(&ring.current.kid().to_owned()));
     for kid in kids.iter().chain([&first]) {
         assert!(ring.find(kid).is_some(), "{kid} still verifies");
     }
-    let store = PostgresStore::connect(&cluster.url()).await.unwrap();
-    let client = store.pool().get().await.unwrap();
-    let current: i64 = client
-        .query_one(
-            "SELECT count(*) FROM signing_keys WHERE retired_at_us IS NULL",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(current, 1);
+    let current =
+        cluster.psql_query("SELECT count(*) FROM signing_keys WHERE retired_at_us IS NULL");
+    assert_eq!(current, "1");
 }
 
 /// The assignment routes on PostgreSQL, through HTTP: written on one node, read, listed and

@@ -11,10 +11,8 @@
 //! recording's `customId`, and a token issued for it, where the recorded answer shows the identity
 //! already had tokens).
 
-mod common;
-
 use callsign_common::time_format;
-use common::{encode, Client, Reply, TestServer};
+use callsign_testkit::{encode, Client, Reply, TestServer};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 

@@ -2,10 +2,8 @@
 //! issued before a revoke or delete returned is inactive, every token issued after a revoke is
 //! active — even when everything happens within one microsecond of a frozen clock.
 
-mod common;
-
 use callsign_server::clock::ManualClock;
-use common::{encode, TestServer};
+use callsign_testkit::{encode, TestServer};
 use proptest::prelude::*;
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +25,7 @@ async fn introspection_follows_the_token_lifecycle() {
     assert_eq!(active["active"], true);
     assert_eq!(active["sub"], id);
     assert_eq!(active["scopes"], json!(["chat", "voip"]));
-    let claims = common::payload(&token);
+    let claims = callsign_testkit::payload(&token);
     assert_eq!(active["iat"], claims["iat"]);
     assert_eq!(active["exp"], claims["exp"]);
     assert_eq!(active["jti"], claims["jti"]);
@@ -88,7 +86,7 @@ async fn expired_and_foreign_tokens_are_inactive() {
 #[tokio::test]
 async fn introspection_requires_authentication_and_a_token() {
     let server = TestServer::start().await;
-    let reply = common::raw(
+    let reply = callsign_testkit::raw(
         reqwest::Client::new()
             .post(format!("{}/callsign/tokens/:introspect", server.base))
             .body(r#"{"token":"x"}"#),

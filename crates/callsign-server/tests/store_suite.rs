@@ -1,47 +1,13 @@
-//! The store contract, written once and run against both backends: a real SQLite file and a real
-//! PostgreSQL cluster started from the installed binaries.
+//! The storage contract, written once and run against both backends: a real data dir (SQLite
+//! file and key files) and a real PostgreSQL cluster started from the installed binaries.
+//! Identities, assignments and keys each have their cases here; what only one backend does
+//! (sealing, outages, cluster-wide locks) is tested beside it.
 
-mod common;
-
-use callsign_server::store::{IdentityRecord, PostgresStore, SqliteStore, Store};
-use common::pg_cluster::PgCluster;
-use std::future::Future;
-
-/// Opens stores over one database; opening again is what a restart (or another node) does.
-trait Backend {
-    type S: Store + Clone;
-    fn open(&self) -> impl Future<Output = Self::S>;
-}
-
-struct Sqlite(tempfile::TempDir);
-
-impl Sqlite {
-    fn new() -> Self {
-        Self(tempfile::tempdir().unwrap())
-    }
-}
-
-impl Backend for Sqlite {
-    type S = SqliteStore;
-    async fn open(&self) -> SqliteStore {
-        SqliteStore::open(&self.0.path().join("callsign.db")).unwrap()
-    }
-}
-
-struct Postgres(PgCluster);
-
-impl Postgres {
-    fn new() -> Self {
-        Self(PgCluster::start())
-    }
-}
-
-impl Backend for Postgres {
-    type S = PostgresStore;
-    async fn open(&self) -> PostgresStore {
-        PostgresStore::connect(&self.0.url()).await.unwrap()
-    }
-}
+use callsign_common::AccessKey;
+use callsign_server::keys::{KeyError, KeyKind, SigningAlg};
+use callsign_server::store::{EntraAssignment, IdentityRecord, TeamsExtensionAssignment};
+use callsign_testkit::TestStorage;
+use chrono::Utc;
 
 /// One test per backend for each contract function.
 macro_rules! for_both_backends {
@@ -50,12 +16,12 @@ macro_rules! for_both_backends {
             mod $case {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn sqlite() {
-                    super::$case(&super::Sqlite::new()).await;
+                    super::$case(&callsign_testkit::TestStorage::sqlite()).await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn postgres() {
-                    super::$case(&super::Postgres::new()).await;
+                    super::$case(&callsign_testkit::TestStorage::postgres()).await;
                 }
             }
         )*
@@ -69,20 +35,18 @@ for_both_backends!(
     two_handles_see_each_others_writes_at_once,
     reopening_migrates_nothing_twice,
     revocation_covers_tokens_stamped_by_a_clock_ahead,
+    teams_extension_assignments_are_created_replaced_and_deleted,
+    entra_assignments_are_paged_updated_and_deleted,
+    keys_are_created_once_and_the_seed_only_seeds,
+    key_changes_move_the_version_and_survive_reopen,
+    signing_algorithms_switch_and_keep_old_keys_published,
 );
 
 fn record(id: &str, custom_id: Option<&str>) -> IdentityRecord {
-    IdentityRecord {
-        id: id.into(),
-        custom_id: custom_id.map(Into::into),
-        created_at_us: 1,
-        last_token_issued_at_us: None,
-        revoked_before_us: None,
-        deleted_at_us: None,
-    }
+    IdentityRecord::new(id.into(), custom_id.map(Into::into), 1)
 }
 
-async fn lifecycle_survives_reopen(backend: &impl Backend) {
+async fn lifecycle_survives_reopen(backend: &TestStorage) {
     let store = backend.open().await;
     let created = store.create_identity(record("a", None)).await.unwrap();
     assert_eq!(created, record("a", None));
@@ -113,7 +77,7 @@ async fn lifecycle_survives_reopen(backend: &impl Backend) {
     assert!(!a.is_live());
 }
 
-async fn custom_id_is_idempotent_while_live(backend: &impl Backend) {
+async fn custom_id_is_idempotent_while_live(backend: &TestStorage) {
     let store = backend.open().await;
     let first = store
         .create_identity(record("a", Some("bob")))
@@ -138,7 +102,7 @@ async fn custom_id_is_idempotent_while_live(backend: &impl Backend) {
     assert_eq!(other.id, "d");
 }
 
-async fn concurrent_creates_with_one_custom_id_agree(backend: &impl Backend) {
+async fn concurrent_creates_with_one_custom_id_agree(backend: &TestStorage) {
     // Separate handles, like separate nodes; each races to create the same custom id.
     let mut tasks = Vec::new();
     for i in 0..16 {
@@ -161,7 +125,7 @@ async fn concurrent_creates_with_one_custom_id_agree(backend: &impl Backend) {
     assert_eq!(winner.custom_id.as_deref(), Some("carol"));
 }
 
-async fn two_handles_see_each_others_writes_at_once(backend: &impl Backend) {
+async fn two_handles_see_each_others_writes_at_once(backend: &TestStorage) {
     let a = backend.open().await;
     let b = backend.open().await;
     a.create_identity(record("x", None)).await.unwrap();
@@ -174,7 +138,7 @@ async fn two_handles_see_each_others_writes_at_once(backend: &impl Backend) {
     assert_eq!(seen.deleted_at_us, Some(9));
 }
 
-async fn reopening_migrates_nothing_twice(backend: &impl Backend) {
+async fn reopening_migrates_nothing_twice(backend: &TestStorage) {
     // Several nodes starting at once each run the migrations; they must not trip over each other.
     let (a, b, c) = tokio::join!(backend.open(), backend.open(), backend.open());
     a.create_identity(record("m", None)).await.unwrap();
@@ -183,7 +147,7 @@ async fn reopening_migrates_nothing_twice(backend: &impl Backend) {
     }
 }
 
-async fn revocation_covers_tokens_stamped_by_a_clock_ahead(backend: &impl Backend) {
+async fn revocation_covers_tokens_stamped_by_a_clock_ahead(backend: &TestStorage) {
     let store = backend.open().await;
     store.create_identity(record("s", None)).await.unwrap();
     // Another node, its clock ahead, issued a token stamped 50; this node revokes at 40.
@@ -191,4 +155,196 @@ async fn revocation_covers_tokens_stamped_by_a_clock_ahead(backend: &impl Backen
     assert!(store.revoke_tokens("s".into(), 40).await.unwrap());
     let s = store.get_identity("s".into()).await.unwrap().unwrap();
     assert_eq!(s.revoked_before_us, Some(50));
+}
+
+async fn teams_extension_assignments_are_created_replaced_and_deleted(backend: &TestStorage) {
+    let (a, b) = (backend.open().await, backend.open().await);
+    let assignment = |client_ids: Option<Vec<String>>| TeamsExtensionAssignment {
+        tenant_id: "t".into(),
+        object_id: "o".into(),
+        principal_type: "user".into(),
+        client_ids,
+    };
+    assert!(
+        a.put_teams_extension_assignment(assignment(None))
+            .await
+            .unwrap(),
+        "created"
+    );
+    let replaced = assignment(Some(vec!["app".into()]));
+    assert!(
+        !b.put_teams_extension_assignment(replaced.clone())
+            .await
+            .unwrap(),
+        "replaced"
+    );
+    assert_eq!(
+        a.get_teams_extension_assignment("t".into(), "o".into())
+            .await
+            .unwrap(),
+        Some(replaced.clone())
+    );
+    drop((a, b));
+    // Durable: a reopened store (a restart) finds it.
+    let a = backend.open().await;
+    assert_eq!(
+        a.get_teams_extension_assignment("t".into(), "o".into())
+            .await
+            .unwrap(),
+        Some(replaced)
+    );
+    assert!(a
+        .delete_teams_extension_assignment("t".into(), "o".into())
+        .await
+        .unwrap());
+    assert!(!a
+        .delete_teams_extension_assignment("t".into(), "o".into())
+        .await
+        .unwrap());
+    assert_eq!(
+        a.get_teams_extension_assignment("t".into(), "o".into())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn entra_assignments_are_paged_updated_and_deleted(backend: &TestStorage) {
+    let (a, b) = (backend.open().await, backend.open().await);
+    let assignment = |o: &str| EntraAssignment {
+        object_id: o.into(),
+        tenant_id: "t".into(),
+        principal_type: "user".into(),
+        client_ids: vec!["app".into(), "other".into()],
+    };
+    assert!(a.put_entra_assignment(assignment("b")).await.unwrap());
+    assert!(!b.put_entra_assignment(assignment("b")).await.unwrap());
+    b.update_entra_assignments(vec![assignment("a"), assignment("c")], vec!["b".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        a.list_entra_assignments(None, 1).await.unwrap(),
+        vec![assignment("a")]
+    );
+    assert_eq!(
+        a.list_entra_assignments(Some("a".into()), 5).await.unwrap(),
+        vec![assignment("c")]
+    );
+    assert_eq!(
+        a.find_entra_assignments(vec!["x".into(), "c".into(), "a".into()])
+            .await
+            .unwrap(),
+        vec![assignment("a"), assignment("c")]
+    );
+    assert_eq!(
+        b.get_entra_assignment("a".into()).await.unwrap(),
+        Some(assignment("a"))
+    );
+    assert!(a.delete_entra_assignment("a".into()).await.unwrap());
+    assert!(!b.delete_entra_assignment("a".into()).await.unwrap());
+    assert_eq!(b.get_entra_assignment("a".into()).await.unwrap(), None);
+}
+
+async fn keys_are_created_once_and_the_seed_only_seeds(backend: &TestStorage) {
+    let seed = AccessKey::from_bytes(vec![7; 32]);
+    let now = Utc::now();
+    let store = backend.open().await;
+    store.init_keys(Some(seed.clone()), now).await.unwrap();
+    let first = store.load_keys(now).await.unwrap();
+    assert_eq!(first.access.primary, seed);
+    assert_ne!(first.access.secondary, seed);
+    assert_eq!(first.ring.current.alg(), SigningAlg::Rs256);
+    drop(store);
+
+    // A restart, with or without the same seed, finds the same resource.
+    let store = backend.open().await;
+    store.init_keys(None, now).await.unwrap();
+    store.init_keys(Some(seed.clone()), now).await.unwrap();
+    let again = store.load_keys(now).await.unwrap();
+    assert_eq!(again.resource_id, first.resource_id);
+    assert_eq!(again.access, first.access);
+    assert_eq!(again.ring.current.kid(), first.ring.current.kid());
+
+    // A different seed is refused, without naming either key.
+    let other = AccessKey::from_bytes(vec![8; 32]);
+    let err = store.init_keys(Some(other.clone()), now).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            KeyError::SeedMismatch(_) | KeyError::SeedMismatchDatabase
+        ),
+        "{err}"
+    );
+    assert!(!err.to_string().contains(&other.to_base64()));
+    assert!(!err.to_string().contains(&seed.to_base64()));
+}
+
+async fn key_changes_move_the_version_and_survive_reopen(backend: &TestStorage) {
+    let t0 = Utc::now();
+    let (a, b) = (backend.open().await, backend.open().await);
+    a.init_keys(None, t0).await.unwrap();
+    let before = a.load_keys(t0).await.unwrap();
+    let v0 = b.key_version().await.unwrap();
+    assert_eq!(
+        b.key_version().await.unwrap(),
+        v0,
+        "stable while nothing changes"
+    );
+
+    a.regenerate_access_key(KeyKind::Secondary).await.unwrap();
+    let v1 = b.key_version().await.unwrap();
+    assert_ne!(v1, v0);
+    let seen = b.load_keys(t0).await.unwrap();
+    assert_eq!(seen.access.primary, before.access.primary);
+    assert_ne!(seen.access.secondary, before.access.secondary);
+
+    let kid = a.rotate_signing_key(t0).await.unwrap();
+    assert_ne!(b.key_version().await.unwrap(), v1);
+    drop((a, b));
+    let reopened = backend.open().await;
+    let ring = reopened.load_keys(t0).await.unwrap().ring;
+    assert_eq!(ring.current.kid(), kid);
+    let old = before.ring.current.kid();
+    assert!(ring.find(old).is_some(), "the old key still verifies");
+    let much_later = reopened
+        .load_keys(t0 + chrono::Duration::hours(26))
+        .await
+        .unwrap();
+    assert!(
+        much_later.ring.find(old).is_none(),
+        "and is dropped after 25 h"
+    );
+}
+
+async fn signing_algorithms_switch_and_keep_old_keys_published(backend: &TestStorage) {
+    let t0 = Utc::now();
+    let store = backend.open().await;
+    store.init_keys(None, t0).await.unwrap();
+    let rsa = store.load_keys(t0).await.unwrap().ring.current;
+
+    store
+        .ensure_signing_alg(SigningAlg::Rs256, t0)
+        .await
+        .unwrap();
+    let same = store.load_keys(t0).await.unwrap().ring.current;
+    assert_eq!(same.kid(), rsa.kid(), "the same algorithm rotates nothing");
+
+    let mut kids = vec![rsa.kid().to_owned()];
+    for alg in [SigningAlg::Es256, SigningAlg::EdDsa] {
+        store.ensure_signing_alg(alg, t0).await.unwrap();
+        let ring = store.load_keys(t0).await.unwrap().ring;
+        assert_eq!(ring.current.alg(), alg);
+        let signature = ring.current.sign(b"message");
+        assert!(ring.current.verify(b"message", &signature));
+        kids.push(ring.current.kid().to_owned());
+    }
+    // A rotation keeps the current algorithm.
+    let kid = store.rotate_signing_key(t0).await.unwrap();
+    drop(store);
+    let ring = backend.open().await.load_keys(t0).await.unwrap().ring;
+    assert_eq!(ring.current.kid(), kid);
+    assert_eq!(ring.current.alg(), SigningAlg::EdDsa);
+    for kid in &kids {
+        assert!(ring.find(kid).is_some(), "{kid} is still published");
+    }
 }

@@ -1,13 +1,11 @@
 //! The Teams user token exchange and bearer-authenticated management calls, against a local test
 //! issuer (generated RSA key, JWKS served on loopback, tokens minted here).
 
-mod common;
-#[path = "common/issuer.rs"]
-mod issuer;
+use callsign_testkit::issuer;
 
 use callsign_server::clock::{Clock, ManualClock};
 use callsign_server::keys::SigningKey;
-use common::{payload, Reply, TestServer};
+use callsign_testkit::{payload, Reply, TestServer};
 use issuer::{sign, TestIssuer, APP_ID, TEAMS_AUDIENCE, USER_OID};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -273,7 +271,7 @@ async fn the_exchange_needs_resource_auth_and_a_version_that_has_it() {
         None,
     );
 
-    let unsigned = common::raw(
+    let unsigned = callsign_testkit::raw(
         reqwest::Client::new()
             .post(format!("{}{EXCHANGE}", server.base))
             .json(&body(&token)),
@@ -349,7 +347,7 @@ async fn bearer_tokens_manage_identities_when_allowed() {
     let create = |token: String| {
         let url = format!("{}/identities?api-version=2023-10-01", server.base);
         async move {
-            common::raw(
+            callsign_testkit::raw(
                 reqwest::Client::new()
                     .post(url)
                     .bearer_auth(token)

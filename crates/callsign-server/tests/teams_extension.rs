@@ -1,11 +1,9 @@
 //! Teams extension assignments and exchange (2025-06-30), against a local test issuer.
 
-mod common;
-#[path = "common/issuer.rs"]
-mod issuer;
+use callsign_testkit::issuer;
 
 use callsign_server::clock::{Clock, ManualClock};
-use common::{raw, Reply, TestServer};
+use callsign_testkit::{raw, Reply, TestServer};
 use issuer::{TestIssuer, APP_ID, TENANT, USER_OID};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -161,7 +159,7 @@ async fn the_exchange_needs_a_matching_assignment_and_client() {
     let json = reply.json();
     let id = format!("8:acs:{}_{TENANT}_{USER_OID}", server.resource_id);
     assert_eq!(json["identity"]["id"], id);
-    let claims = common::payload(json["accessToken"]["token"].as_str().unwrap());
+    let claims = callsign_testkit::payload(json["accessToken"]["token"].as_str().unwrap());
     assert_eq!(claims["skypeid"], id[2..]);
     assert_eq!(claims["exp"], now + 3600, "expires with the Entra token");
     let introspected = client

@@ -6,13 +6,13 @@ mod config;
 
 use anyhow::{Context, Result};
 use callsign_common::AccessKey;
-use callsign_server::keys::{DataDir, KeyKind, MasterKey, PgKeys, SigningAlg};
+use callsign_server::keys::{DataDir, KeyKind, MasterKey, SigningAlg};
 use callsign_server::server::connection_string;
-use callsign_server::store::PostgresStore;
-use callsign_server::{PostgresConfig, Server, ServerConfig, TlsMode};
+use callsign_server::store::{self, Backend, OpenMode};
+use callsign_server::{PostgresConfig, Server, ServerConfig, StorageConfig, TlsMode};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// callsign: a Communication Identity service that speaks the Azure Communication Services
@@ -238,13 +238,10 @@ fn run(command: Command) -> Result<()> {
         } => {
             let dir = DataDir::new(&data.dir);
             let now = chrono::Utc::now();
-            let keys = match database.url {
-                Some(url) => with_database_keys(&url, |keys| async move { keys.load(now).await })
-                    .context("reading the keys from the database")?,
-                None => dir
-                    .load(now)
-                    .with_context(|| format!("reading the data dir {}", data.dir.display()))?,
-            };
+            let keys = with_storage(&data.dir, database, |backend| async move {
+                Ok(backend.load_keys(now).await?)
+            })
+            .context("reading the keys")?;
             let endpoint = match endpoint {
                 Some(e) => e,
                 None => std::fs::read_to_string(dir.endpoint_path())
@@ -268,17 +265,10 @@ fn run(command: Command) -> Result<()> {
                 Which::Primary => KeyKind::Primary,
                 Which::Secondary => KeyKind::Secondary,
             };
-            match database.url {
-                Some(url) => with_database_keys(&url, |keys| async move {
-                    keys.regenerate_access_key(kind).await
-                })
-                .context("regenerating the access key")?,
-                None => {
-                    DataDir::new(&data.dir)
-                        .regenerate_access_key(kind)
-                        .context("regenerating the access key")?;
-                }
-            }
+            with_storage(&data.dir, database, |backend| async move {
+                Ok(backend.regenerate_access_key(kind).await?)
+            })
+            .context("regenerating the access key")?;
             eprintln!(
                 "regenerated the {} key; a running server picks it up within seconds",
                 match which {
@@ -298,19 +288,10 @@ fn run(command: Command) -> Result<()> {
             command: SigningKeyCommand::Rotate { data, database },
         } => {
             let now = chrono::Utc::now();
-            let kid =
-                match database.url {
-                    Some(url) => with_database_keys(&url, |keys| async move {
-                        keys.rotate_signing_key(now).await
-                    })
-                    .context("rotating the signing key")?,
-                    None => DataDir::new(&data.dir)
-                        .rotate_signing_key(now)
-                        .context("rotating the signing key")?
-                        .current
-                        .kid()
-                        .to_owned(),
-                };
+            let kid = with_storage(&data.dir, database, |backend| async move {
+                Ok(backend.rotate_signing_key(now).await?)
+            })
+            .context("rotating the signing key")?;
             println!("{kid}");
             eprintln!("new tokens are signed with the key above; the previous key stays published for 25 hours");
             Ok(())
@@ -331,7 +312,8 @@ fn serve(args: ServeArgs) -> Result<()> {
         .data
         .or(file.data)
         .unwrap_or_else(|| PathBuf::from("./callsign-data"));
-    let mut config = ServerConfig::new(addr, data);
+    let mut config = ServerConfig::new(addr, &data);
+    config.storage = storage_config(&data, args.database)?;
     config.tls = match (
         args.tls_cert.or(file.tls_cert),
         args.tls_key.or(file.tls_key),
@@ -360,20 +342,9 @@ fn serve(args: ServeArgs) -> Result<()> {
         _ => None,
     };
 
-    let postgres = match args.database.url {
-        Some(url) => Some(PostgresConfig {
-            url,
-            master_key: master_key()?,
-        }),
-        None => None,
-    };
-
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let server = match postgres {
-            Some(postgres) => Server::bind_postgres(config, postgres).await?,
-            None => Server::bind(config)?,
-        };
+        let server = Server::bind(config).await?;
         if !args.quiet {
             // Straight to stdout, never through the log pipeline: it holds the access key.
             println!("endpoint: {}", server.endpoint());
@@ -400,19 +371,31 @@ fn master_key() -> Result<MasterKey> {
     Ok(MasterKey::from_base64(&text)?)
 }
 
-/// Runs a key command against a cluster's database; the database serialises it with the nodes.
-fn with_database_keys<T, F, Fut>(url: &str, f: F) -> Result<T>
+/// The storage a command acts on: the cluster's database when one is given, else the data dir.
+fn storage_config(data: &Path, database: DatabaseArg) -> Result<StorageConfig> {
+    Ok(match database.url {
+        Some(url) => StorageConfig::Postgres(PostgresConfig {
+            url,
+            master_key: Arc::new(master_key()?),
+        }),
+        None => StorageConfig::DataDir(data.to_owned()),
+    })
+}
+
+/// Runs an admin command against storage a server has initialised; a database serialises it
+/// with the running nodes, a data dir is picked up by the running server within a second.
+fn with_storage<T, F, Fut>(data: &Path, database: DatabaseArg, f: F) -> Result<T>
 where
-    F: FnOnce(PgKeys) -> Fut,
-    Fut: std::future::Future<Output = Result<T, callsign_server::keys::KeyError>>,
+    F: FnOnce(Arc<dyn Backend>) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
 {
-    let master = Arc::new(master_key()?);
+    let storage = storage_config(data, database)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let store = PostgresStore::connect(url)
+        let backend = store::open(&storage, OpenMode::Existing)
             .await
-            .context("connecting to the database")?;
-        Ok(f(PgKeys::new(store.pool().clone(), master)).await?)
+            .context("opening the storage")?;
+        f(backend).await
     })
 }
 

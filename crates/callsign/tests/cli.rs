@@ -1,11 +1,8 @@
 //! The client commands of the `callsign` binary against a real server.
 
-#[path = "../../callsign-server/tests/common/mod.rs"]
-mod common;
-#[path = "../../callsign-server/tests/common/issuer.rs"]
-mod issuer;
+use callsign_testkit::issuer;
 
-use common::TestServer;
+use callsign_testkit::TestServer;
 use serde_json::Value;
 use std::process::{Command, Output};
 
@@ -65,7 +62,7 @@ async fn user_and_token_commands_work_end_to_end() {
             "1h",
         ])
         .await;
-    let claims = common::payload(with_token["token"].as_str().unwrap());
+    let claims = callsign_testkit::payload(with_token["token"].as_str().unwrap());
     assert_eq!(claims["acsScope"], "chat,voip");
     assert_eq!(
         claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
@@ -89,8 +86,8 @@ async fn user_and_token_commands_work_end_to_end() {
         .await;
     let token = token["token"].as_str().unwrap().to_owned();
     assert_eq!(
-        common::payload(&token)["exp"].as_i64().unwrap()
-            - common::payload(&token)["iat"].as_i64().unwrap(),
+        callsign_testkit::payload(&token)["exp"].as_i64().unwrap()
+            - callsign_testkit::payload(&token)["iat"].as_i64().unwrap(),
         5400
     );
     let introspected = cli.json(&["token", "introspect", &token]).await;
@@ -238,7 +235,7 @@ async fn token_teams_exchanges_an_entra_token() {
     let ok = args(issuer::APP_ID)();
     let ok: Vec<&str> = ok.iter().map(String::as_str).collect();
     let token = cli.json(&ok).await;
-    let claims = common::payload(token["token"].as_str().unwrap());
+    let claims = callsign_testkit::payload(token["token"].as_str().unwrap());
     assert_eq!(claims["skypeid"], format!("orgid:{}", issuer::USER_OID));
     assert_eq!(claims["exp"], now + 3600);
     assert!(token["expiresOn"]

@@ -2,12 +2,9 @@
 //! the installed binaries): consistency across nodes over HTTP, cluster-wide key commands, start-up
 //! checks, and PostgreSQL stopping and restarting under load.
 
-#[path = "../../callsign-server/tests/common/mod.rs"]
-mod common;
-
 use callsign_common::AccessKey;
-use common::pg_cluster::PgCluster;
-use common::{encode, Client};
+use callsign_testkit::pg_cluster::PgCluster;
+use callsign_testkit::{encode, Client};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
@@ -274,7 +271,7 @@ struct Seen {
 }
 
 /// Records one answer of the load: a 201 is acknowledged, a 503 must be the ACS body.
-fn note(seen: &Mutex<Seen>, reply: &common::Reply, took: Duration) {
+fn note(seen: &Mutex<Seen>, reply: &callsign_testkit::Reply, took: Duration) {
     let mut seen = seen.lock().unwrap();
     match reply.status {
         201 => seen

@@ -1,11 +1,8 @@
 //! `callsign serve` as a process: start-up output, data dir reuse, the access-key seed, key
 //! commands, graceful shutdown, and durability of acknowledged writes across `kill -9`.
 
-#[path = "../../callsign-server/tests/common/mod.rs"]
-mod common;
-
 use callsign_common::AccessKey;
-use common::{encode, Client};
+use callsign_testkit::{encode, Client};
 use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -124,7 +121,7 @@ async fn trace_logs_hold_no_secrets() {
         .post("/identities?api-version=2023-10-01", &json!({}))
         .await;
     assert_eq!(refused.status, 401);
-    let bearer = common::raw(
+    let bearer = callsign_testkit::raw(
         reqwest::Client::new()
             .post(format!(
                 "{}identities?api-version=2023-10-01",

@@ -7,7 +7,6 @@ use super::tokens::{self, IssuedToken};
 use super::{DomainError, IdentityService};
 use crate::auth::EntraClaims;
 use crate::store::assignments::{AssignmentStore, TeamsExtensionAssignment};
-use crate::store::Store;
 use std::sync::Arc;
 
 /// The delegated scope a Teams extension user token must carry.
@@ -79,9 +78,9 @@ impl AccessService {
     /// Exchanges a verified Teams extension user token: the principal (`tid`, `oid`) needs an
     /// assignment whose client list is empty or holds the token's client. The identity is
     /// `8:acs:<resourceId>_<tenantId>_<objectId>` and the token expires with the Entra token.
-    pub async fn exchange_teams_extension<S: Store>(
+    pub async fn exchange_teams_extension(
         &self,
-        identities: &IdentityService<S>,
+        identities: &IdentityService,
         claims: &EntraClaims,
     ) -> Result<(String, IssuedToken), AccessError> {
         let (Some(tid), Some(oid)) = (claims.tid.as_deref(), claims.oid.as_deref()) else {

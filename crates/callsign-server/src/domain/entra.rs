@@ -7,7 +7,6 @@ use super::tokens::{self, IssuedToken};
 use super::{DomainError, IdentityService};
 use crate::auth::EntraClaims;
 use crate::store::assignments::{AssignmentStore, EntraAssignment};
-use crate::store::Store;
 use std::sync::Arc;
 
 /// Principal types an Entra assignment may name.
@@ -109,9 +108,9 @@ impl EntraAccessService {
     /// Exchanges a verified Entra user token: an assignment of the user (`oid`), one of its
     /// `groups` or its tenant (`tid`), in that tenant, must list the token's client. The identity
     /// is `8:acs:<resourceId>_wf_<tenantId>_<objectId>` and the token expires with the Entra token.
-    pub async fn exchange<S: Store>(
+    pub async fn exchange(
         &self,
-        identities: &IdentityService<S>,
+        identities: &IdentityService,
         claims: &EntraClaims,
     ) -> Result<(String, IssuedToken), EntraAccessError> {
         let (Some(tid), Some(oid)) = (claims.tid.as_deref(), claims.oid.as_deref()) else {

@@ -5,7 +5,6 @@ use super::scope::{Scope, Scopes};
 use super::tokens::{self, IssuedToken};
 use super::IdentityService;
 use crate::auth::EntraClaims;
-use crate::store::Store;
 
 /// Delegated scopes of which a Teams user token must carry one.
 const TEAMS_SCOPES: [&str; 2] = ["Teams.ManageCalls", "Teams.ManageChats"];
@@ -30,7 +29,7 @@ pub enum TeamsExchangeError {
     UserMismatch,
 }
 
-impl<S: Store> IdentityService<S> {
+impl IdentityService {
     /// A communication token for the Teams user `8:orgid:<oid>` of a verified Entra token, expiring
     /// with it, when the caller's `app_id` and `user_id` are the token's.
     pub fn exchange_teams_user(

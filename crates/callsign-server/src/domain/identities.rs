@@ -6,7 +6,7 @@ use super::tokens::{self, IssuedToken};
 use super::DomainError;
 use crate::clock::{Clock, Stamps};
 use crate::keys::LiveKeys;
-use crate::store::{IdentityRecord, Store};
+use crate::store::{IdentityRecord, IdentityStore};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
@@ -71,15 +71,15 @@ pub enum Introspection {
 }
 
 /// The identity operations over a store.
-pub struct IdentityService<S> {
-    store: S,
+pub struct IdentityService {
+    store: Arc<dyn IdentityStore>,
     keys: Arc<LiveKeys>,
     stamps: Arc<Stamps>,
 }
 
-impl<S: Store> IdentityService<S> {
+impl IdentityService {
     /// The service over `store`, signing with `keys`, stamping with `stamps`.
-    pub fn new(store: S, keys: Arc<LiveKeys>, stamps: Arc<Stamps>) -> Self {
+    pub fn new(store: Arc<dyn IdentityStore>, keys: Arc<LiveKeys>, stamps: Arc<Stamps>) -> Self {
         Self {
             store,
             keys,
@@ -113,14 +113,11 @@ impl<S: Store> IdentityService<S> {
         token: Option<(Scopes, Minutes)>,
     ) -> Result<(IdentityView, Option<IssuedToken>), DomainError> {
         let resource = self.keys.get().resource_id;
-        let record = IdentityRecord {
-            id: IdentityId::generate(resource).as_str().to_owned(),
-            custom_id: custom_id.map(|c| c.0),
-            created_at_us: self.stamps.next(),
-            last_token_issued_at_us: None,
-            revoked_before_us: None,
-            deleted_at_us: None,
-        };
+        let record = IdentityRecord::new(
+            IdentityId::generate(resource).as_str().to_owned(),
+            custom_id.map(|c| c.0),
+            self.stamps.next(),
+        );
         let mut record = self.store.create_identity(record).await?;
         let issued = match token {
             Some((scopes, lifetime)) => {

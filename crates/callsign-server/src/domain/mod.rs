@@ -1,5 +1,5 @@
 //! The Communication Identity domain: identities, tokens, revocation and introspection, independent
-//! of HTTP and of the database behind [`crate::store::Store`].
+//! of HTTP and of the database behind [`crate::store::Backend`].
 
 pub mod access;
 pub mod entra;

@@ -11,7 +11,6 @@ use crate::domain::access::{AccessError, AccessService, PRINCIPAL_TYPES};
 use crate::domain::ids::is_guid_shaped;
 use crate::domain::IdentityService;
 use crate::store::assignments::TeamsExtensionAssignment;
-use crate::store::Store;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -132,9 +131,9 @@ pub async fn delete(
 }
 
 /// `POST /access/teamsExtension/:exchangeAccessToken` with the user's Entra token as the bearer.
-pub async fn exchange<S: Store>(
+pub async fn exchange(
     access: &AccessService,
-    identities: &IdentityService<S>,
+    identities: &IdentityService,
     issuers: &TrustedIssuers,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {

@@ -11,7 +11,6 @@ use crate::domain::entra::{EntraAccessError, EntraAccessService, ENTRA_PRINCIPAL
 use crate::domain::ids::is_guid_shaped;
 use crate::domain::IdentityService;
 use crate::store::assignments::EntraAssignment;
-use crate::store::Store;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use callsign_common::ApiVersion;
@@ -236,9 +235,9 @@ pub async fn update(access: &EntraAccessService, body: &JsonBody) -> Result<Resp
 }
 
 /// `POST /access/entra/:exchangeAccessToken` with the user's Entra token as the bearer.
-pub async fn exchange<S: Store>(
+pub async fn exchange(
     access: &EntraAccessService,
-    identities: &IdentityService<S>,
+    identities: &IdentityService,
     issuers: &TrustedIssuers,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {

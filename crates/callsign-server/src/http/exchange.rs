@@ -10,7 +10,6 @@ use crate::auth::entra::TEAMS_AUDIENCE;
 use crate::auth::{EntraClaims, TrustedIssuers};
 use crate::domain::tokens::IssuedToken;
 use crate::domain::{IdentityService, TeamsExchangeError};
-use crate::store::Store;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
@@ -56,8 +55,8 @@ pub fn exchanged(id: String, token: IssuedToken) -> Response {
 ///
 /// The service checks the token's presence, then the token itself, then that `appId` and `userId`
 /// are given, then their format, then that they are the token's.
-pub async fn teams_user<S: Store>(
-    service: &IdentityService<S>,
+pub async fn teams_user(
+    service: &IdentityService,
     issuers: &TrustedIssuers,
     body: &JsonBody,
 ) -> Result<Response, ApiError> {

@@ -5,7 +5,6 @@ use super::body::{strings, Field, JsonBody};
 use super::error::ApiError;
 use crate::domain::identities::CustomId;
 use crate::domain::{IdentityService, IdentityView, IssuedToken, Minutes, Scope, Scopes};
-use crate::store::Store;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use callsign_common::time_format;
@@ -74,8 +73,8 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> Response {
 }
 
 /// `POST /identities`
-pub async fn create<S: Store>(
-    service: &IdentityService<S>,
+pub async fn create(
+    service: &IdentityService,
     version: ApiVersion,
     body: &JsonBody,
 ) -> Result<Response, ApiError> {
@@ -114,8 +113,8 @@ pub async fn create<S: Store>(
 }
 
 /// `GET /identities/{id}` (preview)
-pub async fn get<S: Store>(
-    service: &IdentityService<S>,
+pub async fn get(
+    service: &IdentityService,
     version: ApiVersion,
     id: &str,
 ) -> Result<Response, ApiError> {
@@ -124,8 +123,8 @@ pub async fn get<S: Store>(
 }
 
 /// `POST /identities/{id}/:issueAccessToken`
-pub async fn issue_token<S: Store>(
-    service: &IdentityService<S>,
+pub async fn issue_token(
+    service: &IdentityService,
     version: ApiVersion,
     id: &str,
     body: &JsonBody,
@@ -140,19 +139,13 @@ pub async fn issue_token<S: Store>(
 }
 
 /// `POST /identities/{id}/:revokeAccessTokens`
-pub async fn revoke<S: Store>(
-    service: &IdentityService<S>,
-    id: &str,
-) -> Result<Response, ApiError> {
+pub async fn revoke(service: &IdentityService, id: &str) -> Result<Response, ApiError> {
     service.revoke(id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `DELETE /identities/{id}`
-pub async fn delete<S: Store>(
-    service: &IdentityService<S>,
-    id: &str,
-) -> Result<Response, ApiError> {
+pub async fn delete(service: &IdentityService, id: &str) -> Result<Response, ApiError> {
     service.delete(id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

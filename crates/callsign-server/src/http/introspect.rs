@@ -4,7 +4,6 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::identities::json;
 use crate::domain::{IdentityService, Introspection};
-use crate::store::Store;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
@@ -25,10 +24,7 @@ struct IntrospectionBody {
 }
 
 /// Reports whether the token in the body is valid now.
-pub async fn introspect<S: Store>(
-    service: &IdentityService<S>,
-    body: &JsonBody,
-) -> Result<Response, ApiError> {
+pub async fn introspect(service: &IdentityService, body: &JsonBody) -> Result<Response, ApiError> {
     let token = body
         .string("token")?
         .ok_or_else(|| ApiError::required("Token"))?;

@@ -18,7 +18,6 @@ use crate::auth::{
 use crate::domain::access::AccessService;
 use crate::domain::entra::EntraAccessService;
 use crate::domain::IdentityService;
-use crate::store::Store;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, request::Parts, HeaderName, HeaderValue, StatusCode};
@@ -49,9 +48,9 @@ impl Default for HttpConfig {
 }
 
 /// What every handler shares.
-pub struct AppState<S> {
+pub struct AppState {
     /// The identity operations.
-    pub identities: IdentityService<S>,
+    pub identities: IdentityService,
     /// HTTP limits.
     pub config: HttpConfig,
     /// Issuers whose tokens are trusted (bearer auth, Teams exchange).
@@ -65,18 +64,18 @@ pub struct AppState<S> {
 }
 
 /// The service's router.
-pub fn router<S: Store>(state: Arc<AppState<S>>) -> Router {
+pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/.well-known/jwks.json", get(jwks::<S>))
-        .fallback(dispatch::<S>)
+        .route("/.well-known/jwks.json", get(jwks))
+        .fallback(dispatch)
         // A wrong method on /healthz or the JWKS gets the ACS body too, not axum's empty 405.
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
         .layer(axum::middleware::from_fn(headers::service_headers))
 }
 
-async fn jwks<S: Store>(State(state): State<Arc<AppState<S>>>) -> Response {
+async fn jwks(State(state): State<Arc<AppState>>) -> Response {
     let jwks = state.identities.keys().get().ring.jwks();
     let mut response = identities::json(StatusCode::OK, &jwks);
     response.headers_mut().insert(
@@ -88,7 +87,7 @@ async fn jwks<S: Store>(State(state): State<Arc<AppState<S>>>) -> Response {
 
 /// Every ACS and callsign API request: route, api-version, authentication, body, operation —
 /// in that order, as the service checks them.
-async fn dispatch<S: Store>(State(state): State<Arc<AppState<S>>>, request: Request) -> Response {
+async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let route = match routes::resolve(&parts.method, parts.uri.path()) {
         Ok(route) => route,
@@ -114,8 +113,8 @@ async fn dispatch<S: Store>(State(state): State<Arc<AppState<S>>>, request: Requ
     }
 }
 
-async fn acs<S: Store>(
-    state: &AppState<S>,
+async fn acs(
+    state: &AppState,
     op: AcsOperation,
     parts: &Parts,
     body: Body,
@@ -178,19 +177,15 @@ async fn acs<S: Store>(
     }
 }
 
-async fn introspect<S: Store>(
-    state: &AppState<S>,
-    parts: &Parts,
-    body: Body,
-) -> Result<Response, ApiError> {
+async fn introspect(state: &AppState, parts: &Parts, body: Body) -> Result<Response, ApiError> {
     let bytes = authenticated_body(state, parts, body).await?;
     introspect::introspect(&state.identities, &JsonBody::parse(&bytes)?).await
 }
 
 /// Reads the body (within the limit) and authenticates the request: a bearer token of a trusted
 /// issuer, or an HMAC signature over the body.
-async fn authenticated_body<S: Store>(
-    state: &AppState<S>,
+async fn authenticated_body(
+    state: &AppState,
     parts: &Parts,
     body: Body,
 ) -> Result<Bytes, ApiError> {

@@ -1,23 +1,24 @@
-//! Key management: the resource id, the access keys and the signing-key ring, stored in the data
-//! dir, and the live copy the server reads on every request.
+//! Key management: the resource id, the access keys and the signing-key ring; their layout in a
+//! data dir ([`DataDir`]); and the live copy the server reads on every request ([`LiveKeys`]),
+//! kept in step with the backend's [`crate::store::KeyStore`] by a [`KeyWatcher`].
 
 pub mod access;
 pub mod files;
-pub mod postgres;
 pub mod sealed;
 pub mod signing;
+mod watch;
 
 pub use access::{AccessKeys, KeyKind};
-pub use postgres::PgKeys;
 pub use sealed::{MasterKey, SealError};
 pub use signing::{KeyRing, KeyRingDir, SigningAlg, SigningKey};
+pub use watch::KeyWatcher;
 
 use crate::domain::ids::ResourceId;
 use callsign_common::AccessKey;
 use chrono::{DateTime, Utc};
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
 
 /// Why keys could not be created or read. Messages name files, never key material.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +97,11 @@ impl DataDir {
     /// The SQLite database file.
     pub fn database_path(&self) -> PathBuf {
         self.root.join("callsign.db")
+    }
+
+    /// Whether a server has initialised this data dir (its resource id exists).
+    pub fn is_initialised(&self) -> bool {
+        self.resource_id_path().exists()
     }
 
     /// Where the development TLS CA and server certificate live.
@@ -189,41 +195,26 @@ impl DataDir {
         self.ring_dir().rotate(now)
     }
 
-    /// The modification times of the key files, to notice changes made by the CLI.
-    fn fingerprint(&self) -> (Option<SystemTime>, Option<SystemTime>) {
+    /// A digest of the key files' modification times, to notice changes made by the CLI.
+    pub(crate) fn fingerprint(&self) -> u64 {
         let mtime = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        (
-            mtime(self.access_keys_path()),
-            mtime(self.ring_dir().path().join("ring.json")),
-        )
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        mtime(self.access_keys_path()).hash(&mut hasher);
+        mtime(self.ring_dir().path().join("ring.json")).hash(&mut hasher);
+        hasher.finish()
     }
 }
 
-/// The keys in force, shared by every request and replaced whole when the files change (or, in a
-/// cluster, when the database says they changed).
+/// The keys in force, shared by every request and replaced whole when the stored keys change.
 pub struct LiveKeys {
-    data_dir: Option<DataDir>,
     current: RwLock<Arc<ResourceKeys>>,
-    seen: RwLock<(Option<SystemTime>, Option<SystemTime>)>,
 }
 
 impl LiveKeys {
-    /// Live keys starting from `keys`, loaded from `data_dir`.
-    pub fn new(data_dir: DataDir, keys: ResourceKeys) -> Self {
-        let seen = data_dir.fingerprint();
+    /// Live keys starting from `keys`.
+    pub fn new(keys: ResourceKeys) -> Self {
         Self {
-            data_dir: Some(data_dir),
             current: RwLock::new(Arc::new(keys)),
-            seen: RwLock::new(seen),
-        }
-    }
-
-    /// Live keys not backed by files: whoever owns them calls [`LiveKeys::replace`].
-    pub fn detached(keys: ResourceKeys) -> Self {
-        Self {
-            data_dir: None,
-            current: RwLock::new(Arc::new(keys)),
-            seen: RwLock::new((None, None)),
         }
     }
 
@@ -235,22 +226,6 @@ impl LiveKeys {
     /// The keys in force now.
     pub fn get(&self) -> Arc<ResourceKeys> {
         self.current.read().expect("key lock poisoned").clone()
-    }
-
-    /// Reloads from disk if the key files changed since the last look, or if `force` (which also
-    /// drops retired keys past their retention). A failed reload keeps the keys in force.
-    pub fn refresh(&self, now: DateTime<Utc>, force: bool) -> Result<bool, KeyError> {
-        let Some(data_dir) = &self.data_dir else {
-            return Ok(false);
-        };
-        let fingerprint = data_dir.fingerprint();
-        if !force && *self.seen.read().expect("key lock poisoned") == fingerprint {
-            return Ok(false);
-        }
-        let keys = data_dir.load(now)?;
-        *self.current.write().expect("key lock poisoned") = Arc::new(keys);
-        *self.seen.write().expect("key lock poisoned") = fingerprint;
-        Ok(true)
     }
 }
 
@@ -291,16 +266,16 @@ mod tests {
     }
 
     #[test]
-    fn regenerate_changes_only_one_key_and_live_keys_notice() {
+    fn regenerate_changes_only_one_key_and_the_fingerprint() {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::new(dir.path());
         let now = Utc::now();
         let before = data.init(None, now).unwrap();
-        let live = LiveKeys::new(data.clone(), before.clone());
+        let seen = data.fingerprint();
         let after = data.regenerate_access_key(KeyKind::Secondary).unwrap();
         assert_eq!(after.primary, before.access.primary);
         assert_ne!(after.secondary, before.access.secondary);
-        live.refresh(now, true).unwrap();
-        assert_eq!(live.get().access.secondary, after.secondary);
+        assert_ne!(data.fingerprint(), seen);
+        assert_eq!(data.load(now).unwrap().access.secondary, after.secondary);
     }
 }

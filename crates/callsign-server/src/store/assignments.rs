@@ -1,5 +1,5 @@
-//! Storage of access assignments (who may exchange an Entra token here), behind its own trait so
-//! that each database adds it independently of the identity [`super::Store`].
+//! Access assignments as stored (who may exchange an Entra token here), and the contract every
+//! backend keeps for them.
 
 use super::StoreError;
 

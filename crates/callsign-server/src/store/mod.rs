@@ -1,41 +1,29 @@
-//! Storage of identities behind one trait, so the domain never knows which database it talks to.
+//! Everything a deployment stores — identities, assignments and keys — behind one [`Backend`],
+//! so that the domain and the HTTP layer never know which database they talk to.
+//!
+//! The backend is chosen in exactly one place, [`open`]. Each backend lives in its own module
+//! folder with one versioned migration list and one connection model:
+//!
+//! - [`sqlite`]: a data dir — one SQLite file (one group-commit writer thread, a pool of readers)
+//!   and the key files ([`crate::keys::DataDir`]);
+//! - [`postgres`]: a cluster's database — one connection pool; keys sealed with the master key.
+//!
+//! Adding a stored field: add a migration step to each backend's `MIGRATIONS`, the field to the
+//! record type here, and read/write it in each backend's module. Handlers are untouched.
 
 pub mod assignments;
+pub mod identities;
+pub mod keys;
 pub mod postgres;
-mod postgres_assignments;
 pub mod sqlite;
-pub mod sqlite_assignments;
 
-pub use assignments::AssignmentStore;
-pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
-pub use sqlite_assignments::SqliteAssignmentStore;
+pub use assignments::{AssignmentStore, EntraAssignment, TeamsExtensionAssignment};
+pub use identities::{IdentityRecord, IdentityStore};
+pub use keys::{KeyStore, KeyVersion};
 
-use std::future::Future;
-
-/// An identity as stored. Times are microseconds since the epoch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdentityRecord {
-    /// The raw id.
-    pub id: String,
-    /// The caller's own id for it, if given at creation.
-    pub custom_id: Option<String>,
-    /// When it was created.
-    pub created_at_us: i64,
-    /// When a token was last issued for it.
-    pub last_token_issued_at_us: Option<i64>,
-    /// Tokens issued at or before this stamp are revoked.
-    pub revoked_before_us: Option<i64>,
-    /// When it was deleted; a deleted identity has no valid tokens and cannot get new ones.
-    pub deleted_at_us: Option<i64>,
-}
-
-impl IdentityRecord {
-    /// Whether the identity still exists.
-    pub fn is_live(&self) -> bool {
-        self.deleted_at_us.is_none()
-    }
-}
+use crate::keys::MasterKey;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// A store operation that could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -43,41 +31,65 @@ pub enum StoreError {
     /// The database cannot be reached or refused the operation; the caller may retry.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// An admin command was pointed at storage that was never initialised.
+    #[error("{0} holds no callsign data yet; start `callsign serve` with it once")]
+    NotInitialised(String),
 }
 
-/// Where identities live. Every write is durable before its future resolves.
-pub trait Store: Send + Sync + 'static {
-    /// Creates an identity, or, when a live identity already has `custom_id`, returns that one.
-    fn create_identity(
-        &self,
-        record: IdentityRecord,
-    ) -> impl Future<Output = Result<IdentityRecord, StoreError>> + Send;
+/// Where a deployment keeps its state.
+#[derive(Clone)]
+pub enum StorageConfig {
+    /// A data dir on this machine: SQLite and key files.
+    DataDir(PathBuf),
+    /// A PostgreSQL database shared by the nodes of a cluster.
+    Postgres(PostgresConfig),
+}
 
-    /// The identity with this id, live or deleted.
-    fn get_identity(
-        &self,
-        id: String,
-    ) -> impl Future<Output = Result<Option<IdentityRecord>, StoreError>> + Send;
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::DataDir(dir) => f.debug_tuple("DataDir").field(dir).finish(),
+            Self::Postgres(pg) => pg.fmt(f),
+        }
+    }
+}
 
-    /// Notes that a token was issued (informational; may be written late).
-    fn record_token_issued(
-        &self,
-        id: String,
-        at_us: i64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+/// Where a cluster keeps its state: PostgreSQL, with secrets sealed by the master key.
+#[derive(Clone)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:port/database`.
+    pub url: String,
+    /// Seals the private keys stored in the database (`CALLSIGN_MASTER_KEY`).
+    pub master_key: Arc<MasterKey>,
+}
 
-    /// Revokes every token issued at or before `before_us`, and every token recorded as issued so
-    /// far (another node's clock may run ahead of this one's); false when no live identity has `id`.
-    fn revoke_tokens(
-        &self,
-        id: String,
-        before_us: i64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password.
+        f.write_str("PostgresConfig(<redacted>)")
+    }
+}
 
-    /// Deletes the identity (and so revokes its tokens); false when no live identity has `id`.
-    fn delete_identity(
-        &self,
-        id: String,
-        at_us: i64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+/// Whether opening may create storage that does not exist yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// `callsign serve`: a first start creates the data dir (the database must exist already).
+    Create,
+    /// Admin commands: the storage must have been initialised by a server.
+    Existing,
+}
+
+/// One deployment's storage: identities, assignments and keys. Every write is durable before
+/// its future resolves.
+pub trait Backend: IdentityStore + AssignmentStore + KeyStore {}
+
+impl<T: IdentityStore + AssignmentStore + KeyStore + ?Sized> Backend for T {}
+
+/// Opens the storage `config` names, bringing its schema up to date. The one place a backend
+/// is chosen.
+pub async fn open(config: &StorageConfig, mode: OpenMode) -> Result<Arc<dyn Backend>, StoreError> {
+    Ok(match config {
+        StorageConfig::DataDir(dir) => Arc::new(sqlite::SqliteBackend::open(dir, mode)?),
+        StorageConfig::Postgres(pg) => Arc::new(postgres::PostgresBackend::connect(pg).await?),
+    })
 }

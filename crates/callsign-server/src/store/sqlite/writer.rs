@@ -5,14 +5,11 @@
 //! Token-issue times are informational and may lag: they are kept in memory ([`PendingStamps`])
 //! and written at most [`STAMP_FLUSH`] later, riding along with the next batch.
 
-use super::{read_record, COLUMNS};
-use crate::store::IdentityRecord;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, TransactionBehavior};
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
 
 /// The longest a token-issue time waits in memory before it is written.
 pub const STAMP_FLUSH: Duration = Duration::from_millis(500);
@@ -20,17 +17,23 @@ pub const STAMP_FLUSH: Duration = Duration::from_millis(500);
 /// The most writes committed in one transaction.
 const MAX_BATCH: usize = 1024;
 
-/// A durable write and where to send its outcome once committed.
-pub enum Job {
-    /// Insert an identity (or find the live one with the same custom id).
-    Create(
-        IdentityRecord,
-        oneshot::Sender<rusqlite::Result<IdentityRecord>>,
-    ),
-    /// Move the revocation cut-off forward.
-    Revoke(String, i64, oneshot::Sender<rusqlite::Result<bool>>),
-    /// Mark an identity deleted.
-    Delete(String, i64, oneshot::Sender<rusqlite::Result<bool>>),
+/// A durable write: runs inside the batch's transaction and returns what to do once the batch
+/// has committed (send the outcome). Dropped unrun, or its answer dropped, when the batch fails:
+/// the waiter then sees the store unavailable.
+pub type Job = Box<dyn FnOnce(&mut rusqlite::Transaction<'_>) -> Answer + Send>;
+
+/// Sends a write's outcome; called only after COMMIT returned.
+pub type Answer = Box<dyn FnOnce() + Send>;
+
+/// Runs `f` in a savepoint: a write that fails midway leaves nothing behind in the batch.
+pub fn in_savepoint<T>(
+    tx: &mut rusqlite::Transaction<'_>,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let savepoint = tx.savepoint()?;
+    let value = f(&savepoint)?;
+    savepoint.commit()?;
+    Ok(value)
 }
 
 /// Token-issue times not yet written, by identity id; readers overlay them on what they read.
@@ -104,87 +107,26 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>, stamps: Arc<PendingStamps>
     }
 }
 
-/// An outcome waiting for its transaction to commit.
-enum Outcome {
-    Created(
-        rusqlite::Result<IdentityRecord>,
-        oneshot::Sender<rusqlite::Result<IdentityRecord>>,
-    ),
-    Changed(
-        rusqlite::Result<bool>,
-        oneshot::Sender<rusqlite::Result<bool>>,
-    ),
-}
-
-/// One transaction for the whole batch; replies go out only after COMMIT returned.
+/// One transaction for the whole batch; answers go out only after COMMIT returned.
 fn commit(conn: &mut Connection, batch: Vec<Job>, due: &[(String, i64)], stamps: &PendingStamps) {
     let result = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
-        .and_then(|tx| {
-            let outcomes: Vec<Outcome> = batch.into_iter().map(|job| apply(&tx, job)).collect();
+        .and_then(|mut tx| {
+            let answers: Vec<Answer> = batch.into_iter().map(|job| job(&mut tx)).collect();
             write_stamps(&tx, due)?;
             tx.commit()?;
-            Ok(outcomes)
+            Ok(answers)
         });
     match result {
-        Ok(outcomes) => {
+        Ok(answers) => {
             stamps.written(due);
-            for outcome in outcomes {
-                match outcome {
-                    Outcome::Created(r, reply) => drop(reply.send(r)),
-                    Outcome::Changed(r, reply) => drop(reply.send(r)),
-                }
-            }
+            answers.into_iter().for_each(|answer| answer());
         }
         Err(e) => {
             tracing::warn!(error = %e, "committing a batch of writes failed");
-            // The senders were dropped with the batch: every waiter sees the store unavailable.
+            // The answers were dropped with the batch: every waiter sees the store unavailable.
         }
     }
-}
-
-fn apply(tx: &rusqlite::Transaction<'_>, job: Job) -> Outcome {
-    match job {
-        Job::Create(record, reply) => Outcome::Created(create(tx, record), reply),
-        Job::Revoke(id, before, reply) => Outcome::Changed(
-            tx.prepare_cached(
-                "UPDATE identities SET revoked_before_us = \
-                 max(coalesce(revoked_before_us, 0), ?2, coalesce(last_token_issued_at_us, 0)) \
-                 WHERE id = ?1 AND deleted_at_us IS NULL",
-            )
-            .and_then(|mut s| s.execute(params![id, before]))
-            .map(|n| n == 1),
-            reply,
-        ),
-        Job::Delete(id, at, reply) => Outcome::Changed(
-            tx.prepare_cached(
-                "UPDATE identities SET deleted_at_us = ?2 WHERE id = ?1 AND deleted_at_us IS NULL",
-            )
-            .and_then(|mut s| s.execute(params![id, at]))
-            .map(|n| n == 1),
-            reply,
-        ),
-    }
-}
-
-fn create(
-    tx: &rusqlite::Transaction<'_>,
-    record: IdentityRecord,
-) -> rusqlite::Result<IdentityRecord> {
-    if let Some(custom_id) = &record.custom_id {
-        let existing = tx
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM identities WHERE custom_id = ?1 AND deleted_at_us IS NULL"
-            ))?
-            .query_row([custom_id], read_record)
-            .optional()?;
-        if let Some(existing) = existing {
-            return Ok(existing);
-        }
-    }
-    tx.prepare_cached("INSERT INTO identities (id, custom_id, created_at_us) VALUES (?1, ?2, ?3)")?
-        .execute(params![record.id, record.custom_id, record.created_at_us])?;
-    Ok(record)
 }
 
 fn write_stamps(tx: &rusqlite::Transaction<'_>, due: &[(String, i64)]) -> rusqlite::Result<()> {

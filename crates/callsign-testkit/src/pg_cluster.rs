@@ -1,9 +1,6 @@
 //! A throwaway PostgreSQL cluster for tests: `initdb` into a temp dir and `pg_ctl` on a free
 //! loopback port, from the installed PostgreSQL binaries. `initdb` refuses to run as root, so as
 //! root everything runs as the `postgres` user (`runuser -u postgres --`).
-//!
-//! Shared by the server crate's tests and the binary's tests (`#[path]`).
-#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -93,6 +90,33 @@ impl PgCluster {
                 "start",
             ],
         );
+    }
+
+    /// Runs the SQL script `file` (a plain `pg_dump`, say) with `psql` against the `postgres`
+    /// database, stopping at the first error.
+    pub fn psql_file(&self, file: &Path) {
+        let url = self.url();
+        self.run(
+            "psql",
+            &[
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &url,
+                "-f",
+                path_str(file),
+            ],
+        );
+    }
+
+    /// Runs one SQL query with `psql` against the `postgres` database and returns its result,
+    /// unaligned and without headers (`1`, or rows separated by newlines).
+    pub fn psql_query(&self, sql: &str) -> String {
+        let url = self.url();
+        let output = self.run("psql", &["-X", "-A", "-t", "-d", &url, "-c", sql]);
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
 
     /// Stops the server abruptly, as a crash would (no checkpoint; recovery replays the WAL).

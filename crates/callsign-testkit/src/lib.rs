@@ -1,19 +1,65 @@
-//! A callsign server started in-process on a loopback port, and a client that signs its requests
-//! with HMAC like the official SDKs do.
-#![allow(dead_code)]
+//! What callsign's tests share: a server started in-process on a loopback port over either
+//! backend ([`TestServer`], [`TestStorage`]), a client that signs its requests with HMAC like the
+//! official SDKs do ([`Client`]), a stand-in for Entra ID ([`issuer`]) and throwaway PostgreSQL
+//! clusters ([`pg_cluster`]).
 
+pub mod issuer;
 pub mod pg_cluster;
 
 use callsign_common::hmac::sign_request;
 use callsign_common::AccessKey;
 use callsign_server::clock::{Clock, ManualClock, SystemClock};
-use callsign_server::keys::LiveKeys;
-use callsign_server::{Server, ServerConfig};
+use callsign_server::keys::{KeyWatcher, LiveKeys, MasterKey};
+use callsign_server::store::{self, Backend, OpenMode};
+use callsign_server::{PostgresConfig, Server, ServerConfig, StorageConfig};
+use pg_cluster::PgCluster;
 use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-/// A running server with its own data dir.
+/// Storage for a test, on a real SQLite file or a real PostgreSQL cluster; removed when dropped.
+pub enum TestStorage {
+    /// A data dir in a temp dir.
+    Sqlite(tempfile::TempDir),
+    /// A database on a throwaway cluster, with a fixed test master key.
+    Postgres(PgCluster),
+}
+
+impl TestStorage {
+    /// A fresh data dir.
+    pub fn sqlite() -> Self {
+        Self::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    /// A fresh PostgreSQL cluster.
+    pub fn postgres() -> Self {
+        Self::Postgres(PgCluster::start())
+    }
+
+    /// How a server is told to use it.
+    pub fn config(&self) -> StorageConfig {
+        match self {
+            Self::Sqlite(dir) => StorageConfig::DataDir(dir.path().join("data")),
+            Self::Postgres(cluster) => StorageConfig::Postgres(PostgresConfig {
+                url: cluster.url(),
+                master_key: Arc::new(test_master_key()),
+            }),
+        }
+    }
+
+    /// Opens it as a server would (another open is what a restart or another node does).
+    pub async fn open(&self) -> Arc<dyn Backend> {
+        store::open(&self.config(), OpenMode::Create).await.unwrap()
+    }
+}
+
+/// The master key of [`TestStorage::postgres`].
+pub fn test_master_key() -> MasterKey {
+    MasterKey::from_bytes(&[0x5e; 32]).unwrap()
+}
+
+/// A running server with its own data dir (which, unless the test chose other storage, holds
+/// everything).
 pub struct TestServer {
     /// `http://127.0.0.1:<port>` (no trailing slash).
     pub base: String,
@@ -25,8 +71,10 @@ pub struct TestServer {
     pub secondary: AccessKey,
     /// The data dir.
     pub data: tempfile::TempDir,
-    /// The live keys, to reload at once after changing key files.
+    /// The keys in force.
     pub keys: Arc<LiveKeys>,
+    /// Reloads the keys at once after a test changed the stored ones.
+    pub key_watcher: Arc<KeyWatcher>,
     /// The resource id.
     pub resource_id: String,
     /// The clock the server reads (and the client signs with).
@@ -57,8 +105,9 @@ impl TestServer {
         config.clock = clock.clone();
         config.shutdown_grace = std::time::Duration::from_secs(5);
         configure(&mut config);
-        let server = Server::bind(config).unwrap();
+        let server = Server::bind(config).await.unwrap();
         let keys = server.live_keys();
+        let key_watcher = server.key_watcher();
         let addr = server.local_addr();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(server.run(async {
@@ -73,10 +122,22 @@ impl TestServer {
             resource_id: current.resource_id.to_string(),
             data,
             keys,
+            key_watcher,
             clock,
             stop: Some(tx),
             task: Some(task),
         }
+    }
+
+    /// A server over `storage` on `clock`.
+    pub async fn start_on(storage: &TestStorage, clock: Arc<dyn Clock>) -> Self {
+        let storage = storage.config();
+        Self::start_with(clock, move |config| config.storage = storage).await
+    }
+
+    /// Reloads the stored keys now instead of at the next poll.
+    pub async fn reload_keys(&self) {
+        self.key_watcher.poll(true).await.unwrap();
     }
 
     /// `endpoint=<base>/;accesskey=<primary key>`, as clients are given it.

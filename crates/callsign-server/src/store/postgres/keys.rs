@@ -1,27 +1,21 @@
 //! Keys of a cluster, kept in PostgreSQL so that every node serves the same resource: the resource
 //! id, the access keys and the signing-key ring, secrets sealed with the master key
-//! ([`super::sealed`]). Changes bump `resource.keys_version`, which nodes poll to reload.
+//! ([`crate::keys::sealed`]). Every change happens under one advisory lock and bumps
+//! `resource.keys_version`, which nodes poll to reload.
 
-use super::access::random_key;
-use super::sealed::MasterKey;
-use super::signing::{KeyRing, RetiredKey, SigningKey, SigningKeyPem, RETIRED_KEY_RETENTION};
-use super::{AccessKeys, KeyError, KeyKind, ResourceKeys};
+use super::{bounded, unavailable, PostgresBackend};
 use crate::domain::ids::ResourceId;
-use crate::store::postgres::{bounded, unavailable};
-use crate::store::StoreError;
+use crate::keys::access::random_key;
+use crate::keys::signing::{KeyRing, RetiredKey, SigningKey, SigningKeyPem, RETIRED_KEY_RETENTION};
+use crate::keys::{AccessKeys, KeyError, KeyKind, MasterKey, ResourceKeys, SigningAlg};
+use crate::store::{KeyStore, KeyVersion, StoreError};
 use callsign_common::AccessKey;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Object, Pool, Transaction};
+use deadpool_postgres::{Object, Transaction};
 use std::sync::Arc;
 
 /// Advisory lock serialising every change of keys (first start, regeneration, rotation).
 const KEYS_LOCK: i64 = 0x6361_6c6c_6b65_7973; // "callkeys"
-
-/// The key tables of one database, read and written with one master key.
-pub struct PgKeys {
-    pool: Pool,
-    master: Arc<MasterKey>,
-}
 
 fn db(e: impl std::error::Error) -> KeyError {
     unavailable(e).into()
@@ -33,20 +27,10 @@ impl From<StoreError> for KeyError {
     }
 }
 
-impl PgKeys {
-    /// Keys in the database behind `pool`, sealed with `master`.
-    pub fn new(pool: Pool, master: Arc<MasterKey>) -> Self {
-        Self { pool, master }
-    }
-
-    /// Creates the resource if the database has none (a first start) and loads the keys. `seed`
-    /// becomes the primary key of a new database; for an existing one it must equal the stored one.
-    pub async fn init(
-        &self,
-        seed: Option<AccessKey>,
-        now: DateTime<Utc>,
-    ) -> Result<ResourceKeys, KeyError> {
-        let mut client = self.client().await?;
+#[async_trait::async_trait]
+impl KeyStore for PostgresBackend {
+    async fn init_keys(&self, seed: Option<AccessKey>, now: DateTime<Utc>) -> Result<(), KeyError> {
+        let mut client = self.key_client().await?;
         let tx = locked(&mut client).await?;
         let existing = tx
             .query_opt("SELECT primary_key FROM resource", &[])
@@ -61,14 +45,11 @@ impl PgKeys {
             }
             None => create_resource(&tx, &self.master, seed, now).await?,
         }
-        tx.commit().await.map_err(db)?;
-        drop(client);
-        self.load(now).await
+        tx.commit().await.map_err(db)
     }
 
-    /// The keys in force: retired signing keys past their retention are left out.
-    pub async fn load(&self, now: DateTime<Utc>) -> Result<ResourceKeys, KeyError> {
-        let client = self.client().await?;
+    async fn load_keys(&self, now: DateTime<Utc>) -> Result<ResourceKeys, KeyError> {
+        let client = self.key_client().await?;
         let row = client
             .query_opt(
                 "SELECT resource_id, primary_key, secondary_key FROM resource",
@@ -121,21 +102,17 @@ impl PgKeys {
         })
     }
 
-    /// The counter bumped by every key change; cheap enough to poll every second.
-    pub async fn version(&self) -> Result<i64, KeyError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached("SELECT keys_version FROM resource")
-            .await
-            .map_err(db)?;
-        let row =
-            bounded(async { client.query_one(&statement, &[]).await.map_err(unavailable) }).await?;
-        Ok(row.get(0))
+    async fn key_version(&self) -> Result<KeyVersion, KeyError> {
+        let row = self
+            .query_opt("SELECT keys_version FROM resource", &[])
+            .await?
+            .ok_or_else(no_resource)?;
+        let version: i64 = row.get(0);
+        Ok(KeyVersion(version as u64))
     }
 
-    /// Replaces one access key cluster-wide; the other keeps working.
-    pub async fn regenerate_access_key(&self, which: KeyKind) -> Result<(), KeyError> {
-        let mut client = self.client().await?;
+    async fn regenerate_access_key(&self, which: KeyKind) -> Result<(), KeyError> {
+        let mut client = self.key_client().await?;
         let tx = locked(&mut client).await?;
         let sealed = self
             .master
@@ -154,41 +131,81 @@ impl PgKeys {
         tx.commit().await.map_err(db)
     }
 
-    /// Makes a new signing key current cluster-wide; the old one stays published for 25 hours.
-    /// Returns the new key's `kid`.
-    pub async fn rotate_signing_key(&self, now: DateTime<Utc>) -> Result<String, KeyError> {
-        let mut client = self.client().await?;
+    async fn rotate_signing_key(&self, now: DateTime<Utc>) -> Result<String, KeyError> {
+        let mut client = self.key_client().await?;
         let tx = locked(&mut client).await?;
-        let now_us = now.timestamp_micros();
-        tx.execute(
-            "UPDATE signing_keys SET retired_at_us = $1 WHERE retired_at_us IS NULL",
-            &[&now_us],
-        )
-        .await
-        .map_err(db)?;
-        // Keys past their retention are of no use to anyone any more.
-        let cutoff = (now - RETIRED_KEY_RETENTION).timestamp_micros();
-        tx.execute(
-            "DELETE FROM signing_keys WHERE retired_at_us < $1",
-            &[&cutoff],
-        )
-        .await
-        .map_err(db)?;
-        let kid = insert_signing_key(&tx, &self.master, now_us).await?;
-        let bumped = tx
-            .execute("UPDATE resource SET keys_version = keys_version + 1", &[])
-            .await
-            .map_err(db)?;
-        if bumped != 1 {
-            return Err(no_resource());
-        }
+        let alg = current_alg(&tx, &self.master).await?;
+        let kid = rotate(&tx, &self.master, alg, now).await?;
         tx.commit().await.map_err(db)?;
         Ok(kid)
     }
 
-    async fn client(&self) -> Result<Object, KeyError> {
-        Ok(bounded(async { self.pool.get().await.map_err(unavailable) }).await?)
+    async fn ensure_signing_alg(
+        &self,
+        alg: SigningAlg,
+        now: DateTime<Utc>,
+    ) -> Result<(), KeyError> {
+        let mut client = self.key_client().await?;
+        let tx = locked(&mut client).await?;
+        if current_alg(&tx, &self.master).await? != alg {
+            rotate(&tx, &self.master, alg, now).await?;
+        }
+        tx.commit().await.map_err(db)
     }
+}
+
+impl PostgresBackend {
+    async fn key_client(&self) -> Result<Object, KeyError> {
+        Ok(bounded(self.client()).await?)
+    }
+}
+
+/// The algorithm of the current signing key.
+async fn current_alg(tx: &Transaction<'_>, master: &MasterKey) -> Result<SigningAlg, KeyError> {
+    let row = tx
+        .query_opt(
+            "SELECT kid, private_key, certificate FROM signing_keys WHERE retired_at_us IS NULL",
+            &[],
+        )
+        .await
+        .map_err(db)?
+        .ok_or_else(|| KeyError::Database("no current signing key".into()))?;
+    let kid: String = row.get(0);
+    Ok(open_signing_key(master, &kid, row.get(1), row.get(2))?.alg())
+}
+
+/// Retires the current signing key, drops keys past their retention, makes a new `alg` key
+/// current and bumps the key version; returns the new `kid`.
+async fn rotate(
+    tx: &Transaction<'_>,
+    master: &MasterKey,
+    alg: SigningAlg,
+    now: DateTime<Utc>,
+) -> Result<String, KeyError> {
+    let now_us = now.timestamp_micros();
+    tx.execute(
+        "UPDATE signing_keys SET retired_at_us = $1 WHERE retired_at_us IS NULL",
+        &[&now_us],
+    )
+    .await
+    .map_err(db)?;
+    // Keys past their retention are of no use to anyone any more.
+    let cutoff = (now - RETIRED_KEY_RETENTION).timestamp_micros();
+    tx.execute(
+        "DELETE FROM signing_keys WHERE retired_at_us < $1",
+        &[&cutoff],
+    )
+    .await
+    .map_err(db)?;
+    let kid = insert_signing_key(tx, master, alg, now_us).await?;
+    let bumped = tx
+        .execute("UPDATE resource SET keys_version = keys_version + 1", &[])
+        .await
+        .map_err(db)?;
+    if bumped != 1 {
+        return Err(no_resource());
+    }
+    Ok(kid)
 }
 
 /// Opens a transaction holding the keys lock (released at commit or rollback).
@@ -250,16 +267,17 @@ async fn create_resource(
     )
     .await
     .map_err(db)?;
-    insert_signing_key(tx, master, now.timestamp_micros()).await?;
+    insert_signing_key(tx, master, SigningAlg::Rs256, now.timestamp_micros()).await?;
     Ok(())
 }
 
 async fn insert_signing_key(
     tx: &Transaction<'_>,
     master: &MasterKey,
+    alg: SigningAlg,
     now_us: i64,
 ) -> Result<String, KeyError> {
-    let (key, pem) = SigningKey::generate()?;
+    let (key, pem) = SigningKey::generate_with(alg)?;
     let kid = key.kid().to_owned();
     let sealed = master.seal(
         &format!("callsign/signing/{kid}"),

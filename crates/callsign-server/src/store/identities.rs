@@ -1,0 +1,59 @@
+//! Identities as stored, and the contract every backend keeps for them.
+
+use super::StoreError;
+
+/// An identity as stored. Times are microseconds since the epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRecord {
+    /// The raw id.
+    pub id: String,
+    /// The caller's own id for it, if given at creation.
+    pub custom_id: Option<String>,
+    /// When it was created.
+    pub created_at_us: i64,
+    /// When a token was last issued for it.
+    pub last_token_issued_at_us: Option<i64>,
+    /// Tokens issued at or before this stamp are revoked.
+    pub revoked_before_us: Option<i64>,
+    /// When it was deleted; a deleted identity has no valid tokens and cannot get new ones.
+    pub deleted_at_us: Option<i64>,
+}
+
+impl IdentityRecord {
+    /// A new live identity created at `created_at_us`.
+    pub fn new(id: String, custom_id: Option<String>, created_at_us: i64) -> Self {
+        Self {
+            id,
+            custom_id,
+            created_at_us,
+            last_token_issued_at_us: None,
+            revoked_before_us: None,
+            deleted_at_us: None,
+        }
+    }
+
+    /// Whether the identity still exists.
+    pub fn is_live(&self) -> bool {
+        self.deleted_at_us.is_none()
+    }
+}
+
+/// Where identities live. Every write is durable before its future resolves.
+#[async_trait::async_trait]
+pub trait IdentityStore: Send + Sync + 'static {
+    /// Creates an identity, or, when a live identity already has `custom_id`, returns that one.
+    async fn create_identity(&self, record: IdentityRecord) -> Result<IdentityRecord, StoreError>;
+
+    /// The identity with this id, live or deleted.
+    async fn get_identity(&self, id: String) -> Result<Option<IdentityRecord>, StoreError>;
+
+    /// Notes that a token was issued (informational; may be written late).
+    async fn record_token_issued(&self, id: String, at_us: i64) -> Result<(), StoreError>;
+
+    /// Revokes every token issued at or before `before_us`, and every token recorded as issued so
+    /// far (another node's clock may run ahead of this one's); false when no live identity has `id`.
+    async fn revoke_tokens(&self, id: String, before_us: i64) -> Result<bool, StoreError>;
+
+    /// Deletes the identity (and so revokes its tokens); false when no live identity has `id`.
+    async fn delete_identity(&self, id: String, at_us: i64) -> Result<bool, StoreError>;
+}

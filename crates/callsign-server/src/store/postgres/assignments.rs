@@ -1,0 +1,169 @@
+//! Teams extension and Entra assignments in PostgreSQL, so every node of a cluster sees the same ones.
+
+use super::{bounded, unavailable, PostgresBackend};
+use crate::store::{AssignmentStore, EntraAssignment, StoreError, TeamsExtensionAssignment};
+
+const ENTRA_SELECT: &str =
+    "SELECT object_id, tenant_id, principal_type, client_ids FROM entra_assignments";
+
+const ENTRA_UPSERT: &str = "INSERT INTO entra_assignments \
+     (object_id, tenant_id, principal_type, client_ids) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (object_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, \
+     principal_type = EXCLUDED.principal_type, client_ids = EXCLUDED.client_ids \
+     RETURNING (xmax = 0)";
+
+fn entra_row(row: &tokio_postgres::Row) -> EntraAssignment {
+    EntraAssignment {
+        object_id: row.get(0),
+        tenant_id: row.get(1),
+        principal_type: row.get(2),
+        client_ids: row.get(3),
+    }
+}
+
+#[async_trait::async_trait]
+impl AssignmentStore for PostgresBackend {
+    async fn get_teams_extension_assignment(
+        &self,
+        tenant_id: String,
+        object_id: String,
+    ) -> Result<Option<TeamsExtensionAssignment>, StoreError> {
+        let row = self
+            .query_opt(
+                "SELECT principal_type, client_ids FROM teams_extension_assignments \
+                 WHERE tenant_id = $1 AND object_id = $2",
+                &[&tenant_id, &object_id],
+            )
+            .await?;
+        Ok(row.map(|row| TeamsExtensionAssignment {
+            tenant_id,
+            object_id,
+            principal_type: row.get(0),
+            client_ids: row.get(1),
+        }))
+    }
+
+    async fn put_teams_extension_assignment(
+        &self,
+        a: TeamsExtensionAssignment,
+    ) -> Result<bool, StoreError> {
+        // `xmax = 0` only for a freshly inserted row: tells a create from a replace in one
+        // statement, without a race between two nodes.
+        let row = self
+            .query_opt(
+                "INSERT INTO teams_extension_assignments \
+                 (tenant_id, object_id, principal_type, client_ids) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (tenant_id, object_id) DO UPDATE \
+                 SET principal_type = EXCLUDED.principal_type, client_ids = EXCLUDED.client_ids \
+                 RETURNING (xmax = 0)",
+                &[&a.tenant_id, &a.object_id, &a.principal_type, &a.client_ids],
+            )
+            .await?;
+        Ok(row.is_some_and(|row| row.get(0)))
+    }
+
+    async fn delete_teams_extension_assignment(
+        &self,
+        tenant_id: String,
+        object_id: String,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .execute(
+                "DELETE FROM teams_extension_assignments WHERE tenant_id = $1 AND object_id = $2",
+                &[&tenant_id, &object_id],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn get_entra_assignment(
+        &self,
+        object_id: String,
+    ) -> Result<Option<EntraAssignment>, StoreError> {
+        let row = self
+            .query_opt(
+                &format!("{ENTRA_SELECT} WHERE object_id = $1"),
+                &[&object_id],
+            )
+            .await?;
+        Ok(row.as_ref().map(entra_row))
+    }
+
+    async fn find_entra_assignments(
+        &self,
+        object_ids: Vec<String>,
+    ) -> Result<Vec<EntraAssignment>, StoreError> {
+        let rows = self
+            .query(
+                &format!("{ENTRA_SELECT} WHERE object_id = ANY($1) ORDER BY object_id"),
+                &[&object_ids],
+            )
+            .await?;
+        Ok(rows.iter().map(entra_row).collect())
+    }
+
+    async fn list_entra_assignments(
+        &self,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<EntraAssignment>, StoreError> {
+        let rows = self
+            .query(
+                &format!(
+                    "{ENTRA_SELECT} WHERE $1::TEXT IS NULL OR object_id > $1 \
+                     ORDER BY object_id LIMIT $2"
+                ),
+                &[&after, &i64::from(limit)],
+            )
+            .await?;
+        Ok(rows.iter().map(entra_row).collect())
+    }
+
+    async fn put_entra_assignment(&self, a: EntraAssignment) -> Result<bool, StoreError> {
+        let row = self
+            .query_opt(
+                ENTRA_UPSERT,
+                &[&a.object_id, &a.tenant_id, &a.principal_type, &a.client_ids],
+            )
+            .await?;
+        Ok(row.is_some_and(|row| row.get(0)))
+    }
+
+    async fn update_entra_assignments(
+        &self,
+        put: Vec<EntraAssignment>,
+        remove: Vec<String>,
+    ) -> Result<(), StoreError> {
+        bounded(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(unavailable)?;
+            let upsert = tx.prepare_cached(ENTRA_UPSERT).await.map_err(unavailable)?;
+            for a in &put {
+                tx.query_one(
+                    &upsert,
+                    &[&a.object_id, &a.tenant_id, &a.principal_type, &a.client_ids],
+                )
+                .await
+                .map_err(unavailable)?;
+            }
+            tx.execute(
+                "DELETE FROM entra_assignments WHERE object_id = ANY($1)",
+                &[&remove],
+            )
+            .await
+            .map_err(unavailable)?;
+            tx.commit().await.map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn delete_entra_assignment(&self, object_id: String) -> Result<bool, StoreError> {
+        let n = self
+            .execute(
+                "DELETE FROM entra_assignments WHERE object_id = $1",
+                &[&object_id],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+}

@@ -1,0 +1,109 @@
+//! Identities in PostgreSQL. A unique partial index on the live custom ids decides between nodes
+//! creating the same `customId` at once.
+
+use super::{bounded, unavailable, PostgresBackend};
+use crate::store::{IdentityRecord, IdentityStore, StoreError};
+use tokio_postgres::Row;
+
+const COLUMNS: &str =
+    "id, custom_id, created_at_us, last_token_issued_at_us, revoked_before_us, deleted_at_us";
+
+fn read_record(row: &Row) -> IdentityRecord {
+    IdentityRecord {
+        id: row.get(0),
+        custom_id: row.get(1),
+        created_at_us: row.get(2),
+        last_token_issued_at_us: row.get(3),
+        revoked_before_us: row.get(4),
+        deleted_at_us: row.get(5),
+    }
+}
+
+impl PostgresBackend {
+    async fn create(&self, record: IdentityRecord) -> Result<IdentityRecord, StoreError> {
+        let client = self.client().await?;
+        let insert = client
+            .prepare_cached(&format!(
+                "INSERT INTO identities (id, custom_id, created_at_us) VALUES ($1, $2, $3) \
+                 ON CONFLICT (custom_id) WHERE custom_id IS NOT NULL AND deleted_at_us IS NULL \
+                 DO NOTHING RETURNING {COLUMNS}"
+            ))
+            .await
+            .map_err(unavailable)?;
+        let find = client
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM identities WHERE custom_id = $1 AND deleted_at_us IS NULL"
+            ))
+            .await
+            .map_err(unavailable)?;
+        // A conflicting identity can be deleted between the insert and the look-up; try again then.
+        for _ in 0..3 {
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+                [&record.id, &record.custom_id, &record.created_at_us];
+            if let Some(row) = client
+                .query_opt(&insert, &params)
+                .await
+                .map_err(unavailable)?
+            {
+                return Ok(read_record(&row));
+            }
+            if let Some(row) = client
+                .query_opt(&find, &[&record.custom_id])
+                .await
+                .map_err(unavailable)?
+            {
+                return Ok(read_record(&row));
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the identity with this custom id kept changing".into(),
+        ))
+    }
+}
+
+#[async_trait::async_trait]
+impl IdentityStore for PostgresBackend {
+    async fn create_identity(&self, record: IdentityRecord) -> Result<IdentityRecord, StoreError> {
+        bounded(self.create(record)).await
+    }
+
+    async fn get_identity(&self, id: String) -> Result<Option<IdentityRecord>, StoreError> {
+        let row = self
+            .query_opt(
+                &format!("SELECT {COLUMNS} FROM identities WHERE id = $1"),
+                &[&id],
+            )
+            .await?;
+        Ok(row.as_ref().map(read_record))
+    }
+
+    async fn record_token_issued(&self, id: String, at_us: i64) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE identities SET last_token_issued_at_us = \
+             greatest(coalesce(last_token_issued_at_us, 0), $2) WHERE id = $1",
+            &[&id, &at_us],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn revoke_tokens(&self, id: String, before_us: i64) -> Result<bool, StoreError> {
+        self.execute(
+            "UPDATE identities SET revoked_before_us = greatest(\
+             coalesce(revoked_before_us, 0), $2, coalesce(last_token_issued_at_us, 0)) \
+             WHERE id = $1 AND deleted_at_us IS NULL",
+            &[&id, &before_us],
+        )
+        .await
+        .map(|n| n == 1)
+    }
+
+    async fn delete_identity(&self, id: String, at_us: i64) -> Result<bool, StoreError> {
+        self.execute(
+            "UPDATE identities SET deleted_at_us = $2 WHERE id = $1 AND deleted_at_us IS NULL",
+            &[&id, &at_us],
+        )
+        .await
+        .map(|n| n == 1)
+    }
+}

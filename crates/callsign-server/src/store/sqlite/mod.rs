@@ -1,0 +1,208 @@
+//! The data-dir backend: one SQLite file in WAL mode with `synchronous=FULL` (a write is on disk
+//! before it is acknowledged) for identities and assignments, and the key files of the data dir.
+//!
+//! One connection model for every table: writes go to one writer thread that commits them in
+//! batches (group commit: one transaction and one fsync for every write that arrived while the
+//! previous batch was syncing), each write in a savepoint of its own so that a failed one leaves
+//! no half. Reads use a pool of read-only connections, which WAL lets run beside the writer, on
+//! the blocking pool.
+
+mod assignments;
+mod identities;
+mod keys;
+mod writer;
+
+use super::{OpenMode, StoreError};
+use crate::keys::{files, DataDir};
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+use writer::{Job, PendingStamps};
+
+pub use writer::STAMP_FLUSH;
+
+/// Schema steps, applied in order, each once; the index + 1 is `PRAGMA user_version`.
+const MIGRATIONS: &[&str] = &[
+    r#"
+    CREATE TABLE identities (
+        id TEXT PRIMARY KEY NOT NULL,
+        custom_id TEXT,
+        created_at_us INTEGER NOT NULL,
+        last_token_issued_at_us INTEGER,
+        revoked_before_us INTEGER,
+        deleted_at_us INTEGER
+    ) STRICT;
+    CREATE UNIQUE INDEX identities_live_custom_id
+        ON identities (custom_id) WHERE custom_id IS NOT NULL AND deleted_at_us IS NULL;
+"#,
+    // Data dirs written before assignments were versioned already have these tables.
+    r#"
+    CREATE TABLE IF NOT EXISTS teams_extension_assignments (
+        tenant_id TEXT NOT NULL,
+        object_id TEXT NOT NULL,
+        principal_type TEXT NOT NULL,
+        client_ids TEXT,
+        PRIMARY KEY (tenant_id, object_id)
+    ) STRICT;
+    CREATE TABLE IF NOT EXISTS entra_assignments (
+        object_id TEXT PRIMARY KEY NOT NULL,
+        tenant_id TEXT NOT NULL,
+        principal_type TEXT NOT NULL,
+        client_ids TEXT NOT NULL
+    ) STRICT;
+"#,
+];
+
+/// A data dir's storage; clones share the writer and the readers.
+#[derive(Clone)]
+pub struct SqliteBackend {
+    inner: Arc<Inner>,
+    data_dir: DataDir,
+}
+
+struct Inner {
+    path: PathBuf,
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    readers: Mutex<Vec<Connection>>,
+    stamps: Arc<PendingStamps>,
+}
+
+impl Drop for Inner {
+    /// Lets the writer finish its queue and write the pending token stamps before the store goes.
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl SqliteBackend {
+    /// Opens the data dir at `root` and its database, bringing the schema up to date. With
+    /// [`OpenMode::Create`] a missing data dir is created; with [`OpenMode::Existing`] it is an
+    /// error.
+    pub fn open(root: &Path, mode: OpenMode) -> Result<Self, StoreError> {
+        let data_dir = DataDir::new(root);
+        match mode {
+            OpenMode::Create => files::create_private_dir(root)
+                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", root.display())))?,
+            OpenMode::Existing if !data_dir.is_initialised() => {
+                return Err(StoreError::NotInitialised(format!(
+                    "the data dir {}",
+                    root.display()
+                )))
+            }
+            OpenMode::Existing => {}
+        }
+        let path = data_dir.database_path();
+        let conn = Connection::open(&path).map_err(unavailable)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
+        )
+        .map_err(unavailable)?;
+        migrate(&conn)?;
+        let (jobs, queue) = mpsc::channel();
+        let stamps = Arc::new(PendingStamps::default());
+        let writer_stamps = stamps.clone();
+        let writer = std::thread::Builder::new()
+            .name("callsign-sqlite-writer".into())
+            .spawn(move || writer::run(conn, queue, writer_stamps))
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                jobs: Some(jobs),
+                writer: Some(writer),
+                readers: Mutex::new(Vec::new()),
+                stamps,
+            }),
+            data_dir,
+        })
+    }
+
+    /// Runs `f` in the next batch's transaction (in a savepoint of its own) on the writer thread,
+    /// and waits until that batch has committed.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let (reply, outcome) = oneshot::channel();
+        let job: Job = Box::new(move |tx| {
+            let result = writer::in_savepoint(tx, f);
+            Box::new(move || drop(reply.send(result)))
+        });
+        self.inner
+            .jobs
+            .as_ref()
+            .and_then(|jobs| jobs.send(job).ok())
+            .ok_or_else(|| StoreError::Unavailable("the writer has stopped".into()))?;
+        outcome
+            .await
+            .map_err(|_| StoreError::Unavailable("the write was not committed".into()))?
+            .map_err(unavailable)
+    }
+
+    /// Runs `f` on a read connection on the blocking pool, keeping the async runtime free.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.take_reader()?;
+            let result = f(&conn);
+            inner.put_reader(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        .map_err(unavailable)
+    }
+}
+
+impl Inner {
+    fn take_reader(&self) -> rusqlite::Result<Connection> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match pooled {
+            Some(conn) => Ok(conn),
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(std::time::Duration::from_secs(5))?;
+                Ok(conn)
+            }
+        }
+    }
+
+    fn put_reader(&self, conn: Connection) {
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
+    }
+}
+
+fn unavailable(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(unavailable)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))
+        .map_err(unavailable)?;
+    }
+    Ok(())
+}
