@@ -402,3 +402,13 @@ pub fn payload(token: &str) -> Value {
     let bytes = callsign_common::claims::decode_payload(token).unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
+
+/// The JOSE header of a JWT (`alg`, `kid`, `x5t`), decoded but not verified.
+pub fn header(token: &str) -> Value {
+    use base64::Engine;
+    let encoded = token.split('.').next().unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
