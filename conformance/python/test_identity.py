@@ -34,9 +34,9 @@ ALL_SCOPES = [
     CommunicationTokenScope.VOIP_JOIN,
 ]
 BASE_SCOPES = {"chat", "voip"}
-# PROTOCOL.md §1: 2021-03-07..2022-10-01 know only chat and voip.
+# docs/protocol.md §1: 2021-03-07..2022-10-01 know only chat and voip.
 JOIN_SCOPE_VERSIONS = {"2023-10-01"}
-# PROTOCOL.md §1: expiresInMinutes exists from 2022-10-01; older versions ignore the field.
+# docs/protocol.md §1: expiresInMinutes exists from 2022-10-01; older versions ignore the field.
 EXPIRY_VERSIONS = {"2022-10-01", "2023-10-01"}
 
 DEFAULT_MINUTES = 1440
@@ -70,7 +70,7 @@ def decode_jwt(token):
     parts = token.split(".")
     assert len(parts) == 3, f"token is not a 3-part JWT: {token!r}"
     header = json.loads(b64url(parts[0]))
-    # PROTOCOL.md §4: the Python client decodes the payload with the standard base64
+    # docs/protocol.md §4: the Python client decodes the payload with the standard base64
     # alphabet, so the payload segment must contain no '-' or '_' and be ASCII JSON.
     assert "-" not in parts[1] and "_" not in parts[1], f"payload segment not std-b64 safe: {parts[1]}"
     raw = b64_standard(parts[1])
@@ -98,7 +98,7 @@ def check_user(user):
 
 
 def check_token(access_token, user_id, scopes, minutes, issued_after):
-    """Checks an AccessToken returned by the client against PROTOCOL.md §1 and §4."""
+    """Checks an AccessToken returned by the client against docs/protocol.md §1 and §4."""
     token, expires_on = access_token.token, access_token.expires_on
     expires_dt = parse_expires_on(expires_on)
     header, payload = decode_jwt(token)

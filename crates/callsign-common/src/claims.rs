@@ -8,7 +8,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// The payload of an ACS access token (PROTOCOL.md §4). Field order is the service's.
+/// The payload of an ACS access token (docs/protocol.md §4). Field order is the service's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenClaims {
     /// The raw id without its `8:` prefix (`acs:<resource>_<suffix>`).

@@ -1,4 +1,4 @@
-//! `CommunicationTokenCredential`: holds a user's access token and keeps it fresh (PROTOCOL.md §6).
+//! `CommunicationTokenCredential`: holds a user's access token and keeps it fresh (docs/protocol.md §6).
 //!
 //! Chat and calling clients ask the credential for a token before every request. A credential is
 //! either static (one token, handed out as is) or refreshing (an async callback fetches new tokens

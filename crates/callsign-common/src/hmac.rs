@@ -1,4 +1,4 @@
-//! HMAC-SHA256 request signing as ACS defines it (PROTOCOL.md §3).
+//! HMAC-SHA256 request signing as ACS defines it (docs/protocol.md §3).
 //!
 //! One implementation serves both sides: clients call [`sign_request`] to produce the headers, and the
 //! server calls [`string_to_sign`] and [`AccessKey::verify`] to check them.

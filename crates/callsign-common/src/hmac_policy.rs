@@ -1,4 +1,4 @@
-//! HMAC request signing as an `azure_core` pipeline policy (PROTOCOL.md §3).
+//! HMAC request signing as an `azure_core` pipeline policy (docs/protocol.md §3).
 //!
 //! Add [`HmacAuthenticationPolicy`] to a pipeline's *per-try* policies so that every try, retries
 //! included, is signed with a current `x-ms-date`: a retry that reused the first try's date could

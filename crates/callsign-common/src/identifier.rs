@@ -933,7 +933,7 @@ mod tests {
         serde_json::from_str(&json).unwrap()
     }
 
-    // --- PROTOCOL.md §5 vectors ---------------------------------------------------------------
+    // --- docs/protocol.md §5 vectors ---------------------------------------------------------------
 
     #[test]
     fn vector_acs_user() {

@@ -1,4 +1,4 @@
-//! The exact timestamp forms ACS puts on the wire (PROTOCOL.md §2).
+//! The exact timestamp forms ACS puts on the wire (docs/protocol.md §2).
 
 use chrono::{DateTime, Timelike, Utc};
 

@@ -1,5 +1,5 @@
 //! The identity API over HTTP against a real server on a loopback port: every operation, every
-//! api-version, and every error body of PROTOCOL.md §2.
+//! api-version, and every error body of docs/protocol.md §2.
 
 use callsign_testkit::{encode, payload, raw, TestServer};
 use serde_json::json;

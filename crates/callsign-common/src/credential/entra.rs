@@ -1,4 +1,4 @@
-//! The Entra credential form (PROTOCOL.md §6): a [`CommunicationTokenCredential`] whose refresher
+//! The Entra credential form (docs/protocol.md §6): a [`CommunicationTokenCredential`] whose refresher
 //! exchanges an Entra ID user token (from any azure_core [`TokenCredential`]) for a communication
 //! token at the resource's exchange endpoint, chosen by the scopes' prefix.
 

@@ -563,7 +563,7 @@ async fn proactive_refresh_without_an_initial_token_fetches_at_once() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
-/// PROTOCOL.md §6: a refresher that keeps returning the same token, expiring 20 minutes after the
+/// docs/protocol.md §6: a refresher that keeps returning the same token, expiring 20 minutes after the
 /// start, is called about ten times before it expires (at half the remaining lifetime), not
 /// thousands.
 #[tokio::test(start_paused = true)]

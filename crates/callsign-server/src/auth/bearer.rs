@@ -1,4 +1,4 @@
-//! Bearer (Entra ID) authentication of management calls (PROTOCOL.md §3): a token of a trusted
+//! Bearer (Entra ID) authentication of management calls (docs/protocol.md §3): a token of a trusted
 //! issuer for `https://communication.azure.com` whose `oid` is allow-listed or whose `roles` hold
 //! the configured app role authorises the identity operations like an access key does.
 

@@ -2,7 +2,7 @@
 //! RS256 signature by a key of the issuer's JWKS, issuer, audience, expiry and not-before.
 //!
 //! What a route then requires of the claims (scopes, roles, app and user ids) is the caller's
-//! business (PROTOCOL.md §3): this module only answers "is this a genuine, current token of a
+//! business (docs/protocol.md §3): this module only answers "is this a genuine, current token of a
 //! trusted issuer for this audience, and what does it say".
 
 use super::jwks::{JwksError, JwksSource, KeySet};

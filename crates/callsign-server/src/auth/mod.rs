@@ -1,4 +1,4 @@
-//! Authentication (PROTOCOL.md §3): HMAC-SHA256 with either access key, and bearer tokens of
+//! Authentication (docs/protocol.md §3): HMAC-SHA256 with either access key, and bearer tokens of
 //! trusted issuers (Entra ID) verified against their JWKS.
 
 pub mod bearer;

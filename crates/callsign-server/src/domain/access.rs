@@ -1,4 +1,4 @@
-//! Teams extension access (PROTOCOL.md §1, §3): assignments saying which Entra principals may
+//! Teams extension access (docs/protocol.md §1, §3): assignments saying which Entra principals may
 //! exchange their tokens, and the exchange itself.
 
 use super::ids::is_guid_shaped;

@@ -1,4 +1,4 @@
-//! Entra ID access (preview, PROTOCOL.md §1, §3): assignments saying which Entra users, groups or
+//! Entra ID access (preview, docs/protocol.md §1, §3): assignments saying which Entra users, groups or
 //! tenants may exchange their tokens from which client applications, and the exchange itself.
 
 use super::ids::is_guid_shaped;

@@ -1,4 +1,4 @@
-//! Exchanging a Teams user's Entra ID token for a communication token (PROTOCOL.md §1, §3).
+//! Exchanging a Teams user's Entra ID token for a communication token (docs/protocol.md §1, §3).
 
 use super::ids::is_guid_shaped;
 use super::scope::{Scope, Scopes};

@@ -1,4 +1,4 @@
-//! Minting and verifying ACS access tokens (PROTOCOL.md §4).
+//! Minting and verifying ACS access tokens (docs/protocol.md §4).
 
 use super::ids::IdentityId;
 use super::scope::{Minutes, Scopes};

@@ -1,4 +1,4 @@
-//! ACS error bodies (PROTOCOL.md §2): every non-2xx response is one of these.
+//! ACS error bodies (docs/protocol.md §2): every non-2xx response is one of these.
 
 use crate::domain::DomainError;
 use axum::http::{header, HeaderValue, StatusCode};

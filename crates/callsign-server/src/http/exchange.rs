@@ -1,5 +1,5 @@
 //! Handler of the Teams user token exchange, `POST /teamsUser/:exchangeAccessToken`
-//! (PROTOCOL.md §1; error bodies and check order as recorded, X53–X76), and what the two
+//! (docs/protocol.md §1; error bodies and check order as recorded, X53–X76), and what the two
 //! bearer exchanges (Teams extension, Entra) share: reading and verifying the user's bearer
 //! token, and the `{identity, accessToken}` answer.
 

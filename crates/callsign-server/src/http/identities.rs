@@ -1,4 +1,4 @@
-//! Handlers of the identity operations (PROTOCOL.md §1): request bodies in, ACS response shapes out.
+//! Handlers of the identity operations (docs/protocol.md §1): request bodies in, ACS response shapes out.
 
 use super::api_version::ApiVersion;
 use super::body::{strings, Field, JsonBody};
