@@ -712,3 +712,23 @@ fn sigterm_lets_in_flight_requests_finish() {
     assert!(response.starts_with("HTTP/1.1 201"), "{response}");
     assert!(server.wait().success());
 }
+
+#[test]
+fn admin_commands_refuse_a_data_dir_no_server_has_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo");
+    for args in [
+        &["keys", "regenerate", "primary"][..],
+        &["signing-key", "rotate"],
+        &["connection-string", "--endpoint", "http://127.0.0.1:1/"],
+    ] {
+        let output = callsign(&missing).args(args).output().unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("holds no callsign data yet"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!missing.exists(), "{args:?} created the data dir");
+    }
+}

@@ -61,20 +61,61 @@ impl KeyWatcher {
             .unwrap_or_else(|_| Err(KeyError::Database("the key storage timed out".into())))
     }
 
-    /// Polls every second until dropped (the server aborts it at shutdown).
+    /// Polls every second until dropped (the server aborts it at shutdown). A failure is logged
+    /// as a warning once, then quietly until the storage answers again.
     pub async fn run(self: Arc<Self>) {
         let mut tick = tokio::time::interval(POLL);
         let mut ticks: u64 = 0;
+        let mut failing = false;
         loop {
             tick.tick().await;
             ticks += 1;
             match self.poll(ticks.is_multiple_of(FORCED_EVERY)).await {
-                Ok(true) => tracing::info!("reloaded the keys"),
-                Ok(false) => {}
+                Ok(reloaded) => {
+                    if reloaded {
+                        tracing::info!("reloaded the keys");
+                    } else if failing {
+                        tracing::info!("the key storage answers again");
+                    }
+                    failing = false;
+                }
+                Err(e) if failing => tracing::debug!(error = %e, "reloading the keys failed"),
                 Err(e) => {
-                    tracing::warn!(error = %e, "reloading the keys failed; keeping the keys in force")
+                    failing = true;
+                    tracing::warn!(error = %e, "reloading the keys failed; keeping the keys in force");
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::keys::KeyKind;
+    use crate::store::{self, OpenMode, StorageConfig};
+
+    #[tokio::test]
+    async fn reloads_when_the_stored_keys_change_and_only_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = StorageConfig::DataDir(dir.path().to_owned());
+        let backend = store::open(&storage, OpenMode::Create).await.unwrap();
+        backend.init_keys(None, chrono::Utc::now()).await.unwrap();
+        let watcher = KeyWatcher::start(backend.clone(), Arc::new(SystemClock))
+            .await
+            .unwrap();
+        let before = watcher.live().get();
+        assert!(!watcher.poll(false).await.unwrap(), "nothing changed");
+
+        // Another process (the CLI) regenerates a key in the same storage.
+        let cli = store::open(&storage, OpenMode::Existing).await.unwrap();
+        cli.regenerate_access_key(KeyKind::Secondary).await.unwrap();
+        assert!(watcher.poll(false).await.unwrap());
+        let after = watcher.live().get();
+        assert_eq!(after.access.primary, before.access.primary);
+        assert_ne!(after.access.secondary, before.access.secondary);
+        assert!(!watcher.poll(false).await.unwrap(), "seen once");
+        assert!(!watcher.poll(true).await.unwrap(), "forced, but unchanged");
     }
 }

@@ -186,17 +186,9 @@ impl PostgresBackend {
         tx.commit().await.map_err(unavailable)
     }
 
-    /// Runs one prepared query, bounded, and returns its row if any.
+    /// Runs one prepared query, bounded, and returns its first row if any (callers select by key).
     async fn query_opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>, StoreError> {
-        bounded(async {
-            let client = self.client().await?;
-            let statement = client.prepare_cached(sql).await.map_err(unavailable)?;
-            client
-                .query_opt(&statement, params)
-                .await
-                .map_err(unavailable)
-        })
-        .await
+        Ok(self.query(sql, params).await?.into_iter().next())
     }
 
     /// Runs one prepared query, bounded, and returns its rows.
