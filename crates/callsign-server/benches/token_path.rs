@@ -18,7 +18,7 @@ use std::sync::Arc;
 fn hmac_verification(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let keys = DataDir::new(dir.path())
-        .init(None, chrono::Utc::now())
+        .init(None, chrono::Utc::now(), false)
         .unwrap();
     let body = br#"{"scopes":["chat","voip"]}"#;
     let path = "/identities/8:acs:x/:issueAccessToken?api-version=2023-10-01";
@@ -53,7 +53,7 @@ fn hmac_verification(c: &mut Criterion) {
 fn raw_id_and_mint(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let keys = DataDir::new(dir.path())
-        .init(None, chrono::Utc::now())
+        .init(None, chrono::Utc::now(), false)
         .unwrap();
     let raw = IdentityId::generate(keys.resource_id).as_str().to_owned();
     let id = IdentityId::parse(&raw, keys.resource_id).unwrap();

@@ -90,7 +90,7 @@ pub enum ServerError {
     #[error(transparent)]
     Keys(#[from] KeyError),
     /// The storage could not be opened.
-    #[error("opening the storage: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// A trusted issuer could not be set up.
     #[error(transparent)]
@@ -99,7 +99,7 @@ pub enum ServerError {
     #[error(transparent)]
     Tls(#[from] TlsError),
     /// Listening failed.
-    #[error("listening on {addr}: {source}")]
+    #[error("listening on {addr} (choose another with --addr)")]
     Listen {
         /// The address.
         addr: SocketAddr,
@@ -123,7 +123,7 @@ impl Server {
     /// binds the listener. `CALLSIGN_ACCESS_KEY` seeds new storage only.
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
         let clock = config.clock.clone();
-        let backend = store::open(&config.storage, OpenMode::Create).await?;
+        let backend = store::open(&config.storage, OpenMode::Serve).await?;
         backend
             .init_keys(config.access_key_seed.clone(), clock.now())
             .await?;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("writing {path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -22,13 +22,13 @@ pub enum TlsError {
         source: std::io::Error,
     },
     /// Certificate generation failed.
-    #[error("generating the development certificates failed: {0}")]
+    #[error("generating the development certificates failed")]
     Generate(#[from] rcgen::Error),
     /// A PEM file holds no usable certificate or key.
     #[error("{0}: no usable certificate or private key")]
     Pem(PathBuf),
     /// rustls refused the certificate and key.
-    #[error("the TLS certificate and key do not fit together: {0}")]
+    #[error("the TLS certificate and key do not fit together")]
     Rustls(#[from] rustls::Error),
 }
 

@@ -335,12 +335,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     });
     config.trusted_issuers = file.trusted_issuers;
     config.management = file.management.unwrap_or_default();
-    config.access_key_seed = match std::env::var("CALLSIGN_ACCESS_KEY") {
-        Ok(value) if !value.is_empty() => Some(
-            AccessKey::from_base64(&value).context("CALLSIGN_ACCESS_KEY is not valid base64")?,
-        ),
-        _ => None,
-    };
+    config.access_key_seed = access_key_seed()?;
 
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
@@ -358,6 +353,24 @@ fn serve(args: ServeArgs) -> Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// `CALLSIGN_ACCESS_KEY`: base64 of at least 32 bytes (ACS's own keys are 64).
+fn access_key_seed() -> Result<Option<AccessKey>> {
+    const MIN_BYTES: usize = 32;
+    let value = match std::env::var("CALLSIGN_ACCESS_KEY") {
+        Ok(value) if !value.is_empty() => value,
+        _ => return Ok(None),
+    };
+    let key = AccessKey::from_base64(&value).context("CALLSIGN_ACCESS_KEY is not valid base64")?;
+    let len = key.as_bytes().len();
+    if len < MIN_BYTES {
+        anyhow::bail!(
+            "CALLSIGN_ACCESS_KEY holds {len} bytes; an access key needs at least {MIN_BYTES} \
+             (ACS keys are 64): `openssl rand -base64 64`"
+        );
+    }
+    Ok(Some(key))
 }
 
 /// The master key sealing a cluster's keys in its database (`CALLSIGN_MASTER_KEY`, required).

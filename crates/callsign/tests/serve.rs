@@ -732,3 +732,113 @@ fn admin_commands_refuse_a_data_dir_no_server_has_made() {
         assert!(!missing.exists(), "{args:?} created the data dir");
     }
 }
+
+/// `callsign serve` that is expected to refuse to start: its exit status and stderr.
+fn refused_start(data: &Path, env: &[(&str, &str)]) -> String {
+    let mut cmd = callsign(data);
+    cmd.args(["serve", "--addr", "127.0.0.1:0", "--quiet"]);
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    let output = cmd.output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    stderr
+}
+
+#[tokio::test]
+async fn a_data_dir_serves_one_process_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = serve(dir.path(), None, &[]);
+    let stderr = refused_start(dir.path(), &[]);
+    let expected = format!(
+        "error: {} is in use by another callsign process (pid {})",
+        dir.path().display(),
+        first.child.id()
+    );
+    assert_eq!(stderr.trim(), expected);
+    // Key commands work beside the running server; it picks their changes up.
+    let rotated = callsign(dir.path())
+        .args(["signing-key", "rotate"])
+        .output()
+        .unwrap();
+    assert!(rotated.status.success(), "{rotated:?}");
+    // The lock goes with the process, however it ends.
+    drop(first);
+    drop(serve(dir.path(), None, &[]));
+}
+
+#[tokio::test]
+async fn a_data_dir_that_lost_a_key_file_refuses_to_start_and_names_it() {
+    for lost in ["resource-id", "access-keys.json", "signing/ring.json"] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = serve(dir.path(), None, &[]);
+        server.client().create_user().await;
+        drop(server);
+        std::fs::remove_file(dir.path().join(lost)).unwrap();
+        let stderr = refused_start(dir.path(), &[]);
+        assert!(
+            stderr.contains(&format!("is incomplete: {lost} missing")),
+            "{lost}: {stderr}"
+        );
+        assert!(!dir.path().join(lost).exists(), "{lost} was recreated");
+    }
+    // All key files gone while the database holds users: not a new data dir either.
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), None, &[]);
+    server.client().create_user().await;
+    drop(server);
+    std::fs::remove_file(dir.path().join("resource-id")).unwrap();
+    std::fs::remove_file(dir.path().join("access-keys.json")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("signing")).unwrap();
+    let stderr = refused_start(dir.path(), &[]);
+    assert!(stderr.contains("the database holds identities"), "{stderr}");
+}
+
+#[test]
+fn start_up_refusals_name_the_file_and_say_it_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    drop(serve(dir.path(), None, &[]));
+
+    // A key file others can read.
+    let keys = dir.path().join("access-keys.json");
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let stderr = refused_start(dir.path(), &[]);
+    assert!(stderr.contains(&format!(
+        "{} is readable by group or others",
+        keys.display()
+    )));
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // A database written by a newer callsign.
+    let db = rusqlite::Connection::open(dir.path().join("callsign.db")).unwrap();
+    db.execute_batch("PRAGMA user_version = 99").unwrap();
+    drop(db);
+    let stderr = refused_start(dir.path(), &[]);
+    assert!(
+        stderr.contains("has schema version 99, newer than this callsign knows (2)"),
+        "{stderr}"
+    );
+
+    // A seed too short to be an access key.
+    let short = AccessKey::from_bytes(vec![1; 16]).to_base64();
+    let stderr = refused_start(&dir.path().join("new"), &[("CALLSIGN_ACCESS_KEY", &short)]);
+    assert!(stderr.contains("holds 16 bytes; an access key needs at least 32"));
+
+    // An address in use: the cause once, and the way out.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = callsign(&dir.path().join("other"))
+        .args(["serve", "--quiet", "--addr", &addr])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.matches("Address already in use").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("--addr"), "{stderr}");
+}

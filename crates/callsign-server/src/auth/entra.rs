@@ -45,7 +45,7 @@ pub enum IssuerError {
     #[error("trusted issuer {0}: give exactly one of jwks_uri and jwks_file")]
     KeySource(String),
     /// The key set could not be read.
-    #[error("trusted issuer {issuer}: {source}")]
+    #[error("trusted issuer {issuer}")]
     Jwks {
         /// The issuer.
         issuer: String,

@@ -20,7 +20,7 @@ use tokio::sync::Mutex;
 #[derive(Debug, thiserror::Error)]
 pub enum JwksError {
     /// The file could not be read.
-    #[error("reading the JWKS file {path}: {source}")]
+    #[error("reading the JWKS file {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -28,7 +28,7 @@ pub enum JwksError {
         source: std::io::Error,
     },
     /// The document is not a JWKS.
-    #[error("the JWKS is not valid JSON: {0}")]
+    #[error("the JWKS is not valid JSON")]
     Parse(#[from] serde_json::Error),
     /// Fetching the URL failed.
     #[error("fetching the JWKS {url}: {reason}")]
@@ -163,7 +163,10 @@ impl KeySet {
             cache.fetched_at = Some(now);
             match self.fetch(url).await {
                 Ok(keys) => cache.keys = keys,
-                Err(e) => tracing::warn!(error = %e, "JWKS fetch failed; keeping cached keys"),
+                Err(e) => tracing::warn!(
+                    error = %crate::error_chain::error_chain(&e),
+                    "JWKS fetch failed; keeping cached keys"
+                ),
             }
         }
         cache.keys.get(kid).cloned()

@@ -126,7 +126,7 @@ mod tests {
     fn minted_tokens_verify_until_they_expire() {
         let dir = tempfile::tempdir().unwrap();
         let now = Utc::now();
-        let keys = DataDir::new(dir.path()).init(None, now).unwrap();
+        let keys = DataDir::new(dir.path()).init(None, now, false).unwrap();
         let id = IdentityId::generate(keys.resource_id);
         let scopes = Scopes::new([Scope::Chat, Scope::Voip]).unwrap();
         let stamp = now.timestamp_micros();
@@ -146,7 +146,7 @@ mod tests {
         assert!(verify(&keys, "a.b.c", now).is_none());
 
         let other = DataDir::new(dir.path().join("other"))
-            .init(None, now)
+            .init(None, now, false)
             .unwrap();
         assert!(verify(&other, &issued.token, now).is_none());
     }
@@ -158,7 +158,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let now = Utc::now();
             let data = DataDir::new(dir.path());
-            data.init(None, now).unwrap();
+            data.init(None, now, false).unwrap();
             let keys = data.ensure_signing_alg(alg, now).unwrap();
             let id = IdentityId::generate(keys.resource_id);
             let scopes = Scopes::new([Scope::Chat]).unwrap();

@@ -214,7 +214,7 @@ impl From<DomainError> for ApiError {
             DomainError::NotOwned => ApiError::identity_not_owned(),
             DomainError::NotFound => ApiError::identity_not_found(),
             DomainError::Store(e) => {
-                tracing::error!(error = %e, "store failure");
+                tracing::error!(error = %crate::error_chain::error_chain(&e), "store failure");
                 ApiError::unavailable()
             }
         }

@@ -67,7 +67,8 @@ impl AccessKeys {
 
     /// Reads the key file.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|e| KeyError::io(path, e))?;
+        super::check_owner_only(path)?;
+        let text = std::fs::read_to_string(path).map_err(|e| KeyError::io("reading", path, e))?;
         let file: AccessKeysFile =
             serde_json::from_str(&text).map_err(|_| KeyError::Corrupt(path.to_owned()))?;
         let decode =
@@ -85,6 +86,6 @@ impl AccessKeys {
             secondary: self.secondary.to_base64(),
         };
         let json = serde_json::to_vec_pretty(&file).expect("serializable");
-        write_secret(path, &json).map_err(|e| KeyError::io(path, e))
+        write_secret(path, &json).map_err(|e| KeyError::io("writing", path, e))
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Writes `contents` to `path` with mode 0600, replacing any previous file atomically (a reader
@@ -42,10 +42,22 @@ fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
-/// Creates a directory (and parents) readable only by its owner.
+/// Creates a directory readable only by its owner (and its missing parents, with the usual
+/// permissions). An existing directory is left as it is: its permissions are its owner's choice.
 pub fn create_private_dir(path: &Path) -> io::Result<()> {
-    fs::create_dir_all(path)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+    if path.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent)?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(path) {
+        // Created by someone else meanwhile: theirs, as above.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) => Err(e),
+        // The umask may have taken owner bits away; the mode is exactly 0700.
+        Ok(()) => fs::set_permissions(path, fs::Permissions::from_mode(0o700)),
+    }
 }
 
 #[cfg(test)]

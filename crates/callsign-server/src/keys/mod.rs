@@ -24,16 +24,45 @@ use std::sync::{Arc, RwLock};
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{action} {path}")]
     Io {
+        /// What was being done: `reading`, `writing`, `creating`.
+        action: &'static str,
         /// The file.
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
     },
     /// A file exists but does not hold what it should.
-    #[error("{0}: the file is corrupt")]
+    #[error("{0}: the file is corrupt; restore it from a backup of this data dir")]
     Corrupt(PathBuf),
+    /// A key file can be read by other users.
+    #[error(
+        "{path} is readable by group or others (mode {mode:o}); keys must be owner-only: \
+         `chmod 600 {path}`"
+    )]
+    Exposed {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The data dir holds part of a resource: starting would quietly become another resource.
+    #[error(
+        "the data dir {dir} is incomplete: {} missing ({}); restore from a backup of this data \
+         dir (new keys or a new resource id would invalidate every stored user, issued token \
+         and client key), or start with an empty --data directory",
+        .missing.join(", "),
+        .reason
+    )]
+    Incomplete {
+        /// The data dir.
+        dir: PathBuf,
+        /// The files missing, relative to the data dir.
+        missing: Vec<String>,
+        /// What is there instead.
+        reason: &'static str,
+    },
     /// The crypto library refused an operation.
     #[error("a cryptographic operation failed")]
     Crypto,
@@ -57,9 +86,27 @@ pub enum KeyError {
     Sealed(#[from] SealError),
 }
 
+/// Refuses a key file that group or others can read.
+pub(crate) fn check_owner_only(path: &Path) -> Result<(), KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = match std::fs::metadata(path) {
+        Ok(meta) => meta.permissions().mode() & 0o777,
+        // Not there: reading it says so, with the path.
+        Err(_) => return Ok(()),
+    };
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Exposed {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
 impl KeyError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+    pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
         Self::Io {
+            action,
             path: path.to_owned(),
             source,
         }
@@ -126,39 +173,84 @@ impl DataDir {
         KeyRingDir::new(self.root.join("signing"))
     }
 
-    /// Creates whatever is missing (a first start) and loads the keys. `seed` becomes the primary
-    /// key of a new data dir; for an existing one it must equal the stored primary key.
+    /// The files that together are a resource's keys, relative to the data dir.
+    const KEY_FILES: [&'static str; 3] = ["resource-id", "access-keys.json", "signing/ring.json"];
+
+    /// Creates the keys of a new data dir (none of [`Self::KEY_FILES`] there, and `holds_data`
+    /// false: the database has no identities or assignments) or checks that an existing one is
+    /// complete, then loads the keys. `seed` becomes the primary key of a new data dir; for an
+    /// existing one it must equal the stored primary key. A data dir with some of the files, or
+    /// data but no keys, is refused: recreating what is missing would make it another resource.
     pub fn init(
         &self,
         seed: Option<AccessKey>,
         now: DateTime<Utc>,
+        holds_data: bool,
     ) -> Result<ResourceKeys, KeyError> {
-        files::create_private_dir(&self.root).map_err(|e| KeyError::io(&self.root, e))?;
-        let id_path = self.resource_id_path();
-        if !id_path.exists() {
-            files::write_public(&id_path, ResourceId::random().to_string().as_bytes())
-                .map_err(|e| KeyError::io(&id_path, e))?;
-        }
-        let keys_path = self.access_keys_path();
-        if keys_path.exists() {
-            let stored = AccessKeys::load(&keys_path)?;
-            if seed.is_some_and(|seed| seed != stored.primary) {
-                return Err(KeyError::SeedMismatch(self.root.clone()));
+        files::create_private_dir(&self.root)
+            .map_err(|e| KeyError::io("creating", &self.root, e))?;
+        let missing: Vec<String> = Self::KEY_FILES
+            .iter()
+            .filter(|name| !self.root.join(name).exists())
+            .map(|name| name.to_string())
+            .collect();
+        let incomplete = |reason| KeyError::Incomplete {
+            dir: self.root.clone(),
+            missing: missing.clone(),
+            reason,
+        };
+        match missing.len() {
+            0 => self.check_seed(seed)?,
+            _ if missing.len() < Self::KEY_FILES.len() => {
+                return Err(incomplete("the other key files are there"))
             }
-        } else {
-            AccessKeys::generate(seed).save(&keys_path)?;
+            _ if holds_data => return Err(incomplete("the database holds identities")),
+            _ => self.create(seed)?,
         }
-        let ring_dir = self.ring_dir();
-        if !ring_dir.exists() {
-            ring_dir.create()?;
-        }
+        self.report_unlisted_keys();
         self.load(now)
+    }
+
+    /// Writes a new resource: its id, access keys (`seed` as the primary) and a signing key.
+    fn create(&self, seed: Option<AccessKey>) -> Result<(), KeyError> {
+        let id_path = self.resource_id_path();
+        files::write_public(&id_path, ResourceId::random().to_string().as_bytes())
+            .map_err(|e| KeyError::io("writing", &id_path, e))?;
+        AccessKeys::generate(seed).save(&self.access_keys_path())?;
+        self.ring_dir().create()?;
+        Ok(())
+    }
+
+    fn check_seed(&self, seed: Option<AccessKey>) -> Result<(), KeyError> {
+        let stored = AccessKeys::load(&self.access_keys_path())?;
+        if seed.is_some_and(|seed| seed != stored.primary) {
+            return Err(KeyError::SeedMismatch(self.root.clone()));
+        }
+        Ok(())
+    }
+
+    /// Logs private key files the ring does not list (nothing uses them).
+    fn report_unlisted_keys(&self) {
+        match self.ring_dir().unlisted_key_files() {
+            Ok(files) => {
+                for file in files {
+                    tracing::warn!(
+                        file = %file.display(),
+                        "a signing key file is not in signing/ring.json; it is not used"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %crate::error_chain::error_chain(&e), "listing the signing keys failed")
+            }
+        }
     }
 
     /// Loads the keys of an initialised data dir.
     pub fn load(&self, now: DateTime<Utc>) -> Result<ResourceKeys, KeyError> {
         let id_path = self.resource_id_path();
-        let text = std::fs::read_to_string(&id_path).map_err(|e| KeyError::io(&id_path, e))?;
+        let text =
+            std::fs::read_to_string(&id_path).map_err(|e| KeyError::io("reading", &id_path, e))?;
         let resource_id = text
             .trim()
             .parse()
@@ -239,8 +331,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::new(dir.path().join("d"));
         let now = Utc::now();
-        let first = data.init(None, now).unwrap();
-        let second = data.init(None, now).unwrap();
+        let first = data.init(None, now, false).unwrap();
+        let second = data.init(None, now, false).unwrap();
         assert_eq!(first.resource_id, second.resource_id);
         assert_eq!(first.access, second.access);
         assert_eq!(first.ring.current.kid(), second.ring.current.kid());
@@ -256,11 +348,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::new(dir.path());
         let seed = AccessKey::from_bytes(vec![7; 32]);
-        let keys = data.init(Some(seed.clone()), Utc::now()).unwrap();
+        let keys = data.init(Some(seed.clone()), Utc::now(), false).unwrap();
         assert_eq!(keys.access.primary, seed);
-        assert!(data.init(Some(seed), Utc::now()).is_ok());
+        assert!(data.init(Some(seed), Utc::now(), false).is_ok());
         let other = AccessKey::from_bytes(vec![8; 32]);
-        let err = data.init(Some(other.clone()), Utc::now()).unwrap_err();
+        let err = data
+            .init(Some(other.clone()), Utc::now(), false)
+            .unwrap_err();
         assert!(matches!(err, KeyError::SeedMismatch(_)));
         assert!(!err.to_string().contains(&other.to_base64()));
     }
@@ -270,12 +364,107 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::new(dir.path());
         let now = Utc::now();
-        let before = data.init(None, now).unwrap();
+        let before = data.init(None, now, false).unwrap();
         let seen = data.fingerprint();
         let after = data.regenerate_access_key(KeyKind::Secondary).unwrap();
         assert_eq!(after.primary, before.access.primary);
         assert_ne!(after.secondary, before.access.secondary);
         assert_ne!(data.fingerprint(), seen);
         assert_eq!(data.load(now).unwrap().access.secondary, after.secondary);
+    }
+
+    fn incomplete_after_removing(name: &str) -> KeyError {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        data.init(None, Utc::now(), false).unwrap();
+        std::fs::remove_file(dir.path().join(name)).unwrap();
+        data.init(None, Utc::now(), false).unwrap_err()
+    }
+
+    #[test]
+    fn a_missing_key_file_is_named_not_recreated() {
+        for name in DataDir::KEY_FILES {
+            let err = incomplete_after_removing(name);
+            assert!(
+                matches!(&err, KeyError::Incomplete { missing, .. } if missing == &[name]),
+                "{name}: {err}"
+            );
+            assert!(err.to_string().contains("restore from a backup"), "{err}");
+        }
+    }
+
+    #[test]
+    fn keys_gone_from_a_dir_with_data_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let err = data.init(None, Utc::now(), true).unwrap_err();
+        assert!(
+            matches!(&err, KeyError::Incomplete { missing, .. } if missing.len() == 3),
+            "{err}"
+        );
+        assert!(err.to_string().contains("the database holds identities"));
+        assert!(!dir.path().join("resource-id").exists(), "nothing created");
+    }
+
+    #[test]
+    fn signing_key_files_the_ring_does_not_list_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        data.init(None, Utc::now(), false).unwrap();
+        assert!(data.ring_dir().unlisted_key_files().unwrap().is_empty());
+        let stray = dir.path().join("signing/ABCDEF.key.pem");
+        std::fs::write(&stray, "x").unwrap();
+        assert_eq!(data.ring_dir().unlisted_key_files().unwrap(), vec![stray]);
+    }
+
+    #[test]
+    fn key_files_readable_by_others_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let keys = data.init(None, Utc::now(), false).unwrap();
+        let signing = dir
+            .path()
+            .join(format!("signing/{}.key.pem", keys.ring.current.kid()));
+        for path in [dir.path().join("access-keys.json"), signing] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+            let err = data.load(Utc::now()).unwrap_err();
+            assert!(
+                matches!(&err, KeyError::Exposed { path: p, mode: 0o640 } if p == &path),
+                "{err}"
+            );
+            assert!(err.to_string().contains("chmod 600"));
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        assert!(data.load(Utc::now()).is_ok());
+    }
+
+    #[test]
+    fn an_existing_data_dir_keeps_its_permissions_and_a_new_one_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        DataDir::new(&shared).init(None, Utc::now(), false).unwrap();
+        let mode = std::fs::metadata(&shared).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o1777);
+
+        let fresh = dir.path().join("a/b/fresh");
+        DataDir::new(&fresh).init(None, Utc::now(), false).unwrap();
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_garbage_key_file_names_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        data.init(None, Utc::now(), false).unwrap();
+        let path = dir.path().join("access-keys.json");
+        files::write_secret(&path, b"not json").unwrap();
+        let err = data.load(Utc::now()).unwrap_err();
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
     }
 }

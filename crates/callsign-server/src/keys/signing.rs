@@ -351,7 +351,7 @@ impl KeyRingDir {
 
     /// Creates the ring with one fresh key.
     pub fn create(&self) -> Result<KeyRing, KeyError> {
-        create_private_dir(&self.dir).map_err(|e| KeyError::io(&self.dir, e))?;
+        create_private_dir(&self.dir).map_err(|e| KeyError::io("creating", &self.dir, e))?;
         let current = self.generate_key(SigningAlg::Rs256)?;
         self.write_ring(&current, &[])?;
         Ok(KeyRing {
@@ -360,12 +360,38 @@ impl KeyRingDir {
         })
     }
 
+    fn read_ring(&self) -> Result<RingFile, KeyError> {
+        let path = self.ring_path();
+        let text = std::fs::read_to_string(&path).map_err(|e| KeyError::io("reading", &path, e))?;
+        serde_json::from_str(&text).map_err(|_| KeyError::Corrupt(path))
+    }
+
+    /// Private key files in the directory that the ring does not list: nothing signs or
+    /// verifies with them (a ring restored from an older backup, say).
+    pub fn unlisted_key_files(&self) -> Result<Vec<PathBuf>, KeyError> {
+        let file = self.read_ring()?;
+        let listed: Vec<&str> = std::iter::once(file.current.as_str())
+            .chain(file.retired.iter().map(|r| r.kid.as_str()))
+            .collect();
+        let entries =
+            std::fs::read_dir(&self.dir).map_err(|e| KeyError::io("reading", &self.dir, e))?;
+        let mut unlisted: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".key.pem")
+                    .is_some_and(|kid| !listed.contains(&kid))
+            })
+            .map(|entry| entry.path())
+            .collect();
+        unlisted.sort();
+        Ok(unlisted)
+    }
+
     /// Reads the ring; retired keys past their retention are left out.
     pub fn load(&self, now: DateTime<Utc>) -> Result<KeyRing, KeyError> {
         let path = self.ring_path();
-        let text = std::fs::read_to_string(&path).map_err(|e| KeyError::io(&path, e))?;
-        let file: RingFile =
-            serde_json::from_str(&text).map_err(|_| KeyError::Corrupt(path.clone()))?;
+        let file = self.read_ring()?;
         let current = Arc::new(self.load_key(&file.current)?);
         let mut retired = Vec::new();
         for entry in file.retired {
@@ -421,10 +447,10 @@ impl KeyRingDir {
         let (key, pem) = SigningKey::generate_with(alg)?;
         let key_path = self.dir.join(format!("{}.key.pem", key.kid()));
         write_secret(&key_path, pem.private_key.as_bytes())
-            .map_err(|e| KeyError::io(&key_path, e))?;
+            .map_err(|e| KeyError::io("writing", &key_path, e))?;
         let crt_path = self.dir.join(format!("{}.crt.pem", key.kid()));
         write_public(&crt_path, pem.certificate.as_bytes())
-            .map_err(|e| KeyError::io(&crt_path, e))?;
+            .map_err(|e| KeyError::io("writing", &crt_path, e))?;
         Ok(key)
     }
 
@@ -434,12 +460,16 @@ impl KeyRingDir {
         }
         let read = |suffix: &str| {
             let path = self.dir.join(format!("{kid}.{suffix}"));
-            std::fs::read_to_string(&path).map_err(|e| KeyError::io(&path, e))
+            std::fs::read_to_string(&path).map_err(|e| KeyError::io("reading", &path, e))
         };
+        super::check_owner_only(&self.dir.join(format!("{kid}.key.pem")))?;
+        let private_key = read("key.pem")?;
+        let certificate = read("crt.pem")?;
         SigningKey::from_pem(&SigningKeyPem {
-            private_key: read("key.pem")?,
-            certificate: read("crt.pem")?,
+            private_key,
+            certificate,
         })
+        .map_err(|_| KeyError::Corrupt(self.dir.join(format!("{kid}.key.pem"))))
     }
 
     fn write_ring(&self, current: &SigningKey, retired: &[RetiredKey]) -> Result<(), KeyError> {
@@ -458,7 +488,7 @@ impl KeyRingDir {
             &path,
             &serde_json::to_vec_pretty(&file).expect("serializable"),
         )
-        .map_err(|e| KeyError::io(&path, e))
+        .map_err(|e| KeyError::io("writing", &path, e))
     }
 
     /// Deletes key files of keys that left the ring (best effort: a leftover file is harmless).

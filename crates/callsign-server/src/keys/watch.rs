@@ -1,8 +1,9 @@
 //! The one loop that keeps a server's [`LiveKeys`] in step with its backend's stored keys: the
 //! CLI or another node may regenerate or rotate them at any time.
 
-use super::{KeyError, LiveKeys};
+use super::{KeyError, LiveKeys, ResourceKeys};
 use crate::clock::Clock;
+use crate::error_chain::error_chain;
 use crate::store::{KeyStore, KeyVersion};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,20 +42,21 @@ impl KeyWatcher {
         &self.live
     }
 
-    /// Reloads if the stored version moved since the last look, or if `force`; true when it
-    /// reloaded. A failed reload keeps the keys in force.
-    pub async fn poll(&self, force: bool) -> Result<bool, KeyError> {
+    /// Reloads if the stored version moved since the last look, or if `force`, and says what
+    /// changed (nothing: an empty list). A failed reload keeps the keys in force.
+    pub async fn poll(&self, force: bool) -> Result<Vec<String>, KeyError> {
         let bounded = tokio::time::timeout(BOUND, async {
             // The version is read first: a change racing the load is seen again next time.
             let version = self.store.key_version().await?;
             let seen = *self.seen.lock().unwrap_or_else(|p| p.into_inner());
             if !force && seen == Some(version) {
-                return Ok(false);
+                return Ok(Vec::new());
             }
             let keys = self.store.load_keys(self.clock.now()).await?;
+            let changes = changes(&self.live.get(), &keys);
             self.live.replace(keys);
             *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(version);
-            Ok(seen != Some(version))
+            Ok(changes)
         });
         bounded
             .await
@@ -71,22 +73,56 @@ impl KeyWatcher {
             tick.tick().await;
             ticks += 1;
             match self.poll(ticks.is_multiple_of(FORCED_EVERY)).await {
-                Ok(reloaded) => {
-                    if reloaded {
-                        tracing::info!("reloaded the keys");
+                Ok(changes) => {
+                    if !changes.is_empty() {
+                        tracing::info!(changes = %changes.join("; "), "reloaded the keys");
                     } else if failing {
                         tracing::info!("the key storage answers again");
                     }
                     failing = false;
                 }
-                Err(e) if failing => tracing::debug!(error = %e, "reloading the keys failed"),
+                Err(e) if failing => {
+                    tracing::debug!(error = %error_chain(&e), "reloading the keys failed")
+                }
                 Err(e) => {
                     failing = true;
-                    tracing::warn!(error = %e, "reloading the keys failed; keeping the keys in force");
+                    tracing::warn!(
+                        error = %error_chain(&e),
+                        "reloading the keys failed; keeping the keys in force"
+                    );
                 }
             }
         }
     }
+}
+
+/// What differs between the keys in force and newly loaded ones, in words (never key material).
+fn changes(old: &ResourceKeys, new: &ResourceKeys) -> Vec<String> {
+    let mut changes = Vec::new();
+    if old.resource_id != new.resource_id {
+        changes.push(format!("resource id is now {}", new.resource_id));
+    }
+    if old.access.primary != new.access.primary {
+        changes.push("primary access key regenerated".to_owned());
+    }
+    if old.access.secondary != new.access.secondary {
+        changes.push("secondary access key regenerated".to_owned());
+    }
+    if old.ring.current.kid() != new.ring.current.kid() {
+        changes.push(format!(
+            "signing key {} ({}) is current",
+            new.ring.current.kid(),
+            new.ring.current.alg().jws_name()
+        ));
+    }
+    let dropped = old
+        .ring
+        .retired
+        .iter()
+        .map(|r| r.key.kid())
+        .filter(|kid| new.ring.find(kid).is_none());
+    changes.extend(dropped.map(|kid| format!("retired signing key {kid} is no longer published")));
+    changes
 }
 
 #[cfg(test)]
@@ -106,16 +142,31 @@ mod tests {
             .await
             .unwrap();
         let before = watcher.live().get();
-        assert!(!watcher.poll(false).await.unwrap(), "nothing changed");
+        assert!(
+            watcher.poll(false).await.unwrap().is_empty(),
+            "nothing changed"
+        );
 
         // Another process (the CLI) regenerates a key in the same storage.
         let cli = store::open(&storage, OpenMode::Existing).await.unwrap();
         cli.regenerate_access_key(KeyKind::Secondary).await.unwrap();
-        assert!(watcher.poll(false).await.unwrap());
+        assert_eq!(
+            watcher.poll(false).await.unwrap(),
+            ["secondary access key regenerated"]
+        );
         let after = watcher.live().get();
         assert_eq!(after.access.primary, before.access.primary);
         assert_ne!(after.access.secondary, before.access.secondary);
-        assert!(!watcher.poll(false).await.unwrap(), "seen once");
-        assert!(!watcher.poll(true).await.unwrap(), "forced, but unchanged");
+        assert!(watcher.poll(false).await.unwrap().is_empty(), "seen once");
+        assert!(
+            watcher.poll(true).await.unwrap().is_empty(),
+            "forced, but unchanged"
+        );
+
+        let kid = cli.rotate_signing_key(chrono::Utc::now()).await.unwrap();
+        assert_eq!(
+            watcher.poll(false).await.unwrap(),
+            [format!("signing key {kid} (RS256) is current")]
+        );
     }
 }

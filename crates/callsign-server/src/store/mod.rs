@@ -34,6 +34,27 @@ pub enum StoreError {
     /// An admin command was pointed at storage that was never initialised.
     #[error("{0} holds no callsign data yet; start `callsign serve` with it once")]
     NotInitialised(String),
+    /// The storage was written by a newer callsign.
+    #[error(
+        "{what} has schema version {found}, newer than this callsign knows ({known}); run the \
+         newer callsign, or restore a backup made with this one"
+    )]
+    TooNew {
+        /// The database.
+        what: String,
+        /// Its schema version.
+        found: i64,
+        /// The newest version this build knows.
+        known: i64,
+    },
+    /// Another server holds the storage (a data dir serves one process at a time).
+    #[error("{dir} is in use by another callsign process{}", pid_suffix(.pid))]
+    InUse {
+        /// The data dir.
+        dir: String,
+        /// The process holding it, when it said.
+        pid: Option<u32>,
+    },
 }
 
 /// Where a deployment keeps its state.
@@ -70,12 +91,20 @@ impl std::fmt::Debug for PostgresConfig {
     }
 }
 
-/// Whether opening may create storage that does not exist yet.
+fn pid_suffix(pid: &Option<u32>) -> String {
+    pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+}
+
+/// What opening may do to storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
-    /// `callsign serve`: a first start creates the data dir (the database must exist already).
+    /// `callsign serve`: create what a first start needs (a PostgreSQL database must exist
+    /// already) and claim the storage for this process: a data dir serves one process at a
+    /// time, the nodes of a cluster share their database.
+    Serve,
+    /// Create what is missing without claiming anything (tests opening one store twice).
     Create,
-    /// Admin commands: the storage must have been initialised by a server.
+    /// Admin commands: the storage must have been initialised by a server, which may be running.
     Existing,
 }
 

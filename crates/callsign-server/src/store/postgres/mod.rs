@@ -173,6 +173,14 @@ impl PostgresBackend {
             .await
             .map_err(unavailable)?;
         let current: i32 = row.get(0);
+        let known = MIGRATIONS.len() as i32;
+        if current > known {
+            return Err(StoreError::TooNew {
+                what: "the database".into(),
+                found: current.into(),
+                known: known.into(),
+            });
+        }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
             tx.batch_execute(sql).await.map_err(unavailable)?;
             let version = i as i32 + 1;

@@ -9,6 +9,22 @@ use callsign_common::AccessKey;
 use chrono::{DateTime, Utc};
 
 impl SqliteBackend {
+    /// Whether the database holds any identity or assignment: a data dir whose key files are all
+    /// gone is then not new but broken.
+    async fn holds_data(&self) -> Result<bool, KeyError> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM identities) \
+                 OR EXISTS (SELECT 1 FROM teams_extension_assignments) \
+                 OR EXISTS (SELECT 1 FROM entra_assignments)",
+                [],
+                |row| row.get(0),
+            )
+        })
+        .await
+        .map_err(|e| KeyError::Database(e.to_string()))
+    }
+
     /// Runs a file operation of the data dir on the blocking pool.
     async fn with_files<T: Send + 'static>(
         &self,
@@ -24,7 +40,8 @@ impl SqliteBackend {
 #[async_trait::async_trait]
 impl KeyStore for SqliteBackend {
     async fn init_keys(&self, seed: Option<AccessKey>, now: DateTime<Utc>) -> Result<(), KeyError> {
-        self.with_files(move |dir| dir.init(seed, now).map(drop))
+        let holds_data = self.holds_data().await?;
+        self.with_files(move |dir| dir.init(seed, now, holds_data).map(drop))
             .await
     }
 

@@ -15,6 +15,8 @@ mod writer;
 use super::{OpenMode, StoreError};
 use crate::keys::{files, DataDir};
 use rusqlite::{Connection, OpenFlags};
+use std::fs::File;
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -68,6 +70,8 @@ struct Inner {
     writer: Option<std::thread::JoinHandle<()>>,
     readers: Mutex<Vec<Connection>>,
     stamps: Arc<PendingStamps>,
+    /// Held (locked) for the life of a serving process; the lock goes with the process.
+    _claim: Option<File>,
 }
 
 impl Drop for Inner {
@@ -82,13 +86,14 @@ impl Drop for Inner {
 
 impl SqliteBackend {
     /// Opens the data dir at `root` and its database, bringing the schema up to date. With
-    /// [`OpenMode::Create`] a missing data dir is created; with [`OpenMode::Existing`] it is an
-    /// error.
+    /// [`OpenMode::Serve`] or [`OpenMode::Create`] a missing data dir is created (`Serve` also
+    /// locks it for this process); with [`OpenMode::Existing`] it is an error.
     pub fn open(root: &Path, mode: OpenMode) -> Result<Self, StoreError> {
         let data_dir = DataDir::new(root);
         match mode {
-            OpenMode::Create => files::create_private_dir(root)
-                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", root.display())))?,
+            OpenMode::Serve | OpenMode::Create => files::create_private_dir(root).map_err(|e| {
+                StoreError::Unavailable(format!("creating the data dir {}: {e}", root.display()))
+            })?,
             OpenMode::Existing if !data_dir.is_initialised() => {
                 return Err(StoreError::NotInitialised(format!(
                     "the data dir {}",
@@ -97,13 +102,17 @@ impl SqliteBackend {
             }
             OpenMode::Existing => {}
         }
+        let claim = match mode {
+            OpenMode::Serve => Some(claim(root)?),
+            OpenMode::Create | OpenMode::Existing => None,
+        };
         let path = data_dir.database_path();
         let conn = Connection::open(&path).map_err(unavailable)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
         )
         .map_err(unavailable)?;
-        migrate(&conn)?;
+        migrate(&conn, &path)?;
         let (jobs, queue) = mpsc::channel();
         let stamps = Arc::new(PendingStamps::default());
         let writer_stamps = stamps.clone();
@@ -118,6 +127,7 @@ impl SqliteBackend {
                 writer: Some(writer),
                 readers: Mutex::new(Vec::new()),
                 stamps,
+                _claim: claim,
             }),
             data_dir,
         })
@@ -189,14 +199,54 @@ impl Inner {
     }
 }
 
+/// Takes the data dir's lock file (`callsign.lock`, holding the owner's pid) for this process,
+/// or says which process holds it. Admin commands never take it: they change key files
+/// atomically, and the server picks the change up.
+fn claim(root: &Path) -> Result<File, StoreError> {
+    let path = root.join("callsign.lock");
+    let failed =
+        |e: std::io::Error| StoreError::Unavailable(format!("locking {}: {e}", path.display()));
+    let mut file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(failed)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            return Err(StoreError::InUse {
+                dir: root.display().to_string(),
+                pid: pid.trim().parse().ok(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(failed(e)),
+    }
+    file.set_len(0).map_err(failed)?;
+    file.rewind().map_err(failed)?;
+    write!(file, "{}", std::process::id()).map_err(failed)?;
+    Ok(file)
+}
+
 fn unavailable(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-fn migrate(conn: &Connection) -> Result<(), StoreError> {
+fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(unavailable)?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::TooNew {
+            what: path.display().to_string(),
+            found: version,
+            known,
+        });
+    }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         conn.execute_batch(&format!(
             "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
