@@ -40,8 +40,9 @@ pub struct ServerConfig {
     /// Where to listen.
     pub addr: SocketAddr,
     /// The data directory: the endpoint file and the development TLS files, and, with
-    /// [`StorageConfig::DataDir`], everything else.
-    pub data_dir: PathBuf,
+    /// [`StorageConfig::DataDir`], everything else. `None` writes nothing to disk (the
+    /// development TLS files, if asked for, go to a temporary directory removed at shutdown).
+    pub data_dir: Option<PathBuf>,
     /// Where identities, assignments and keys are kept.
     pub storage: StorageConfig,
     /// HTTPS or not.
@@ -64,13 +65,22 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// Defaults for a server that keeps everything in memory and writes nothing to disk.
+    pub fn in_memory(addr: SocketAddr) -> Self {
+        Self {
+            storage: StorageConfig::Memory(crate::store::MemoryStorage::new()),
+            data_dir: None,
+            ..Self::new(addr, PathBuf::new())
+        }
+    }
+
     /// Defaults for a data dir and address; everything is stored in the data dir.
     pub fn new(addr: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();
         Self {
             addr,
             storage: StorageConfig::DataDir(data_dir.clone()),
-            data_dir,
+            data_dir: Some(data_dir),
             tls: TlsMode::Off,
             access_key_seed: None,
             http: HttpConfig::default(),
@@ -116,6 +126,8 @@ pub struct Server {
     tls: Option<(Arc<rustls::ServerConfig>, Option<PathBuf>)>,
     endpoint: String,
     shutdown_grace: Duration,
+    /// Where the development TLS files of a server without a data dir live, until it stops.
+    _tls_temp: Option<tls::TempDir>,
 }
 
 impl Server {
@@ -140,11 +152,20 @@ impl Server {
         keys: Arc<KeyWatcher>,
     ) -> Result<Server, ServerError> {
         let clock = config.clock.clone();
-        let data_dir = DataDir::new(&config.data_dir);
+        let data_dir = config.data_dir.as_ref().map(DataDir::new);
         let issuers = Arc::new(TrustedIssuers::new(&config.trusted_issuers, clock.clone())?);
+        let mut tls_temp = None;
         let tls = match &config.tls {
             TlsMode::Off => None,
-            TlsMode::Dev => Some(tls::dev_certificates(&data_dir.tls_dir())?),
+            TlsMode::Dev => Some(match &data_dir {
+                Some(data_dir) => tls::dev_certificates(&data_dir.tls_dir())?,
+                None => {
+                    let temp = tls::TempDir::new()?;
+                    let files = tls::dev_certificates(temp.path())?;
+                    tls_temp = Some(temp);
+                    files
+                }
+            }),
             TlsMode::Files { cert, key } => Some(TlsFiles {
                 cert: cert.clone(),
                 key: key.clone(),
@@ -168,7 +189,9 @@ impl Server {
             })?;
         let endpoint = endpoint_for(local, tls.is_some());
         // Remembered so that `callsign connection-string` can print it later; not essential.
-        let _ = std::fs::write(data_dir.endpoint_path(), &endpoint);
+        if let Some(data_dir) = &data_dir {
+            let _ = std::fs::write(data_dir.endpoint_path(), &endpoint);
+        }
         let stamps = Arc::new(Stamps::new(clock));
         let state = Arc::new(AppState {
             identities: IdentityService::new(backend.clone(), keys.live().clone(), stamps),
@@ -185,6 +208,7 @@ impl Server {
             tls,
             endpoint,
             shutdown_grace: config.shutdown_grace,
+            _tls_temp: tls_temp,
         })
     }
 

@@ -39,6 +39,27 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
     }
 }
 
+/// A private temporary directory for the development TLS files of a server without a data dir;
+/// removed when dropped (at shutdown).
+pub struct TempDir(tempfile::TempDir);
+
+impl TempDir {
+    /// Creates one (mode 0700) in the system's temporary directory.
+    pub fn new() -> Result<Self, TlsError> {
+        let temp = std::env::temp_dir();
+        tempfile::Builder::new()
+            .prefix("callsign-tls-")
+            .tempdir()
+            .map(Self)
+            .map_err(|source| TlsError::Io { path: temp, source })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
 /// Certificate and key files to serve with.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {

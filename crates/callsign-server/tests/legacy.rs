@@ -64,7 +64,7 @@ async fn a_data_dir_written_by_035d746_serves_its_users_tokens_keys_and_assignme
     copy_tree(&fixtures().join("datadir"), &dir);
     let storage = StorageConfig::DataDir(dir.clone());
     let server = TestServer::start_with(clock(&manifest), |config| {
-        config.data_dir = dir.clone();
+        config.data_dir = Some(dir.clone());
         config.storage = storage;
     })
     .await;

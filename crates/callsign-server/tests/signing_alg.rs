@@ -1,4 +1,4 @@
-//! `--signing-alg` on either backend, through HTTP: tokens are signed with the chosen algorithm,
+//! `--signing-alg` on every backend, through HTTP: tokens are signed with the chosen algorithm,
 //! the JWKS publishes the new key beside the old one, and a restart without the flag keeps it.
 
 use callsign_server::clock::SystemClock;
@@ -68,4 +68,9 @@ async fn sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres() {
     switches_and_stays(TestStorage::postgres()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory() {
+    switches_and_stays(TestStorage::memory()).await;
 }

@@ -1,5 +1,6 @@
-//! The storage contract, written once and run against both backends: a real data dir (SQLite
-//! file and key files) and a real PostgreSQL cluster started from the installed binaries.
+//! The storage contract, written once and run against every backend: a real data dir (SQLite
+//! file and key files), a real PostgreSQL cluster started from the installed binaries, and the
+//! in-memory store.
 //! Identities, assignments and keys each have their cases here; what only one backend does
 //! (sealing, outages, cluster-wide locks) is tested beside it.
 
@@ -10,7 +11,7 @@ use callsign_testkit::TestStorage;
 use chrono::Utc;
 
 /// One test per backend for each contract function.
-macro_rules! for_both_backends {
+macro_rules! for_every_backend {
     ($($case:ident),* $(,)?) => {
         $(
             mod $case {
@@ -23,12 +24,17 @@ macro_rules! for_both_backends {
                 async fn postgres() {
                     super::$case(&callsign_testkit::TestStorage::postgres()).await;
                 }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn memory() {
+                    super::$case(&callsign_testkit::TestStorage::memory()).await;
+                }
             }
         )*
     };
 }
 
-for_both_backends!(
+for_every_backend!(
     lifecycle_survives_reopen,
     custom_id_is_idempotent_while_live,
     concurrent_creates_with_one_custom_id_agree,

@@ -5,24 +5,28 @@
 
 pub mod issuer;
 pub mod pg_cluster;
+pub mod process;
 
 use callsign_common::hmac::sign_request;
 use callsign_common::AccessKey;
 use callsign_server::clock::{Clock, ManualClock, SystemClock};
 use callsign_server::keys::{KeyWatcher, LiveKeys, MasterKey};
-use callsign_server::store::{self, Backend, OpenMode};
+use callsign_server::store::{self, Backend, MemoryStorage, OpenMode};
 use callsign_server::{PostgresConfig, Server, ServerConfig, StorageConfig};
 use pg_cluster::PgCluster;
 use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-/// Storage for a test, on a real SQLite file or a real PostgreSQL cluster; removed when dropped.
+/// Storage for a test, on a real SQLite file, a real PostgreSQL cluster or in memory; removed
+/// when dropped.
 pub enum TestStorage {
     /// A data dir in a temp dir.
     Sqlite(tempfile::TempDir),
     /// A database on a throwaway cluster, with a fixed test master key.
     Postgres(PgCluster),
+    /// This process's memory.
+    Memory(MemoryStorage),
 }
 
 impl TestStorage {
@@ -36,6 +40,11 @@ impl TestStorage {
         Self::Postgres(PgCluster::start())
     }
 
+    /// A fresh in-memory store.
+    pub fn memory() -> Self {
+        Self::Memory(MemoryStorage::new())
+    }
+
     /// How a server is told to use it.
     pub fn config(&self) -> StorageConfig {
         match self {
@@ -44,6 +53,7 @@ impl TestStorage {
                 url: cluster.url(),
                 master_key: Arc::new(test_master_key()),
             }),
+            Self::Memory(memory) => StorageConfig::Memory(memory.clone()),
         }
     }
 

@@ -6,6 +6,7 @@ mod config;
 
 use anyhow::{Context, Result};
 use callsign_common::AccessKey;
+use callsign_server::keys::access::dev_access_key;
 use callsign_server::keys::{DataDir, KeyKind, MasterKey, SigningAlg};
 use callsign_server::server::connection_string;
 use callsign_server::store::{self, Backend, OpenMode};
@@ -28,8 +29,12 @@ struct Cli {
 enum Command {
     /// Run the service.
     Serve(ServeArgs),
-    /// Print the connection string of a data dir again.
+    /// Print the connection string of a data dir again (or, with --dev, of a development
+    /// instance).
     ConnectionString {
+        /// The well-known connection string of `serve --dev`.
+        #[arg(long, conflicts_with = "url")]
+        dev: bool,
         #[command(flatten)]
         data: DataArg,
         /// Endpoint to put in the string (default: where the server last listened).
@@ -136,6 +141,13 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "CALLSIGN_ADDR")]
     addr: Option<SocketAddr>,
+    /// A throwaway local instance: the well-known development access key, in-memory storage
+    /// (unless --data is given) and a warning that it is not for production.
+    #[arg(long)]
+    dev: bool,
+    /// Keep everything in memory and write nothing to disk; gone when the server stops.
+    #[arg(long)]
+    in_memory: bool,
     /// Data directory [default: ./callsign-data].
     #[arg(long = "data", env = "CALLSIGN_DATA")]
     data: Option<PathBuf>,
@@ -232,6 +244,16 @@ fn run(command: Command) -> Result<()> {
     match command {
         Command::Serve(args) => serve(args),
         Command::ConnectionString {
+            dev: true,
+            endpoint,
+            ..
+        } => {
+            let endpoint = endpoint.unwrap_or_else(|| "http://127.0.0.1:8080/".to_owned());
+            println!("{}", connection_string(&endpoint, &dev_access_key()));
+            Ok(())
+        }
+        Command::ConnectionString {
+            dev: false,
             data,
             endpoint,
             database,
@@ -308,12 +330,25 @@ fn serve(args: ServeArgs) -> Result<()> {
         .addr
         .or(file.addr)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-    let data = args
-        .data
-        .or(file.data)
-        .unwrap_or_else(|| PathBuf::from("./callsign-data"));
-    let mut config = ServerConfig::new(addr, &data);
-    config.storage = storage_config(&data, args.database)?;
+    let data = args.data.or(file.data);
+    if args.dev && args.database.url.is_some() {
+        anyhow::bail!("--dev is a local instance; it does not combine with --database-url");
+    }
+    if args.in_memory && (data.is_some() || args.database.url.is_some()) {
+        anyhow::bail!(
+            "--in-memory stores nothing: it does not combine with --data (CALLSIGN_DATA) or \
+             --database-url"
+        );
+    }
+    let mut config = match data {
+        None if args.in_memory || args.dev => ServerConfig::in_memory(addr),
+        data => {
+            let data = data.unwrap_or_else(|| PathBuf::from("./callsign-data"));
+            let mut config = ServerConfig::new(addr, &data);
+            config.storage = storage_config(&data, args.database)?;
+            config
+        }
+    };
     config.tls = match (
         args.tls_cert.or(file.tls_cert),
         args.tls_key.or(file.tls_key),
@@ -336,6 +371,18 @@ fn serve(args: ServeArgs) -> Result<()> {
     config.trusted_issuers = file.trusted_issuers;
     config.management = file.management.unwrap_or_default();
     config.access_key_seed = access_key_seed()?;
+    if args.dev {
+        config.access_key_seed.get_or_insert_with(dev_access_key);
+        eprintln!(
+            "warning: --dev: a development instance with a published access key{}; \
+             not for production, keep it on this machine",
+            if matches!(config.storage, StorageConfig::Memory(_)) {
+                " and in-memory storage"
+            } else {
+                ""
+            }
+        );
+    }
 
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {

@@ -4,10 +4,10 @@
 
 use callsign_common::AccessKey;
 use callsign_testkit::pg_cluster::PgCluster;
+use callsign_testkit::process::ServeProcess;
 use callsign_testkit::{encode, Client};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,9 +18,7 @@ const PREVIEW: &str = "/identities?api-version=2025-03-02-preview";
 
 /// One node: a `callsign serve --database-url` process.
 struct Node {
-    child: Child,
-    endpoint: String,
-    key: AccessKey,
+    process: ServeProcess,
     _data: tempfile::TempDir,
 }
 
@@ -42,39 +40,23 @@ impl Node {
         let data = tempfile::tempdir().unwrap();
         let mut cmd = callsign(url);
         cmd.args(["serve", "--addr", "127.0.0.1:0", "--data"])
-            .arg(data.path());
+            .arg(data.path())
+            .stderr(Stdio::inherit());
         if let Some(seed) = seed {
             cmd.env("CALLSIGN_ACCESS_KEY", seed);
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut next = |prefix: &str| {
-            let line = lines.next().expect("node printed a line").unwrap();
-            line.strip_prefix(prefix)
-                .unwrap_or_else(|| panic!("expected {prefix:?}, got {line:?}"))
-                .to_owned()
-        };
-        let endpoint = next("endpoint: ");
-        let connection_string = next("connection string: ");
-        let key = connection_string.split("accesskey=").nth(1).unwrap();
         Node {
-            child,
-            endpoint,
-            key: AccessKey::from_base64(key).unwrap(),
+            process: ServeProcess::spawn(&mut cmd, false),
             _data: data,
         }
     }
 
     fn client(&self) -> Client {
-        Client::new(&self.endpoint, self.key.clone())
+        self.process.client()
     }
 
     async fn jwks_kids(&self) -> Vec<String> {
-        let url = format!("{}.well-known/jwks.json", self.endpoint);
+        let url = format!("{}.well-known/jwks.json", self.process.endpoint);
         let jwks: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
         jwks["keys"]
             .as_array()
@@ -82,13 +64,6 @@ impl Node {
             .iter()
             .map(|k| k["kid"].as_str().unwrap().to_owned())
             .collect()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -106,7 +81,7 @@ async fn two_nodes_behave_as_one_service() {
     let seed = seed();
     let a = Node::start(&pg.url(), Some(&seed));
     let b = Node::start(&pg.url(), Some(&seed));
-    assert_eq!(a.key, b.key);
+    assert_eq!(a.process.key(), b.process.key());
     assert_eq!(a.jwks_kids().await, b.jwks_kids().await);
     let (on_a, on_b) = (a.client(), b.client());
 
@@ -214,12 +189,17 @@ async fn key_commands_act_on_the_whole_cluster() {
     }
     // A restarted node takes the new key from the database, and so does the CLI.
     let c = Node::start(&pg.url(), None);
-    assert_ne!(c.key, a.key);
+    assert_ne!(c.process.key(), a.process.key());
     c.client().create_user().await;
-    let out = run_ok(callsign(&pg.url()).args(["connection-string", "--endpoint", &c.endpoint]));
+    let out =
+        run_ok(callsign(&pg.url()).args(["connection-string", "--endpoint", &c.process.endpoint]));
     assert_eq!(
         String::from_utf8(out.stdout).unwrap().trim(),
-        format!("endpoint={};accesskey={}", c.endpoint, c.key.to_base64())
+        format!(
+            "endpoint={};accesskey={}",
+            c.process.endpoint,
+            c.process.key().to_base64()
+        )
     );
 }
 

@@ -2,21 +2,14 @@
 //! commands, graceful shutdown, and durability of acknowledged writes across `kill -9`.
 
 use callsign_common::AccessKey;
+use callsign_testkit::process::ServeProcess;
 use callsign_testkit::{encode, Client};
 use serde_json::json;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_callsign");
-
-struct Running {
-    child: Child,
-    endpoint: String,
-    connection_string: String,
-    ca: Option<String>,
-}
 
 fn callsign(data: &Path) -> Command {
     let mut cmd = Command::new(BIN);
@@ -27,7 +20,7 @@ fn callsign(data: &Path) -> Command {
 }
 
 /// Starts `callsign serve` on a free port and reads the lines it prints.
-fn serve(data: &Path, seed: Option<&str>, extra: &[&str]) -> Running {
+fn serve(data: &Path, seed: Option<&str>, extra: &[&str]) -> ServeProcess {
     serve_logging(data, seed, extra, ("warn", Stdio::inherit()))
 }
 
@@ -37,7 +30,7 @@ fn serve_logging(
     seed: Option<&str>,
     extra: &[&str],
     (filter, log): (&str, Stdio),
-) -> Running {
+) -> ServeProcess {
     let mut cmd = callsign(data);
     cmd.env("RUST_LOG", filter)
         .args(["serve", "--addr", "127.0.0.1:0"])
@@ -45,41 +38,7 @@ fn serve_logging(
     if let Some(seed) = seed {
         cmd.env("CALLSIGN_ACCESS_KEY", seed);
     }
-    let child = cmd.stdout(Stdio::piped()).stderr(log).spawn().unwrap();
-    read_running(child, extra.contains(&"--tls"))
-}
-
-impl Running {
-    fn client(&self) -> Client {
-        let key = self.connection_string.split("accesskey=").nth(1).unwrap();
-        Client::new(&self.endpoint, AccessKey::from_base64(key).unwrap())
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn wait(mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "server did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    ServeProcess::spawn(cmd.stderr(log), extra.contains(&"--tls"))
 }
 
 fn seed() -> String {
@@ -581,25 +540,19 @@ fn config_file_is_read_and_flags_override_it() {
     let mut cmd = Command::new(BIN);
     cmd.env_remove("CALLSIGN_DATA")
         .env_remove("CALLSIGN_ACCESS_KEY");
-    let child = cmd
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let running = read_running(child, false);
+    let running = ServeProcess::spawn(
+        cmd.args(["serve", "--config", config.to_str().unwrap()]),
+        false,
+    );
     assert!(dir.path().join("from-file/resource-id").exists());
     drop(running);
 
     let mut cmd = Command::new(BIN);
     cmd.env_remove("CALLSIGN_DATA")
         .env_remove("CALLSIGN_ACCESS_KEY");
-    let child = cmd
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .args(["--data", dir.path().join("from-flag").to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(read_running(child, false));
+    cmd.args(["serve", "--config", config.to_str().unwrap()])
+        .args(["--data", dir.path().join("from-flag").to_str().unwrap()]);
+    drop(ServeProcess::spawn(&mut cmd, false));
     assert!(dir.path().join("from-flag/resource-id").exists());
 
     // The environment overrides the file, and a flag the environment.
@@ -611,10 +564,7 @@ fn config_file_is_read_and_flags_override_it() {
         if let Some(flag) = flag {
             cmd.args(["--data", dir.path().join(flag).to_str().unwrap()]);
         }
-        drop(read_running(
-            cmd.stdout(Stdio::piped()).spawn().unwrap(),
-            false,
-        ));
+        drop(ServeProcess::spawn(&mut cmd, false));
     };
     with_env(None);
     assert!(dir.path().join("from-env/resource-id").exists());
@@ -648,25 +598,6 @@ fn config_file_is_read_and_flags_override_it() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("config file"));
-}
-
-fn read_running(mut child: Child, tls: bool) -> Running {
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = |prefix: &str| {
-        let line = lines.next().expect("server printed a line").unwrap();
-        line.strip_prefix(prefix)
-            .unwrap_or_else(|| panic!("expected {prefix:?}, got {line:?}"))
-            .to_owned()
-    };
-    let endpoint = next("endpoint: ");
-    let connection_string = next("connection string: ");
-    let ca = tls.then(|| next("ca certificate: "));
-    Running {
-        child,
-        endpoint,
-        connection_string,
-        ca,
-    }
 }
 
 /// A request whose body is still arriving when SIGTERM comes is answered before the server exits.

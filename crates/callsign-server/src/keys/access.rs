@@ -36,6 +36,17 @@ struct AccessKeysFile {
     secondary: String,
 }
 
+/// The well-known access key of development instances (`callsign serve --dev`), published so
+/// that test suites can hard-code their connection string, as Azurite's well-known account key
+/// is. Not a secret: never use it for anything reachable from another machine.
+pub const DEV_ACCESS_KEY: &str =
+    "QBuLZH+Q1IfqHJvQiK57dWHoL4aWPLNRIH2UdY2a/Cl5wKmZcBq5zTarIMGw4CdvE+qCIBVL2U1Id9TtzwsDww==";
+
+/// [`DEV_ACCESS_KEY`] as a key.
+pub fn dev_access_key() -> AccessKey {
+    AccessKey::from_base64(DEV_ACCESS_KEY).expect("the development key is valid base64")
+}
+
 /// A new random 32-byte key.
 pub fn random_key() -> AccessKey {
     let mut bytes = vec![0u8; 32];

@@ -6,7 +6,8 @@
 //!
 //! - [`sqlite`]: a data dir — one SQLite file (one group-commit writer thread, a pool of readers)
 //!   and the key files ([`crate::keys::DataDir`]);
-//! - [`postgres`]: a cluster's database — one connection pool; keys sealed with the master key.
+//! - [`postgres`]: a cluster's database — one connection pool; keys sealed with the master key;
+//! - [`memory`]: this process's memory — nothing on disk, gone with the process.
 //!
 //! Adding a stored field: add a migration step to each backend's `MIGRATIONS`, the field to the
 //! record type here, and read/write it in each backend's module. Handlers are untouched.
@@ -14,12 +15,14 @@
 pub mod assignments;
 pub mod identities;
 pub mod keys;
+pub mod memory;
 pub mod postgres;
 pub mod sqlite;
 
 pub use assignments::{AssignmentStore, EntraAssignment, TeamsExtensionAssignment};
 pub use identities::{IdentityRecord, IdentityStore};
 pub use keys::{KeyStore, KeyVersion};
+pub use memory::MemoryStorage;
 
 use crate::keys::MasterKey;
 use std::path::PathBuf;
@@ -64,6 +67,8 @@ pub enum StorageConfig {
     DataDir(PathBuf),
     /// A PostgreSQL database shared by the nodes of a cluster.
     Postgres(PostgresConfig),
+    /// This process's memory (`--in-memory`): nothing is written anywhere.
+    Memory(MemoryStorage),
 }
 
 impl std::fmt::Debug for StorageConfig {
@@ -71,6 +76,7 @@ impl std::fmt::Debug for StorageConfig {
         match self {
             Self::DataDir(dir) => f.debug_tuple("DataDir").field(dir).finish(),
             Self::Postgres(pg) => pg.fmt(f),
+            Self::Memory(memory) => memory.fmt(f),
         }
     }
 }
@@ -120,5 +126,6 @@ pub async fn open(config: &StorageConfig, mode: OpenMode) -> Result<Arc<dyn Back
     Ok(match config {
         StorageConfig::DataDir(dir) => Arc::new(sqlite::SqliteBackend::open(dir, mode)?),
         StorageConfig::Postgres(pg) => Arc::new(postgres::PostgresBackend::connect(pg).await?),
+        StorageConfig::Memory(memory) => Arc::new(memory::MemoryBackend::open(memory)),
     })
 }

@@ -1,0 +1,59 @@
+//! Identities in memory.
+
+use super::MemoryBackend;
+use crate::store::{IdentityRecord, IdentityStore, StoreError};
+
+#[async_trait::async_trait]
+impl IdentityStore for MemoryBackend {
+    async fn create_identity(&self, record: IdentityRecord) -> Result<IdentityRecord, StoreError> {
+        let mut state = self.state();
+        if let Some(custom_id) = &record.custom_id {
+            if let Some(existing) = state.custom_ids.get(custom_id) {
+                return Ok(state.identities[existing].clone());
+            }
+            state
+                .custom_ids
+                .insert(custom_id.clone(), record.id.clone());
+        }
+        state.identities.insert(record.id.clone(), record.clone());
+        Ok(record)
+    }
+
+    async fn get_identity(&self, id: String) -> Result<Option<IdentityRecord>, StoreError> {
+        Ok(self.state().identities.get(&id).cloned())
+    }
+
+    async fn record_token_issued(&self, id: String, at_us: i64) -> Result<(), StoreError> {
+        if let Some(record) = self.state().identities.get_mut(&id) {
+            let last = record.last_token_issued_at_us.unwrap_or(i64::MIN);
+            record.last_token_issued_at_us = Some(last.max(at_us));
+        }
+        Ok(())
+    }
+
+    async fn revoke_tokens(&self, id: String, before_us: i64) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let Some(record) = state.identities.get_mut(&id).filter(|r| r.is_live()) else {
+            return Ok(false);
+        };
+        let cut = [
+            record.revoked_before_us.unwrap_or(0),
+            before_us,
+            record.last_token_issued_at_us.unwrap_or(0),
+        ];
+        record.revoked_before_us = cut.into_iter().max();
+        Ok(true)
+    }
+
+    async fn delete_identity(&self, id: String, at_us: i64) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let Some(record) = state.identities.get_mut(&id).filter(|r| r.is_live()) else {
+            return Ok(false);
+        };
+        record.deleted_at_us = Some(at_us);
+        if let Some(custom_id) = record.custom_id.clone() {
+            state.custom_ids.remove(&custom_id);
+        }
+        Ok(true)
+    }
+}

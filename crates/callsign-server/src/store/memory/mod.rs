@@ -1,0 +1,69 @@
+//! The in-memory backend: everything in this process's memory, nothing on disk — for tests and
+//! throwaway local instances (`serve --in-memory`). It keeps the same contract as the other
+//! backends (`tests/store_suite.rs` runs against it), and is gone when the process ends.
+//!
+//! One lock guards all the state: every operation is a few map look-ups, far shorter than the
+//! HTTP and signing work around it.
+
+mod assignments;
+mod identities;
+mod keys;
+
+use super::{EntraAssignment, IdentityRecord, TeamsExtensionAssignment};
+use keys::StoredKeys;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A handle to one in-memory store; clones (and every backend opened from them) share it, so
+/// opening it again is what a restart of a node that kept its memory would be.
+#[derive(Clone, Default)]
+pub struct MemoryStorage {
+    state: Arc<Mutex<State>>,
+}
+
+impl MemoryStorage {
+    /// A new, empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for MemoryStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryStorage")
+    }
+}
+
+#[derive(Default)]
+struct State {
+    identities: HashMap<String, IdentityRecord>,
+    /// Live identities by custom id.
+    custom_ids: HashMap<String, String>,
+    teams_extension: BTreeMap<(String, String), TeamsExtensionAssignment>,
+    entra: BTreeMap<String, EntraAssignment>,
+    keys: Option<StoredKeys>,
+}
+
+/// The in-memory backend over a [`MemoryStorage`].
+#[derive(Clone)]
+pub struct MemoryBackend {
+    storage: MemoryStorage,
+}
+
+impl MemoryBackend {
+    /// The backend over `storage`.
+    pub fn open(storage: &MemoryStorage) -> Self {
+        Self {
+            storage: storage.clone(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-made change: every change is
+        // computed first and then stored with plain assignments.
+        self.storage
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
