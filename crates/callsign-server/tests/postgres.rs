@@ -244,3 +244,30 @@ async fn assignment_routes_work_across_nodes() {
     assert_eq!(b.send("DELETE", &one, None).await.status, 204);
     assert_eq!(a.send("GET", &one, None).await.status, 404);
 }
+
+/// Listing identities walks the primary key from the cursor: an index range scan, not a scan
+/// of the table, however large it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_is_an_index_range_scan() {
+    let cluster = PgCluster::start();
+    drop(node_store(&cluster, 1).await);
+    cluster.psql_query(
+        "INSERT INTO identities (id, created_at_us) \
+         SELECT '8:acs:r_' || lpad(i::text, 6, '0'), i FROM generate_series(1, 100000) i; \
+         ANALYZE identities;",
+    );
+    let plan = cluster.psql_query(&format!(
+        "PREPARE list(text, bigint) AS {}; \
+         EXPLAIN (COSTS OFF) EXECUTE list('8:acs:r_050000', 100);",
+        callsign_server::store::postgres::LIST_SQL
+    ));
+    assert!(
+        plan.contains("Index Scan using identities_pkey on identities"),
+        "{plan}"
+    );
+    assert!(plan.contains("Index Cond: (id > "), "{plan}");
+    assert!(
+        !plan.contains("Seq Scan") && !plan.contains("Sort"),
+        "{plan}"
+    );
+}

@@ -46,6 +46,9 @@ for_every_backend!(
     keys_are_created_once_and_the_seed_only_seeds,
     key_changes_move_the_version_and_survive_reopen,
     signing_algorithms_switch_and_keep_old_keys_published,
+    listing_pages_live_identities_by_id,
+    a_walk_skips_and_repeats_nothing_while_identities_come_and_go,
+    reset_removes_identities_and_assignments_but_keeps_keys,
 );
 
 fn record(id: &str, custom_id: Option<&str>) -> IdentityRecord {
@@ -353,4 +356,136 @@ async fn signing_algorithms_switch_and_keep_old_keys_published(backend: &TestSto
     for kid in &kids {
         assert!(ring.find(kid).is_some(), "{kid} is still published");
     }
+}
+
+async fn listing_pages_live_identities_by_id(backend: &TestStorage) {
+    let store = backend.open().await;
+    for id in ["c", "a", "e", "b", "d"] {
+        let custom = (id == "d").then_some("dora");
+        store.create_identity(record(id, custom)).await.unwrap();
+    }
+    assert!(store.delete_identity("b".into(), 9).await.unwrap());
+    let ids = |page: Vec<IdentityRecord>| page.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_identities(None, 2, None).await.unwrap()),
+        ["a", "c"]
+    );
+    assert_eq!(
+        ids(store
+            .list_identities(Some("c".into()), 2, None)
+            .await
+            .unwrap()),
+        ["d", "e"]
+    );
+    assert!(store
+        .list_identities(Some("e".into()), 2, None)
+        .await
+        .unwrap()
+        .is_empty());
+    let dora = store
+        .list_identities(None, 10, Some("dora".into()))
+        .await
+        .unwrap();
+    assert_eq!(ids(dora), ["d"]);
+    store.record_token_issued("e".into(), 77).await.unwrap();
+    let e = store
+        .list_identities(Some("d".into()), 1, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        e[0].last_token_issued_at_us,
+        Some(77),
+        "pending stamps show"
+    );
+}
+
+async fn a_walk_skips_and_repeats_nothing_while_identities_come_and_go(backend: &TestStorage) {
+    const STABLE: usize = 300;
+    let store = backend.open().await;
+    let stable: Vec<String> = (0..STABLE).map(|i| format!("m{i:05}")).collect();
+    for id in &stable {
+        store.create_identity(record(id, None)).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    let mut churn = 0;
+    loop {
+        let page = store.list_identities(after.clone(), 7, None).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        seen.extend(
+            page.into_iter()
+                .map(|r| r.id)
+                .filter(|id| id.starts_with('m')),
+        );
+        // Meanwhile others are created before and after the cursor, and deleted.
+        for prefix in ["a", "z"] {
+            let id = format!("{prefix}{churn:05}");
+            store.create_identity(record(&id, None)).await.unwrap();
+            if churn % 2 == 0 {
+                store.delete_identity(id, 5).await.unwrap();
+            }
+        }
+        churn += 1;
+    }
+    assert_eq!(seen, stable, "every stable identity once, in order");
+}
+
+async fn reset_removes_identities_and_assignments_but_keeps_keys(backend: &TestStorage) {
+    let store = backend.open().await;
+    let now = Utc::now();
+    store.init_keys(None, now).await.unwrap();
+    let keys = store.load_keys(now).await.unwrap();
+    store
+        .create_identity(record("x", Some("xena")))
+        .await
+        .unwrap();
+    store.record_token_issued("x".into(), 3).await.unwrap();
+    store.create_identity(record("y", None)).await.unwrap();
+    store.delete_identity("y".into(), 4).await.unwrap();
+    let assignment = EntraAssignment {
+        object_id: "o".into(),
+        tenant_id: "t".into(),
+        principal_type: "user".into(),
+        client_ids: vec!["app".into()],
+    };
+    store.put_entra_assignment(assignment).await.unwrap();
+    let teams = TeamsExtensionAssignment {
+        tenant_id: "t".into(),
+        object_id: "o".into(),
+        principal_type: "user".into(),
+        client_ids: None,
+    };
+    store.put_teams_extension_assignment(teams).await.unwrap();
+
+    store.reset().await.unwrap();
+    for id in ["x", "y"] {
+        assert_eq!(store.get_identity(id.into()).await.unwrap(), None);
+    }
+    assert!(store
+        .list_identities(None, 10, None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .list_entra_assignments(None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .get_teams_extension_assignment("t".into(), "o".into())
+            .await
+            .unwrap(),
+        None
+    );
+    let after = store.load_keys(now).await.unwrap();
+    assert_eq!(after.resource_id, keys.resource_id);
+    assert_eq!(after.access, keys.access);
+    // The same custom id starts afresh.
+    let again = store
+        .create_identity(record("x2", Some("xena")))
+        .await
+        .unwrap();
+    assert_eq!(again.id, "x2");
 }

@@ -56,4 +56,18 @@ pub trait IdentityStore: Send + Sync + 'static {
 
     /// Deletes the identity (and so revokes its tokens); false when no live identity has `id`.
     async fn delete_identity(&self, id: String, at_us: i64) -> Result<bool, StoreError>;
+
+    /// At most `limit` live identities ordered by id, starting after `after` (keyset paging:
+    /// identities created or deleted meanwhile never make a walk skip or repeat another), only
+    /// the one with `custom_id` when given.
+    async fn list_identities(
+        &self,
+        after: Option<String>,
+        limit: u32,
+        custom_id: Option<String>,
+    ) -> Result<Vec<IdentityRecord>, StoreError>;
+
+    /// Removes every identity and every assignment, live or deleted (keys stay): a clean slate
+    /// for test suites sharing one server (`POST /callsign/:reset`).
+    async fn reset(&self) -> Result<(), StoreError>;
 }

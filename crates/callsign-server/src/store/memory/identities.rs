@@ -2,6 +2,7 @@
 
 use super::MemoryBackend;
 use crate::store::{IdentityRecord, IdentityStore, StoreError};
+use std::ops::Bound;
 
 #[async_trait::async_trait]
 impl IdentityStore for MemoryBackend {
@@ -43,6 +44,37 @@ impl IdentityStore for MemoryBackend {
         ];
         record.revoked_before_us = cut.into_iter().max();
         Ok(true)
+    }
+
+    async fn list_identities(
+        &self,
+        after: Option<String>,
+        limit: u32,
+        custom_id: Option<String>,
+    ) -> Result<Vec<IdentityRecord>, StoreError> {
+        let state = self.state();
+        let start = match after {
+            Some(after) => Bound::Excluded(after),
+            None => Bound::Unbounded,
+        };
+        Ok(state
+            .identities
+            .range((start, Bound::Unbounded))
+            .map(|(_, record)| record)
+            .filter(|r| r.is_live())
+            .filter(|r| custom_id.is_none() || r.custom_id == custom_id)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn reset(&self) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.identities.clear();
+        state.custom_ids.clear();
+        state.teams_extension.clear();
+        state.entra.clear();
+        Ok(())
     }
 
     async fn delete_identity(&self, id: String, at_us: i64) -> Result<bool, StoreError> {

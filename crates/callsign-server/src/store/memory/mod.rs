@@ -36,7 +36,8 @@ impl std::fmt::Debug for MemoryStorage {
 
 #[derive(Default)]
 struct State {
-    identities: HashMap<String, IdentityRecord>,
+    /// Ordered by id, as the databases' primary keys are, for keyset paging.
+    identities: BTreeMap<String, IdentityRecord>,
     /// Live identities by custom id.
     custom_ids: HashMap<String, String>,
     teams_extension: BTreeMap<(String, String), TeamsExtensionAssignment>,

@@ -8,6 +8,17 @@ use tokio_postgres::Row;
 const COLUMNS: &str =
     "id, custom_id, created_at_us, last_token_issued_at_us, revoked_before_us, deleted_at_us";
 
+/// A page of live identities by id: a range scan of the primary key from `$1` (every id sorts
+/// after ''; an `OR $1 IS NULL` would turn the range into a scan from the start).
+pub(super) const LIST: &str = "SELECT id, custom_id, created_at_us, last_token_issued_at_us, \
+     revoked_before_us, deleted_at_us FROM identities \
+     WHERE id > coalesce($1::TEXT, '') AND deleted_at_us IS NULL ORDER BY id LIMIT $2";
+
+/// The live identity with custom id `$2` (if after `$1`): a look-up in the custom id index.
+const LIST_BY_CUSTOM_ID: &str = "SELECT id, custom_id, created_at_us, last_token_issued_at_us, \
+     revoked_before_us, deleted_at_us FROM identities \
+     WHERE custom_id = $2 AND deleted_at_us IS NULL AND id > coalesce($1::TEXT, '') LIMIT $3";
+
 fn read_record(row: &Row) -> IdentityRecord {
     IdentityRecord {
         id: row.get(0),
@@ -96,6 +107,38 @@ impl IdentityStore for PostgresBackend {
         )
         .await
         .map(|n| n == 1)
+    }
+
+    async fn list_identities(
+        &self,
+        after: Option<String>,
+        limit: u32,
+        custom_id: Option<String>,
+    ) -> Result<Vec<IdentityRecord>, StoreError> {
+        let limit = i64::from(limit);
+        let rows = match custom_id {
+            None => self.query(LIST, &[&after, &limit]).await?,
+            Some(custom_id) => {
+                self.query(LIST_BY_CUSTOM_ID, &[&after, &custom_id, &limit])
+                    .await?
+            }
+        };
+        Ok(rows.iter().map(read_record).collect())
+    }
+
+    async fn reset(&self) -> Result<(), StoreError> {
+        bounded(async {
+            let client = self.client().await?;
+            // Several statements in one simple query run as one transaction.
+            client
+                .batch_execute(
+                    "DELETE FROM identities; DELETE FROM teams_extension_assignments; \
+                     DELETE FROM entra_assignments;",
+                )
+                .await
+                .map_err(unavailable)
+        })
+        .await
     }
 
     async fn delete_identity(&self, id: String, at_us: i64) -> Result<bool, StoreError> {

@@ -7,6 +7,9 @@ mod assignments;
 mod identities;
 mod keys;
 
+/// The query that lists a page of identities, for tests that look at its plan.
+pub const LIST_SQL: &str = identities::LIST;
+
 use super::{PostgresConfig, StoreError};
 use crate::keys::MasterKey;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};

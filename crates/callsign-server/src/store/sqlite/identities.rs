@@ -8,6 +8,17 @@ use rusqlite::{params, Connection, OptionalExtension};
 const COLUMNS: &str =
     "id, custom_id, created_at_us, last_token_issued_at_us, revoked_before_us, deleted_at_us";
 
+/// A page of live identities by id: a range scan of the primary key from `?1` (every id sorts
+/// after ''; an `OR ?1 IS NULL` would turn the range into a scan from the start).
+const LIST: &str = "SELECT id, custom_id, created_at_us, last_token_issued_at_us, \
+     revoked_before_us, deleted_at_us FROM identities \
+     WHERE id > coalesce(?1, '') AND deleted_at_us IS NULL ORDER BY id LIMIT ?2";
+
+/// The live identity with custom id `?2` (if after `?1`): a look-up in the custom id index.
+const LIST_BY_CUSTOM_ID: &str = "SELECT id, custom_id, created_at_us, last_token_issued_at_us, \
+     revoked_before_us, deleted_at_us FROM identities \
+     WHERE custom_id = ?2 AND deleted_at_us IS NULL AND id > coalesce(?1, '') LIMIT ?3";
+
 fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<IdentityRecord> {
     Ok(IdentityRecord {
         id: row.get(0)?,
@@ -99,6 +110,43 @@ impl IdentityStore for SqliteBackend {
         .await
     }
 
+    async fn list_identities(
+        &self,
+        after: Option<String>,
+        limit: u32,
+        custom_id: Option<String>,
+    ) -> Result<Vec<IdentityRecord>, StoreError> {
+        let stamps = self.inner.stamps.clone();
+        self.read(move |conn| {
+            let page = match custom_id {
+                None => conn
+                    .prepare_cached(LIST)?
+                    .query_map(params![after, limit], read_record)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+                Some(custom_id) => conn
+                    .prepare_cached(LIST_BY_CUSTOM_ID)?
+                    .query_map(params![after, custom_id, limit], read_record)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+            };
+            Ok(page
+                .into_iter()
+                .map(|r| with_pending_stamp(&stamps, r))
+                .collect())
+        })
+        .await
+    }
+
+    async fn reset(&self) -> Result<(), StoreError> {
+        self.inner.stamps.clear();
+        self.write(|conn| {
+            conn.execute_batch(
+                "DELETE FROM identities; DELETE FROM teams_extension_assignments; \
+                 DELETE FROM entra_assignments;",
+            )
+        })
+        .await
+    }
+
     async fn delete_identity(&self, id: String, at_us: i64) -> Result<bool, StoreError> {
         self.write(move |conn| {
             changed_one(
@@ -146,6 +194,33 @@ mod tests {
             )
             .unwrap();
         assert_eq!(revoked, 200);
+    }
+
+    fn plan(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Vec<String> {
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(params, |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn listing_is_a_range_scan_of_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteBackend::open(dir.path(), OpenMode::Create).unwrap());
+        let conn = Connection::open(dir.path().join("callsign.db")).unwrap();
+        for after in [Some("8:acs:x"), None] {
+            assert_eq!(
+                plan(&conn, LIST, params![after, 10]),
+                ["SEARCH identities USING INDEX sqlite_autoindex_identities_1 (id>?)"],
+                "no full scan, no sort"
+            );
+        }
+        assert_eq!(
+            plan(&conn, LIST_BY_CUSTOM_ID, params![None::<String>, "bob", 10]),
+            ["SEARCH identities USING INDEX identities_live_custom_id (custom_id=?)"]
+        );
     }
 
     #[tokio::test]

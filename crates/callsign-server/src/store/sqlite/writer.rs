@@ -57,6 +57,11 @@ impl PendingStamps {
             .copied()
     }
 
+    /// Forgets every pending stamp (the identities are being removed).
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     fn snapshot(&self) -> Vec<(String, i64)> {
         let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.iter().map(|(k, v)| (k.clone(), *v)).collect()
