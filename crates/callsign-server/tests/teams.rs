@@ -175,8 +175,15 @@ async fn recorded_validation_errors_in_the_services_order() {
         );
         assert!(reply.header("api-supported-versions").is_none());
     }
-    // The token is checked before the other fields (X65, X66 took a token validation).
-    assert_invalid_token(&exchange(&server, &json!({"token": "x"})).await);
+    // appId and userId are required before the token is looked at (X58, X65, X66).
+    exchange(&server, &json!({"token": "x"}))
+        .await
+        .assert_error(
+            400,
+            "ValidationError",
+            "AppId: The AppId field is required.",
+            Some("AppId"),
+        );
 
     for app in [
         json!({"token": token, "userId": USER_OID}),
@@ -243,6 +250,59 @@ async fn recorded_validation_errors_in_the_services_order() {
     let upper =
         json!({"token": token, "appId": APP_ID.to_uppercase(), "userId": USER_OID.to_uppercase()});
     assert_eq!(exchange(&server, &upper).await.status, 200);
+}
+
+/// The recorded requests X58 (`appId: ""`), X65 (no `appId`) and X66 (no `userId`) answer the
+/// "field is required" 400 whatever the token: the service validates the body before the token.
+#[tokio::test]
+async fn missing_ids_are_refused_before_the_token_is_verified() {
+    let issuer = TestIssuer::start().await;
+    let clock = start_clock();
+    let server = server_trusting(&issuer, &clock).await;
+    let now = clock.now().timestamp();
+    let mut expired = issuer.teams_claims(now - 7200);
+    expired["exp"] = (now - 3600).into();
+    let tokens = [
+        ("valid", issuer.token(&issuer.teams_claims(now))),
+        ("expired", issuer.token(&expired)),
+        ("forged", issuer.forged(&issuer.teams_claims(now))),
+        ("garbage", "Sanitized".to_owned()),
+        ("empty", String::new()),
+    ];
+    for (kind, token) in &tokens {
+        let cases = [
+            ("X58", body_with(token, "appId", ""), "AppId"),
+            ("X65", json!({"token": token, "userId": USER_OID}), "AppId"),
+            ("X66", json!({"token": token, "appId": APP_ID}), "UserId"),
+            ("both absent", json!({"token": token}), "AppId"),
+            ("userId empty", body_with(token, "userId", ""), "UserId"),
+        ];
+        for (case, request, property) in cases {
+            let reply = exchange(&server, &request).await;
+            assert_eq!(
+                reply.status,
+                400,
+                "{case} with a {kind} token: {}",
+                reply.text()
+            );
+            reply.assert_error(
+                400,
+                "ValidationError",
+                &format!("{property}: The {property} field is required."),
+                Some(property),
+            );
+            assert!(
+                reply.header("api-supported-versions").is_none(),
+                "{case} with a {kind} token"
+            );
+        }
+    }
+    // With both ids given, a bad token is the 401 again.
+    for (kind, token) in &tokens[1..] {
+        let reply = exchange(&server, &body(token)).await;
+        assert_eq!(reply.status, 401, "{kind}: {}", reply.text());
+        assert_invalid_token(&reply);
+    }
 }
 
 fn body_with(token: &str, field: &str, value: &str) -> Value {

@@ -53,8 +53,9 @@ pub fn exchanged(id: String, token: IssuedToken) -> Response {
 
 /// `POST /teamsUser/:exchangeAccessToken` with `{token, appId, userId}`.
 ///
-/// The service checks the token's presence, then the token itself, then that `appId` and `userId`
-/// are given, then their format, then that they are the token's.
+/// The service checks the body before the token (docs/protocol.md §1.5): that it has a token,
+/// then that `appId` and `userId` are given; then the token itself, then the ids' format, then
+/// that they are the token's.
 pub async fn teams_user(
     service: &IdentityService,
     issuers: &TrustedIssuers,
@@ -64,12 +65,12 @@ pub async fn teams_user(
         Field::Absent | Field::Null => return Err(ApiError::missing_token()),
         Field::Value(_) => body.string("token")?.unwrap_or_default(),
     };
+    let app_id = required(body, "appId", "AppId")?;
+    let user_id = required(body, "userId", "UserId")?;
     let claims = issuers.verify(token, TEAMS_AUDIENCE).await.map_err(|e| {
         tracing::debug!(reason = %e, "Teams user token rejected");
         ApiError::invalid_access_token()
     })?;
-    let app_id = required(body, "appId", "AppId")?;
-    let user_id = required(body, "userId", "UserId")?;
     let token = service
         .exchange_teams_user(&claims, app_id, user_id)
         .map_err(|e| match e {
