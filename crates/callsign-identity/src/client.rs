@@ -77,6 +77,12 @@ impl CommunicationIdentityClient {
         options: Option<CommunicationIdentityClientOptions>,
     ) -> Result<Self> {
         let options = options.unwrap_or_default();
+        if options.api_version.is_early_preview() {
+            return Err(IdentityError::InvalidArgument(format!(
+                "api-version {} is an early preview this client does not speak; use 2021-03-07 or later",
+                options.api_version
+            )));
+        }
         let mut endpoint: Url = endpoint
             .parse()
             .map_err(|e| IdentityError::InvalidArgument(format!("endpoint is not a URL: {e}")))?;
@@ -198,7 +204,7 @@ impl CommunicationIdentityClient {
         user_id: &str,
         options: Option<IdentityMethodOptions<'_>>,
     ) -> Result<AccessToken> {
-        if !self.api_version.has_teams_user_exchange() {
+        if !self.api_version.has_teams_user_ids() {
             return Err(IdentityError::UnsupportedByApiVersion {
                 operation: "get_token_for_teams_user",
                 needed: ApiVersion::V2022_06_01.as_str(),
@@ -482,5 +488,32 @@ mod tests {
             identity_path(&odd),
             "/identities/8%3Aacs%3Ax%2F..%2Fy%3Fz%23w%20%25"
         );
+    }
+
+    /// The server answers the early previews for older SDK releases; this client speaks the
+    /// current shapes only and says so when it is built.
+    #[test]
+    fn early_previews_are_refused_when_the_client_is_built() {
+        let build = |api_version| {
+            CommunicationIdentityClient::from_connection_string(
+                "endpoint=http://127.0.0.1:1/;accesskey=cHc=",
+                Some(CommunicationIdentityClientOptions {
+                    api_version,
+                    ..Default::default()
+                }),
+            )
+        };
+        for version in ApiVersion::ALL {
+            match build(version) {
+                Ok(client) => assert!(ApiVersion::CURRENT.contains(&client.api_version())),
+                Err(IdentityError::InvalidArgument(m)) => {
+                    assert!(
+                        version.is_early_preview() && m.contains(version.as_str()),
+                        "{m}"
+                    )
+                }
+                Err(e) => panic!("{version}: {e}"),
+            }
+        }
     }
 }

@@ -4,14 +4,20 @@
 use callsign_testkit::{encode, payload, raw, TestServer};
 use serde_json::json;
 
-const VERSIONS: [&str; 6] = [
+/// The versions with today's shapes (§1.3), and the two 2021 previews that share 2021-03-07's
+/// identity routes.
+const VERSIONS: [&str; 8] = [
     "2021-03-07",
+    "2021-03-31-preview1",
+    "2021-10-31-preview",
     "2022-06-01",
     "2022-10-01",
     "2023-10-01",
     "2025-06-30",
     "2025-03-02-preview",
 ];
+/// What every identity route lists in `api-supported-versions` (§1.3).
+const IDENTITY_VERSIONS: &str = "2020-07-20-preview2, 2021-03-07, 2021-03-31-preview1, 2021-10-31-preview, 2022-06-01, 2022-10-01, 2023-10-01, 2025-06-30, 2025-03-02-preview";
 const ZERO_ID: &str =
     "8:acs:00000000-0000-0000-0000-000000000000_00000000-0000-0000-0000-000000000000";
 
@@ -450,10 +456,24 @@ async fn api_versions_routes_and_methods() {
         "The api-version query parameter (?api-version=) is required for all requests.",
         None,
     );
-    client
-        .post("/identities?api-version=2020-07-20-preview2", &json!({}))
-        .await
-        .assert_error(400, "UnsupportedApiVersion", "The HTTP resource that matches the request URI does not support the API version '2020-07-20-preview2'.", None);
+    // Versions callsign does not serve: made up, or seen only in the service's headers (§8).
+    for version in [
+        "2019-01-01",
+        "2023-10-1",
+        "2021-02-22-preview1",
+        "2021-11-01",
+    ] {
+        let reply = client
+            .post(&format!("/identities?api-version={version}"), &json!({}))
+            .await;
+        reply.assert_error(
+            400,
+            "UnsupportedApiVersion",
+            &format!("The HTTP resource that matches the request URI does not support the API version '{version}'."),
+            None,
+        );
+        assert!(reply.header("api-supported-versions").is_some());
+    }
     client
         .send("GET", "/nowhere?api-version=2023-10-01", None)
         .await
@@ -567,6 +587,232 @@ async fn api_versions_routes_and_methods() {
 }
 
 /// A body over the limit is refused even when no Content-Length announces it (chunked).
+/// 2020-07-20-preview2 as recorded (X01, X23): create answers 200 with a flat `{"id"}`, tokens come
+/// from `POST /identities/{id}/token` as `{id, token, expiresOn}`, and the later actions are not
+/// there.
+#[tokio::test]
+async fn the_2020_preview_answers_with_its_recorded_shapes() {
+    const V: &str = "2020-07-20-preview2";
+    let server = TestServer::start().await;
+    let client = server.client();
+    // The Python client of the time sent no body and no content type.
+    for body in [
+        None,
+        Some(&b"{}"[..]),
+        Some(&br#"{"createTokenWithScopes":["chat"]}"#[..]),
+    ] {
+        let created = client
+            .send("POST", &format!("/identities?api-version={V}"), body)
+            .await;
+        assert_eq!(created.status, 200, "{}", created.text());
+        assert_eq!(
+            created.header("content-type"),
+            Some("application/json; charset=utf-8")
+        );
+        assert_eq!(
+            created.header("api-supported-versions"),
+            Some(IDENTITY_VERSIONS)
+        );
+        let id = created.json()["id"].as_str().unwrap().to_owned();
+        assert_eq!(created.text(), json!({ "id": id }).to_string());
+        assert!(id.starts_with(&format!("8:acs:{}_", server.resource_id)));
+    }
+
+    let id = client.create_user().await;
+    let legacy = format!("/identities/{}/token?api-version={V}", encode(&id));
+    let issued = client.post(&legacy, &json!({"scopes": ["chat"]})).await;
+    assert_eq!(issued.status, 200, "{}", issued.text());
+    assert_eq!(
+        issued.header("api-supported-versions"),
+        Some(IDENTITY_VERSIONS)
+    );
+    let body = issued.json();
+    let keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys, ["id", "token", "expiresOn"]);
+    assert_eq!(body["id"], id.as_str());
+    assert!(is_expires_on(body["expiresOn"].as_str().unwrap()));
+    let token = body["token"].as_str().unwrap();
+    let claims = payload(token);
+    assert_eq!(claims["skypeid"], id.strip_prefix("8:").unwrap());
+    assert_eq!(claims["acsScope"], "chat");
+    // No expiresInMinutes in this version: tokens last the default 24 hours.
+    let long = client
+        .post(
+            &legacy,
+            &json!({"scopes": ["voip"], "expiresInMinutes": 60}),
+        )
+        .await;
+    let claims = payload(long.json()["token"].as_str().unwrap());
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        86_400
+    );
+    assert_eq!(client.introspect(token).await["active"], true);
+
+    // The token route checks scopes and ids like :issueAccessToken.
+    client
+        .post(&legacy, &json!({"scopes": ["chat.join"]}))
+        .await
+        .assert_error(
+            400,
+            "ValidationError",
+            "Invalid scopes - Scope 'chat.join' is not supported.",
+            Some("scopes"),
+        );
+    client.post(&legacy, &json!({})).await.assert_error(
+        400,
+        "ValidationError",
+        "Scopes: The Scopes field is required.",
+        Some("Scopes"),
+    );
+    client
+        .post(
+            &format!("/identities/{}/token?api-version={V}", encode(ZERO_ID)),
+            &json!({"scopes": ["chat"]}),
+        )
+        .await
+        .assert_error(
+            401,
+            "IdentityNotOwned",
+            "Provided identity doesn't belong to the resource.",
+            None,
+        );
+
+    // The route is the 2020 preview's alone, and the later actions are not in it.
+    let not_found = |reply: callsign_testkit::Reply| {
+        reply.assert_error(
+            404,
+            "NotFound",
+            "The requested resource was not found.",
+            None,
+        )
+    };
+    not_found(
+        client
+            .post(
+                &format!("/identities/{}/token?api-version=2023-10-01", encode(&id)),
+                &json!({"scopes": ["chat"]}),
+            )
+            .await,
+    );
+    not_found(
+        client
+            .post(
+                &format!(
+                    "/identities/{}/:issueAccessToken?api-version={V}",
+                    encode(&id)
+                ),
+                &json!({"scopes": ["chat"]}),
+            )
+            .await,
+    );
+    not_found(
+        client
+            .send(
+                "POST",
+                &format!(
+                    "/identities/{}/:revokeAccessTokens?api-version={V}",
+                    encode(&id)
+                ),
+                None,
+            )
+            .await,
+    );
+    not_found(
+        client
+            .post(
+                &format!("/teamsUser/:exchangeAccessToken?api-version={V}"),
+                &json!({"token": "x"}),
+            )
+            .await,
+    );
+
+    // Delete is the same in every version, and ends the identity's tokens.
+    let deleted = client
+        .send(
+            "DELETE",
+            &format!("/identities/{}?api-version={V}", encode(&id)),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 204);
+    assert_eq!(client.introspect(token).await["active"], false);
+    client
+        .post(&legacy, &json!({"scopes": ["chat"]}))
+        .await
+        .assert_error(404, "IdentityNotFound", "Identity not found.", None);
+}
+
+/// The 2021 previews serve the identity routes as 2021-03-07 does (X04, X25, X30): no
+/// `expiresInMinutes`, no join scopes, no customId or GET.
+#[tokio::test]
+async fn the_2021_previews_serve_identities_as_2021_03_07() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    for version in ["2021-03-31-preview1", "2021-10-31-preview"] {
+        let created = client
+            .post(
+                &format!("/identities?api-version={version}"),
+                &json!({"createTokenWithScopes": ["chat"], "expiresInMinutes": 60, "customId": "a"}),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{version}: {}", created.text());
+        assert_eq!(
+            created.header("api-supported-versions"),
+            Some(IDENTITY_VERSIONS)
+        );
+        let body = created.json();
+        let id = body["identity"]["id"].as_str().unwrap();
+        assert_eq!(body["identity"], json!({ "id": id }), "{version}");
+        let claims = payload(body["accessToken"]["token"].as_str().unwrap());
+        assert_eq!(
+            claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+            86_400,
+            "{version}"
+        );
+        client
+            .post(
+                &format!(
+                    "/identities/{}/:issueAccessToken?api-version={version}",
+                    encode(id)
+                ),
+                &json!({"scopes": ["voip.join"]}),
+            )
+            .await
+            .assert_error(
+                400,
+                "ValidationError",
+                "Invalid scopes - Scope 'voip.join' is not supported.",
+                Some("scopes"),
+            );
+        client
+            .send(
+                "GET",
+                &format!("/identities/{}?api-version={version}", encode(id)),
+                None,
+            )
+            .await
+            .assert_error(
+                404,
+                "NotFound",
+                "The requested resource was not found.",
+                None,
+            );
+        client
+            .post(
+                &format!("/identities/{}/token?api-version={version}", encode(id)),
+                &json!({"scopes": ["chat"]}),
+            )
+            .await
+            .assert_error(
+                404,
+                "NotFound",
+                "The requested resource was not found.",
+                None,
+            );
+    }
+}
+
 #[tokio::test]
 async fn chunked_bodies_over_the_limit_are_413() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -715,7 +961,7 @@ async fn response_headers_match_the_service() {
     );
     assert_eq!(
         reply.header("api-supported-versions"),
-        Some("2021-03-07, 2022-06-01, 2022-10-01, 2023-10-01, 2025-06-30, 2025-03-02-preview")
+        Some(IDENTITY_VERSIONS)
     );
     let cv = reply.header("ms-cv").unwrap();
     assert!(cv.len() == 24 && cv.ends_with(".0"), "{cv}");
@@ -972,6 +1218,8 @@ fn arbitrary_requests_get_acs_answers() {
         Just(encode(&id)),
         Just(id.clone()),
         Just("teamsUser".to_owned()),
+        Just(":exchangeAccessToken".to_owned()),
+        Just("token".to_owned()),
         Just("callsign".to_owned()),
         "[a-zA-Z0-9%:._~-]{0,12}",
     ];
@@ -979,6 +1227,9 @@ fn arbitrary_requests_get_acs_answers() {
         Just(Some("2023-10-01".to_owned())),
         Just(Some("2025-03-02-preview".to_owned())),
         Just(Some("2021-03-07".to_owned())),
+        Just(Some("2020-07-20-preview2".to_owned())),
+        Just(Some("2021-03-31-preview1".to_owned())),
+        Just(Some("2021-10-31-preview".to_owned())),
         Just(None),
         "[0-9a-z-]{0,12}".prop_map(Some),
     ];
@@ -1025,7 +1276,13 @@ fn arbitrary_requests_get_acs_answers() {
             }
         });
         prop_assert!(reply.status < 500, "{method} {path}: {}", reply.status);
-        if reply.status >= 300 {
+        // The one recorded refusal without a body: the 2021-03-31-preview1 Teams exchange's 401
+        // (§1.5, X53, X54).
+        let bodyless = path == "/teamsUser/:exchangeAccessToken?api-version=2021-03-31-preview1"
+            && reply.status == 401;
+        if bodyless {
+            prop_assert!(reply.body.is_empty(), "{method} {path}: {}", reply.text());
+        } else if reply.status >= 300 {
             let error = reply.json();
             prop_assert!(error["error"]["code"].is_string(), "{method} {path}: {}", reply.text());
             prop_assert!(error["error"]["message"].is_string());

@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 const EXCHANGE: &str = "/teamsUser/:exchangeAccessToken?api-version=2023-10-01";
 const OTHER_GUID: &str = "45ab2481-1c1c-4005-be24-0ffb879b1130";
+/// The versions having the exchange, as `api-supported-versions` lists them.
+const EXCHANGE_VERSIONS: &str = "2021-03-31-preview1, 2021-10-31-preview, 2022-06-01, 2022-10-01, 2023-10-01, 2025-06-30, 2025-03-02-preview";
 
 fn start_clock() -> ManualClock {
     ManualClock::new(chrono::DateTime::from_timestamp(1_767_081_769, 0).unwrap())
@@ -175,8 +177,15 @@ async fn recorded_validation_errors_in_the_services_order() {
         );
         assert!(reply.header("api-supported-versions").is_none());
     }
-    // The token is checked before the other fields (X65, X66 took a token validation).
-    assert_invalid_token(&exchange(&server, &json!({"token": "x"})).await);
+    // appId and userId are required before the token is looked at (X58, X65, X66).
+    exchange(&server, &json!({"token": "x"}))
+        .await
+        .assert_error(
+            400,
+            "ValidationError",
+            "AppId: The AppId field is required.",
+            Some("AppId"),
+        );
 
     for app in [
         json!({"token": token, "userId": USER_OID}),
@@ -210,10 +219,10 @@ async fn recorded_validation_errors_in_the_services_order() {
         "Provided AppId has invalid format.",
         Some("appId"),
     );
-    // The versions of this route, as the service lists them (X59-X62, X69, X75): from 2022-06-01.
+    // The versions of this route, as the service lists them (X35, X59-X62, X69, X75).
     assert_eq!(
         reply.header("api-supported-versions"),
-        Some("2022-06-01, 2022-10-01, 2023-10-01, 2025-06-30, 2025-03-02-preview")
+        Some(EXCHANGE_VERSIONS)
     );
     exchange(&server, &body_with(&token, "userId", "1234"))
         .await
@@ -243,6 +252,152 @@ async fn recorded_validation_errors_in_the_services_order() {
     let upper =
         json!({"token": token, "appId": APP_ID.to_uppercase(), "userId": USER_OID.to_uppercase()});
     assert_eq!(exchange(&server, &upper).await.status, 200);
+}
+
+/// The recorded requests X58 (`appId: ""`), X65 (no `appId`) and X66 (no `userId`) answer the
+/// "field is required" 400 whatever the token: the service validates the body before the token.
+#[tokio::test]
+async fn missing_ids_are_refused_before_the_token_is_verified() {
+    let issuer = TestIssuer::start().await;
+    let clock = start_clock();
+    let server = server_trusting(&issuer, &clock).await;
+    let now = clock.now().timestamp();
+    let mut expired = issuer.teams_claims(now - 7200);
+    expired["exp"] = (now - 3600).into();
+    let tokens = [
+        ("valid", issuer.token(&issuer.teams_claims(now))),
+        ("expired", issuer.token(&expired)),
+        ("forged", issuer.forged(&issuer.teams_claims(now))),
+        ("garbage", "Sanitized".to_owned()),
+        ("empty", String::new()),
+    ];
+    for (kind, token) in &tokens {
+        let cases = [
+            ("X58", body_with(token, "appId", ""), "AppId"),
+            ("X65", json!({"token": token, "userId": USER_OID}), "AppId"),
+            ("X66", json!({"token": token, "appId": APP_ID}), "UserId"),
+            ("both absent", json!({"token": token}), "AppId"),
+            ("userId empty", body_with(token, "userId", ""), "UserId"),
+        ];
+        for (case, request, property) in cases {
+            let reply = exchange(&server, &request).await;
+            assert_eq!(
+                reply.status,
+                400,
+                "{case} with a {kind} token: {}",
+                reply.text()
+            );
+            reply.assert_error(
+                400,
+                "ValidationError",
+                &format!("{property}: The {property} field is required."),
+                Some(property),
+            );
+            assert!(
+                reply.header("api-supported-versions").is_none(),
+                "{case} with a {kind} token"
+            );
+        }
+    }
+    // With both ids given, a bad token is the 401 again.
+    for (kind, token) in &tokens[1..] {
+        let reply = exchange(&server, &body(token)).await;
+        assert_eq!(reply.status, 401, "{kind}: {}", reply.text());
+        assert_invalid_token(&reply);
+    }
+}
+
+/// The early previews take the token alone (X34, X35): `appId` and `userId` are not fields of theirs
+/// and are ignored; the token must still be a valid Teams user token naming its user.
+#[tokio::test]
+async fn the_early_previews_exchange_the_token_alone() {
+    let issuer = TestIssuer::start().await;
+    let clock = start_clock();
+    let server = server_trusting(&issuer, &clock).await;
+    let now = clock.now().timestamp();
+    let token = issuer.token(&issuer.teams_claims(now));
+    for version in ["2021-03-31-preview1", "2021-10-31-preview"] {
+        let path = format!("/teamsUser/:exchangeAccessToken?api-version={version}");
+        for request in [
+            json!({"token": token}),
+            json!({"token": token, "appId": OTHER_GUID, "userId": "not-a-guid"}),
+        ] {
+            let reply = server.client().post(&path, &request).await;
+            assert_eq!(reply.status, 200, "{version}: {}", reply.text());
+            assert_eq!(
+                reply.header("api-supported-versions"),
+                Some(EXCHANGE_VERSIONS)
+            );
+            let json = reply.json();
+            let keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
+            assert_eq!(keys, ["token", "expiresOn"]);
+            let p = payload(json["token"].as_str().unwrap());
+            assert_eq!(p["skypeid"], format!("orgid:{USER_OID}"));
+            assert_eq!(p["exp"], now + 3600);
+            assert_eq!(p["acsScope"], "chat,voip");
+        }
+        let reply = server.client().post(&path, &json!({})).await;
+        reply.assert_error(
+            400,
+            "ValidationError",
+            "The body is either missing or doesn't contain any token.",
+            None,
+        );
+        // A token without a Teams scope or without a user is not a Teams user token.
+        let mut no_scope = issuer.teams_claims(now);
+        no_scope["scp"] = "User.Read".into();
+        let mut no_user = issuer.teams_claims(now);
+        no_user.as_object_mut().unwrap().remove("oid");
+        for claims in [no_scope, no_user] {
+            let reply = server
+                .client()
+                .post(&path, &json!({"token": issuer.token(&claims)}))
+                .await;
+            assert_eq!(reply.status, 401, "{version}: {}", reply.text());
+        }
+    }
+}
+
+/// A token that is not valid: 2021-10-31-preview answers `InvalidAccessToken` (X55-X57),
+/// 2021-03-31-preview1 an empty 401 without content type (X53, X54); neither lists versions.
+#[tokio::test]
+async fn the_early_previews_refuse_bad_tokens_as_recorded() {
+    let issuer = TestIssuer::start().await;
+    let clock = start_clock();
+    let server = server_trusting(&issuer, &clock).await;
+    let now = clock.now().timestamp();
+    let mut expired = issuer.teams_claims(now - 7200);
+    expired["exp"] = (now - 3600).into();
+    let bad = [
+        String::new(),
+        "Sanitized".to_owned(),
+        issuer.token(&expired),
+        issuer.forged(&issuer.teams_claims(now)),
+    ];
+    for token in &bad {
+        let request = json!({ "token": token });
+        let reply = server
+            .client()
+            .post(
+                "/teamsUser/:exchangeAccessToken?api-version=2021-10-31-preview",
+                &request,
+            )
+            .await;
+        assert_invalid_token(&reply);
+
+        let reply = server
+            .client()
+            .post(
+                "/teamsUser/:exchangeAccessToken?api-version=2021-03-31-preview1",
+                &request,
+            )
+            .await;
+        assert_eq!(reply.status, 401, "{}", reply.text());
+        assert!(reply.body.is_empty(), "{}", reply.text());
+        assert_eq!(reply.header("content-length"), Some("0"));
+        assert!(reply.header("content-type").is_none());
+        assert!(reply.header("api-supported-versions").is_none());
+    }
 }
 
 fn body_with(token: &str, field: &str, value: &str) -> Value {

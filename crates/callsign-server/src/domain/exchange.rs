@@ -27,34 +27,40 @@ pub enum TeamsExchangeError {
     /// The token is another user's.
     #[error("the token's user is not userId")]
     UserMismatch,
+    /// The token names no user (no GUID-shaped `oid`).
+    #[error("the token names no user")]
+    NoUser,
+}
+
+/// The application and user a caller says the token is for (`appId`, `userId`; 2022-06-01 on).
+#[derive(Debug, Clone, Copy)]
+pub struct TeamsUserIds<'a> {
+    /// The Entra application the token should have been issued to.
+    pub app_id: &'a str,
+    /// The object id of the user the token should be for.
+    pub user_id: &'a str,
 }
 
 impl IdentityService {
     /// A communication token for the Teams user `8:orgid:<oid>` of a verified Entra token, expiring
-    /// with it, when the caller's `app_id` and `user_id` are the token's.
+    /// with it. With `ids` (2022-06-01 on), they must be well-formed and be the token's; the early
+    /// previews take the token alone (docs/protocol.md §1.5).
     pub fn exchange_teams_user(
         &self,
         claims: &EntraClaims,
-        app_id: &str,
-        user_id: &str,
+        ids: Option<TeamsUserIds<'_>>,
     ) -> Result<IssuedToken, TeamsExchangeError> {
         if !TEAMS_SCOPES.iter().any(|s| claims.has_scope(s)) {
             return Err(TeamsExchangeError::NotATeamsToken);
         }
-        if !is_guid_shaped(app_id) {
-            return Err(TeamsExchangeError::AppIdFormat);
+        if let Some(ids) = ids {
+            check_ids(claims, ids)?;
         }
-        if !is_guid_shaped(user_id) {
-            return Err(TeamsExchangeError::UserIdFormat);
-        }
-        let same = |a: Option<&str>, b: &str| a.is_some_and(|a| a.eq_ignore_ascii_case(b));
-        if !same(claims.client_id(), app_id) {
-            return Err(TeamsExchangeError::AppMismatch);
-        }
-        let oid = claims.oid.as_deref().unwrap_or_default();
-        if !same(Some(oid), user_id) {
-            return Err(TeamsExchangeError::UserMismatch);
-        }
+        let oid = claims
+            .oid
+            .as_deref()
+            .filter(|oid| is_guid_shaped(oid))
+            .ok_or(TeamsExchangeError::NoUser)?;
         let scopes = Scopes::new([Scope::Chat, Scope::Voip]).expect("two scopes");
         let keys = self.keys().get();
         Ok(tokens::mint_until(
@@ -65,4 +71,22 @@ impl IdentityService {
             claims.exp,
         ))
     }
+}
+
+/// The caller's `appId` and `userId`: GUIDs, then the token's application and user.
+fn check_ids(claims: &EntraClaims, ids: TeamsUserIds<'_>) -> Result<(), TeamsExchangeError> {
+    if !is_guid_shaped(ids.app_id) {
+        return Err(TeamsExchangeError::AppIdFormat);
+    }
+    if !is_guid_shaped(ids.user_id) {
+        return Err(TeamsExchangeError::UserIdFormat);
+    }
+    let same = |a: Option<&str>, b: &str| a.is_some_and(|a| a.eq_ignore_ascii_case(b));
+    if !same(claims.client_id(), ids.app_id) {
+        return Err(TeamsExchangeError::AppMismatch);
+    }
+    if !same(claims.oid.as_deref(), ids.user_id) {
+        return Err(TeamsExchangeError::UserMismatch);
+    }
+    Ok(())
 }

@@ -229,7 +229,8 @@ impl IdentityService {
         })
     }
 
-    fn parse(&self, raw_id: &str) -> Result<IdentityId, DomainError> {
+    /// The id `raw_id` names, checked to be one of this resource's and in its canonical form.
+    pub fn parse(&self, raw_id: &str) -> Result<IdentityId, DomainError> {
         Ok(IdentityId::parse(raw_id, self.keys.get().resource_id)?)
     }
 

@@ -9,7 +9,7 @@ pub mod ids;
 pub mod scope;
 pub mod tokens;
 
-pub use exchange::TeamsExchangeError;
+pub use exchange::{TeamsExchangeError, TeamsUserIds};
 pub use identities::{IdentityService, IdentityView, Introspection};
 pub use ids::{IdentityId, IdentityIdError, ResourceId};
 pub use scope::{Minutes, Scope, Scopes};

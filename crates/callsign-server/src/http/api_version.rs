@@ -16,15 +16,16 @@ pub fn from_query(query: Option<&str>) -> Result<ApiVersion, ApiError> {
         .map_err(|_| ApiError::unsupported_api_version(&value))
 }
 
-/// The `api-supported-versions` header value of an operation's path: the versions that have it,
-/// as the service lists them per path (the Teams exchange, for one, starts at 2022-06-01).
+/// The `api-supported-versions` header value of an operation's route, as the service lists it
+/// (docs/protocol.md §1.3): every route under `/identities` lists every version that has identity
+/// routes, which is all of them (the service lists the same versions on each, whether or not the
+/// version has that very operation: X20, X22, X24, X27); other routes list the versions having the
+/// operation (the Teams user exchange, for one, starts at 2021-03-31-preview1).
 pub fn supported_by(op: &AcsOperation) -> String {
-    // GET /identities/{id} (preview only) shares its path with DELETE, which every version has, and
-    // the service lists the path's versions (X20, X22).
-    let whole_path = matches!(op, AcsOperation::GetIdentity(_));
+    let identity_route = op.is_identity_route();
     ApiVersion::ALL
         .into_iter()
-        .filter(|v| whole_path || op.available_in(*v))
+        .filter(|v| identity_route || op.available_in(*v))
         .map(ApiVersion::as_str)
         .collect::<Vec<_>>()
         .join(", ")
@@ -48,24 +49,36 @@ mod tests {
             from_query(None).unwrap_err().code,
             "MissingApiVersionParameter"
         );
-        let err = from_query(Some("api-version=2020-07-20-preview2")).unwrap_err();
+        assert_eq!(
+            from_query(Some("api-version=2020-07-20-preview2")).unwrap(),
+            ApiVersion::V2020_07_20Preview2
+        );
+        let err = from_query(Some("api-version=2021-02-22-preview1")).unwrap_err();
         assert_eq!(err.code, "UnsupportedApiVersion");
-        assert!(err.message.contains("'2020-07-20-preview2'"));
+        assert!(err.message.contains("'2021-02-22-preview1'"));
     }
 
     #[test]
-    fn supported_versions_are_listed_per_operation() {
-        assert_eq!(
-            supported_by(&AcsOperation::CreateIdentity),
-            "2021-03-07, 2022-06-01, 2022-10-01, 2023-10-01, 2025-06-30, 2025-03-02-preview"
-        );
+    fn supported_versions_are_listed_per_route() {
+        const ALL: &str = "2020-07-20-preview2, 2021-03-07, 2021-03-31-preview1, 2021-10-31-preview, 2022-06-01, 2022-10-01, 2023-10-01, 2025-06-30, 2025-03-02-preview";
+        let id = || "x".to_owned();
+        for op in [
+            AcsOperation::CreateIdentity,
+            AcsOperation::GetIdentity(id()),
+            AcsOperation::DeleteIdentity(id()),
+            AcsOperation::RevokeTokens(id()),
+            AcsOperation::IssueToken(id()),
+            AcsOperation::IssueTokenLegacy(id()),
+        ] {
+            assert_eq!(supported_by(&op), ALL, "{op:?}");
+        }
         assert_eq!(
             supported_by(&AcsOperation::TeamsUserExchange),
-            "2022-06-01, 2022-10-01, 2023-10-01, 2025-06-30, 2025-03-02-preview"
+            "2021-03-31-preview1, 2021-10-31-preview, 2022-06-01, 2022-10-01, 2023-10-01, 2025-06-30, 2025-03-02-preview"
         );
         assert_eq!(
-            supported_by(&AcsOperation::GetIdentity("x".into())),
-            supported_by(&AcsOperation::CreateIdentity)
+            supported_by(&AcsOperation::TeamsExtensionExchange),
+            "2025-06-30, 2025-03-02-preview"
         );
         assert_eq!(
             supported_by(&AcsOperation::ListEntraAssignments),

@@ -21,6 +21,9 @@ pub struct ApiError {
     pub supported_versions_header: bool,
     /// `Retry-After` seconds, for 429 and 503.
     pub retry_after: Option<u32>,
+    /// Whether the response carries the error body; only the 2021-03-31-preview1 Teams exchange
+    /// answers a bad token with an empty 401 (docs/protocol.md §1.5).
+    pub has_body: bool,
 }
 
 #[derive(Serialize)]
@@ -50,7 +53,16 @@ impl ApiError {
             target: None,
             supported_versions_header: true,
             retry_after: None,
+            has_body: true,
         }
+    }
+
+    /// The same error answered with its status alone: no body, no content type, no
+    /// `api-supported-versions` (the 2021-03-31-preview1 Teams exchange's 401, X53, X54).
+    pub fn without_body(mut self) -> Self {
+        self.has_body = false;
+        self.supported_versions_header = false;
+        self
     }
 
     fn with_target(mut self, target: &str) -> Self {
@@ -223,6 +235,11 @@ impl From<DomainError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if !self.has_body {
+            let mut response = self.status.into_response();
+            response.extensions_mut().insert(NoSupportedVersions);
+            return response;
+        }
         let body = serde_json::to_vec(&Body {
             error: Inner {
                 code: self.code,
@@ -267,6 +284,20 @@ mod tests {
             bytes,
             r#"{"error":{"code":"ValidationError","message":"m","target":"scopes"}}"#
         );
+    }
+
+    #[tokio::test]
+    async fn an_error_without_body_is_its_status_alone() {
+        let response = ApiError::invalid_access_token()
+            .without_body()
+            .into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(response.headers().get(header::CONTENT_TYPE).is_none());
+        assert!(response.extensions().get::<NoSupportedVersions>().is_some());
+        let bytes = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert!(bytes.is_empty());
     }
 
     #[test]

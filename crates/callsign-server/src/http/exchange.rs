@@ -3,13 +3,14 @@
 //! bearer exchanges (Teams extension, Entra) share: reading and verifying the user's bearer
 //! token, and the `{identity, accessToken}` answer.
 
+use super::api_version::ApiVersion;
 use super::body::{Field, JsonBody};
 use super::error::ApiError;
 use super::identities::{json, TokenBody};
 use crate::auth::entra::TEAMS_AUDIENCE;
 use crate::auth::{EntraClaims, TrustedIssuers};
 use crate::domain::tokens::IssuedToken;
-use crate::domain::{IdentityService, TeamsExchangeError};
+use crate::domain::{IdentityService, TeamsExchangeError, TeamsUserIds};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
@@ -51,43 +52,68 @@ pub fn exchanged(id: String, token: IssuedToken) -> Response {
     )
 }
 
-/// `POST /teamsUser/:exchangeAccessToken` with `{token, appId, userId}`.
+/// `POST /teamsUser/:exchangeAccessToken` with `{token, appId, userId}` (`{token}` alone before
+/// 2022-06-01).
 ///
-/// The service checks the token's presence, then the token itself, then that `appId` and `userId`
-/// are given, then their format, then that they are the token's.
+/// The service checks the body before the token (docs/protocol.md §1.5): that it has a token,
+/// then that `appId` and `userId` are given; then the token itself, then the ids' format, then
+/// that they are the token's.
 pub async fn teams_user(
     service: &IdentityService,
     issuers: &TrustedIssuers,
+    version: ApiVersion,
     body: &JsonBody,
 ) -> Result<Response, ApiError> {
     let token = match body.field("token") {
         Field::Absent | Field::Null => return Err(ApiError::missing_token()),
         Field::Value(_) => body.string("token")?.unwrap_or_default(),
     };
+    // The early previews define no appId or userId: like any field a version lacks, ignored.
+    let ids = if version.has_teams_user_ids() {
+        Some(TeamsUserIds {
+            app_id: required(body, "appId", "AppId")?,
+            user_id: required(body, "userId", "UserId")?,
+        })
+    } else {
+        None
+    };
     let claims = issuers.verify(token, TEAMS_AUDIENCE).await.map_err(|e| {
         tracing::debug!(reason = %e, "Teams user token rejected");
-        ApiError::invalid_access_token()
+        invalid_token(version)
     })?;
-    let app_id = required(body, "appId", "AppId")?;
-    let user_id = required(body, "userId", "UserId")?;
     let token = service
-        .exchange_teams_user(&claims, app_id, user_id)
-        .map_err(|e| match e {
-            TeamsExchangeError::NotATeamsToken => ApiError::invalid_access_token(),
-            TeamsExchangeError::AppIdFormat => {
-                ApiError::validation("Provided AppId has invalid format.", "appId")
-            }
-            TeamsExchangeError::UserIdFormat => {
-                ApiError::validation("Provided UserId has invalid format.", "userId")
-            }
-            TeamsExchangeError::AppMismatch => {
-                ApiError::validation("AAD application is not the expected one.", "appId")
-            }
-            TeamsExchangeError::UserMismatch => {
-                ApiError::validation("Provided AAD token issued for unexpected user.", "userId")
-            }
-        })?;
+        .exchange_teams_user(&claims, ids)
+        .map_err(|e| exchange_error(e, version))?;
     Ok(json(StatusCode::OK, &TokenBody::from(token)))
+}
+
+/// The 401 for a Teams token that is not valid: 2021-03-31-preview1 answers it with an empty body
+/// (X53, X54), later versions with `InvalidAccessToken` (docs/protocol.md §1.5).
+fn invalid_token(version: ApiVersion) -> ApiError {
+    let error = ApiError::invalid_access_token();
+    if version == ApiVersion::V2021_03_31Preview1 {
+        error.without_body()
+    } else {
+        error
+    }
+}
+
+fn exchange_error(e: TeamsExchangeError, version: ApiVersion) -> ApiError {
+    match e {
+        TeamsExchangeError::NotATeamsToken | TeamsExchangeError::NoUser => invalid_token(version),
+        TeamsExchangeError::AppIdFormat => {
+            ApiError::validation("Provided AppId has invalid format.", "appId")
+        }
+        TeamsExchangeError::UserIdFormat => {
+            ApiError::validation("Provided UserId has invalid format.", "userId")
+        }
+        TeamsExchangeError::AppMismatch => {
+            ApiError::validation("AAD application is not the expected one.", "appId")
+        }
+        TeamsExchangeError::UserMismatch => {
+            ApiError::validation("Provided AAD token issued for unexpected user.", "userId")
+        }
+    }
 }
 
 /// A string field that must be present and non-empty (`""` counts as missing, X58).

@@ -53,6 +53,20 @@ impl From<IssuedToken> for TokenBody {
     }
 }
 
+/// The 2020-07-20-preview2 token answer: `{id, token, expiresOn}`.
+#[derive(Serialize)]
+struct LegacyTokenBody {
+    id: String,
+    #[serde(flatten)]
+    token: TokenBody,
+}
+
+/// The 2020-07-20-preview2 create answer: the identity, flat.
+#[derive(Serialize)]
+struct LegacyIdentityBody {
+    id: String,
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct CreateBody {
@@ -78,6 +92,9 @@ pub async fn create(
     version: ApiVersion,
     body: &JsonBody,
 ) -> Result<Response, ApiError> {
+    if version.has_legacy_shapes() {
+        return create_legacy(service).await;
+    }
     let scopes = match body.string_array("createTokenWithScopes")? {
         Field::Absent => None,
         Field::Null => {
@@ -112,6 +129,16 @@ pub async fn create(
     ))
 }
 
+/// `POST /identities` in 2020-07-20-preview2: the version defines no request fields, and answers
+/// 200 with the identity flat, `{"id"}` (docs/protocol.md §1.3, X01).
+async fn create_legacy(service: &IdentityService) -> Result<Response, ApiError> {
+    let (identity, _) = service.create(None, None).await?;
+    Ok(json(
+        StatusCode::OK,
+        &LegacyIdentityBody { id: identity.id },
+    ))
+}
+
 /// `GET /identities/{id}` (preview)
 pub async fn get(
     service: &IdentityService,
@@ -129,13 +156,38 @@ pub async fn issue_token(
     id: &str,
     body: &JsonBody,
 ) -> Result<Response, ApiError> {
+    let (scopes, lifetime) = token_request(body, version)?;
+    let token = service.issue_token(id, &scopes, lifetime).await?;
+    Ok(json(StatusCode::OK, &TokenBody::from(token)))
+}
+
+/// `POST /identities/{id}/token` (2020-07-20-preview2): the body is `{scopes}` as for
+/// `:issueAccessToken`, the answer `{id, token, expiresOn}` (docs/protocol.md §1.3, X23).
+pub async fn issue_token_legacy(
+    service: &IdentityService,
+    version: ApiVersion,
+    id: &str,
+    body: &JsonBody,
+) -> Result<Response, ApiError> {
+    let (scopes, lifetime) = token_request(body, version)?;
+    let token = service.issue_token(id, &scopes, lifetime).await?;
+    let id = service.parse(id)?.as_str().to_owned();
+    Ok(json(
+        StatusCode::OK,
+        &LegacyTokenBody {
+            id,
+            token: TokenBody::from(token),
+        },
+    ))
+}
+
+/// The scopes and lifetime of a token request.
+fn token_request(body: &JsonBody, version: ApiVersion) -> Result<(Scopes, Minutes), ApiError> {
     let scopes = match body.string_array("scopes")? {
         Field::Absent | Field::Null => return Err(ApiError::required("Scopes")),
         Field::Value(v) => scopes(strings(v), version, "scopes")?,
     };
-    let lifetime = lifetime(body, version)?;
-    let token = service.issue_token(id, &scopes, lifetime).await?;
-    Ok(json(StatusCode::OK, &TokenBody::from(token)))
+    Ok((scopes, lifetime(body, version)?))
 }
 
 /// `POST /identities/{id}/:revokeAccessTokens`

@@ -143,8 +143,11 @@ async fn acs(
         AcsOperation::IssueToken(id) => {
             identities::issue_token(service, version, &id, &JsonBody::parse(&bytes)?).await
         }
+        AcsOperation::IssueTokenLegacy(id) => {
+            identities::issue_token_legacy(service, version, &id, &JsonBody::parse(&bytes)?).await
+        }
         AcsOperation::TeamsUserExchange => {
-            exchange::teams_user(service, &state.issuers, &JsonBody::parse(&bytes)?).await
+            exchange::teams_user(service, &state.issuers, version, &JsonBody::parse(&bytes)?).await
         }
         AcsOperation::TeamsExtensionExchange => {
             JsonBody::parse(&bytes)?;

@@ -19,6 +19,8 @@ pub enum AcsOperation {
     RevokeTokens(String),
     /// `POST /identities/{id}/:issueAccessToken`
     IssueToken(String),
+    /// `POST /identities/{id}/token` (2020-07-20-preview2)
+    IssueTokenLegacy(String),
     /// `POST /teamsUser/:exchangeAccessToken`
     TeamsUserExchange,
     /// `POST /access/teamsExtension/:exchangeAccessToken`
@@ -48,6 +50,10 @@ impl AcsOperation {
     pub fn available_in(&self, version: ApiVersion) -> bool {
         match self {
             AcsOperation::GetIdentity(_) => version.has_custom_ids(),
+            AcsOperation::IssueToken(_) | AcsOperation::RevokeTokens(_) => {
+                !version.has_legacy_shapes()
+            }
+            AcsOperation::IssueTokenLegacy(_) => version.has_legacy_shapes(),
             AcsOperation::TeamsUserExchange => version.has_teams_user_exchange(),
             AcsOperation::TeamsExtensionExchange
             | AcsOperation::GetTeamsExtensionAssignment(..)
@@ -61,6 +67,19 @@ impl AcsOperation {
             | AcsOperation::DeleteEntraAssignment(_) => version.has_entra(),
             _ => true,
         }
+    }
+
+    /// Whether the operation is one of the identity routes (every path under `/identities`).
+    pub fn is_identity_route(&self) -> bool {
+        matches!(
+            self,
+            AcsOperation::CreateIdentity
+                | AcsOperation::GetIdentity(_)
+                | AcsOperation::DeleteIdentity(_)
+                | AcsOperation::RevokeTokens(_)
+                | AcsOperation::IssueToken(_)
+                | AcsOperation::IssueTokenLegacy(_)
+        )
     }
 }
 
@@ -100,6 +119,10 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["identities", id, ":issueAccessToken"] if !id.is_empty() => only(
             Method::POST,
             Route::Acs(AcsOperation::IssueToken(decode_id(id)?)),
+        ),
+        ["identities", id, "token"] if !id.is_empty() => only(
+            Method::POST,
+            Route::Acs(AcsOperation::IssueTokenLegacy(decode_id(id)?)),
         ),
         ["teamsUser", ":exchangeAccessToken"] => {
             only(Method::POST, Route::Acs(AcsOperation::TeamsUserExchange))
@@ -168,6 +191,26 @@ mod tests {
             plain,
             Route::Acs(AcsOperation::IssueToken("8:acs:x_y".into()))
         );
+        assert_eq!(
+            resolve(&Method::POST, "/identities/8%3Aacs%3Ax_y/token").unwrap(),
+            Route::Acs(AcsOperation::IssueTokenLegacy("8:acs:x_y".into()))
+        );
+    }
+
+    #[test]
+    fn the_2020_preview_has_its_own_token_route_and_no_actions() {
+        let legacy = ApiVersion::V2020_07_20Preview2;
+        let id = || "8:acs:x_y".to_owned();
+        assert!(AcsOperation::IssueTokenLegacy(id()).available_in(legacy));
+        assert!(!AcsOperation::IssueToken(id()).available_in(legacy));
+        assert!(!AcsOperation::RevokeTokens(id()).available_in(legacy));
+        assert!(!AcsOperation::TeamsUserExchange.available_in(legacy));
+        assert!(AcsOperation::CreateIdentity.available_in(legacy));
+        assert!(AcsOperation::DeleteIdentity(id()).available_in(legacy));
+        for version in ApiVersion::ALL.into_iter().filter(|v| *v != legacy) {
+            assert!(!AcsOperation::IssueTokenLegacy(id()).available_in(version));
+            assert!(AcsOperation::IssueToken(id()).available_in(version));
+        }
     }
 
     #[test]
@@ -192,6 +235,12 @@ mod tests {
                 .unwrap_err()
                 .code,
             "NotFound"
+        );
+        assert_eq!(
+            resolve(&Method::GET, "/identities/x/token")
+                .unwrap_err()
+                .code,
+            "MethodNotAllowed"
         );
         assert_eq!(
             resolve(&Method::GET, "/callsign/tokens/:introspect")
