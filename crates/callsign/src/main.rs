@@ -148,6 +148,10 @@ struct ServeArgs {
     /// Keep everything in memory and write nothing to disk; gone when the server stops.
     #[arg(long)]
     in_memory: bool,
+    /// Serve `POST /callsign/:reset`, which deletes every identity and assignment (keys stay);
+    /// implied by --dev.
+    #[arg(long)]
+    allow_reset: bool,
     /// Data directory [default: ./callsign-data].
     #[arg(long = "data", env = "CALLSIGN_DATA")]
     data: Option<PathBuf>,
@@ -371,6 +375,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     config.trusted_issuers = file.trusted_issuers;
     config.management = file.management.unwrap_or_default();
     config.access_key_seed = access_key_seed()?;
+    config.http.allow_reset = args.allow_reset || args.dev;
     if args.dev {
         config.access_key_seed.get_or_insert_with(dev_access_key);
         eprintln!(

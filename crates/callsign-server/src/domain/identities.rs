@@ -41,6 +41,11 @@ impl CustomId {
     /// The longest custom id, in characters.
     pub const MAX_CHARS: usize = 256;
 
+    /// The custom id as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// The custom id, if its length is within bounds.
     pub fn new(value: &str) -> Option<Self> {
         let chars = value.chars().count();
@@ -137,6 +142,25 @@ impl IdentityService {
     pub async fn get(&self, raw_id: &str) -> Result<IdentityView, DomainError> {
         let (_, record) = self.live(raw_id).await?;
         Ok(record.into())
+    }
+
+    /// At most `limit` live identities ordered by id, after the id `after`, only the one with
+    /// `custom_id` when given (beyond ACS: `GET /callsign/identities`).
+    pub async fn list(
+        &self,
+        after: Option<String>,
+        limit: u32,
+        custom_id: Option<CustomId>,
+    ) -> Result<Vec<IdentityRecord>, DomainError> {
+        Ok(self
+            .store
+            .list_identities(after, limit, custom_id.map(|c| c.0))
+            .await?)
+    }
+
+    /// Removes every identity and assignment; keys stay (beyond ACS: `POST /callsign/:reset`).
+    pub async fn reset(&self) -> Result<(), DomainError> {
+        Ok(self.store.reset().await?)
     }
 
     /// Issues a token for a live identity.

@@ -2,6 +2,7 @@
 //! response headers. Handlers call the domain; nothing here touches the store directly.
 
 pub mod access;
+pub mod admin;
 pub mod api_version;
 pub mod body;
 pub mod entra;
@@ -36,6 +37,9 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Largest accepted difference between a request's date and the server's clock.
     pub max_clock_skew: chrono::Duration,
+    /// Whether `POST /callsign/:reset` may wipe every identity and assignment (`--dev`,
+    /// `--allow-reset`); otherwise the route does not exist.
+    pub allow_reset: bool,
 }
 
 impl Default for HttpConfig {
@@ -43,6 +47,7 @@ impl Default for HttpConfig {
         Self {
             max_body_bytes: 64 * 1024,
             max_clock_skew: chrono::Duration::minutes(5),
+            allow_reset: false,
         }
     }
 }
@@ -110,6 +115,31 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         Route::Introspect => introspect(&state, &parts, body)
             .await
             .unwrap_or_else(IntoResponse::into_response),
+        Route::ListIdentities => callsign_admin(&state, &parts, body, false)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+        Route::Reset => callsign_admin(&state, &parts, body, true)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+    }
+}
+
+/// The management routes of callsign's own: listing identities, and a reset where the server
+/// allows one (elsewhere the route does not exist: 404, as before it did).
+async fn callsign_admin(
+    state: &AppState,
+    parts: &Parts,
+    body: Body,
+    reset: bool,
+) -> Result<Response, ApiError> {
+    if reset && !state.config.allow_reset {
+        return Err(ApiError::not_found());
+    }
+    authenticated_body(state, parts, body).await?;
+    if reset {
+        admin::reset(&state.identities).await
+    } else {
+        admin::list(&state.identities, parts.uri.query()).await
     }
 }
 

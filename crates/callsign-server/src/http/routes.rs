@@ -90,6 +90,10 @@ pub enum Route {
     Acs(AcsOperation),
     /// `POST /callsign/tokens/:introspect`
     Introspect,
+    /// `GET /callsign/identities`
+    ListIdentities,
+    /// `POST /callsign/:reset` (only when the server allows it)
+    Reset,
 }
 
 /// Resolves a request path (still percent-encoded) and method.
@@ -166,6 +170,8 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
             }
         }
         ["callsign", "tokens", ":introspect"] => only(Method::POST, Route::Introspect),
+        ["callsign", "identities"] => only(Method::GET, Route::ListIdentities),
+        ["callsign", ":reset"] => only(Method::POST, Route::Reset),
         _ => Err(ApiError::not_found()),
     }
 }
