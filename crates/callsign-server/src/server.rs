@@ -5,7 +5,7 @@ use crate::auth::{IssuerConfig, ManagementConfig, TrustedIssuers};
 use crate::clock::{Clock, Stamps, SystemClock};
 use crate::domain::access::AccessService;
 use crate::domain::entra::EntraAccessService;
-use crate::domain::IdentityService;
+use crate::domain::{IdentityService, Minutes};
 use crate::http::{router, AppState, HttpConfig};
 use crate::keys::{DataDir, KeyError, KeyWatcher, LiveKeys, SigningAlg};
 use crate::store::{self, Backend, OpenMode, StorageConfig, StoreError};
@@ -62,6 +62,9 @@ pub struct ServerConfig {
     pub trusted_issuers: Vec<IssuerConfig>,
     /// Who may manage identities with a bearer token (`[management]`).
     pub management: ManagementConfig,
+    /// The shortest token lifetime accepted (`--min-token-lifetime`; ACS's 60 minutes unless a
+    /// development setup asks for less).
+    pub min_token_lifetime: Minutes,
 }
 
 impl ServerConfig {
@@ -89,6 +92,7 @@ impl ServerConfig {
             signing_alg: None,
             trusted_issuers: Vec::new(),
             management: ManagementConfig::default(),
+            min_token_lifetime: Minutes::MIN,
         }
     }
 }
@@ -194,7 +198,8 @@ impl Server {
         }
         let stamps = Arc::new(Stamps::new(clock));
         let state = Arc::new(AppState {
-            identities: IdentityService::new(backend.clone(), keys.live().clone(), stamps),
+            identities: IdentityService::new(backend.clone(), keys.live().clone(), stamps)
+                .with_min_lifetime(config.min_token_lifetime),
             config: config.http,
             issuers,
             management: config.management,

@@ -6,6 +6,7 @@ mod config;
 
 use anyhow::{Context, Result};
 use callsign_common::AccessKey;
+use callsign_server::domain::Minutes;
 use callsign_server::keys::access::dev_access_key;
 use callsign_server::keys::{DataDir, KeyKind, MasterKey, SigningAlg};
 use callsign_server::server::connection_string;
@@ -148,6 +149,10 @@ struct ServeArgs {
     /// Keep everything in memory and write nothing to disk; gone when the server stops.
     #[arg(long)]
     in_memory: bool,
+    /// Accept token lifetimes (`expiresInMinutes`) down to this many minutes instead of 60, to
+    /// test refresh logic: `1m` to `60m`, `1h`, or plain minutes. --dev implies 1m.
+    #[arg(long, value_parser = parse_minutes)]
+    min_token_lifetime: Option<Minutes>,
     /// Serve `POST /callsign/:reset`, which deletes every identity and assignment (keys stay);
     /// implied by --dev.
     #[arg(long)]
@@ -376,6 +381,11 @@ fn serve(args: ServeArgs) -> Result<()> {
     config.management = file.management.unwrap_or_default();
     config.access_key_seed = access_key_seed()?;
     config.http.allow_reset = args.allow_reset || args.dev;
+    config.min_token_lifetime = match (args.min_token_lifetime, args.dev) {
+        (Some(min), _) => min,
+        (None, true) => Minutes::SHORTEST,
+        (None, false) => Minutes::MIN,
+    };
     if args.dev {
         config.access_key_seed.get_or_insert_with(dev_access_key);
         eprintln!(
@@ -405,6 +415,25 @@ fn serve(args: ServeArgs) -> Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// A minimum token lifetime: `5m`, `1h` or `5` (minutes), from 1 minute to ACS's 60.
+fn parse_minutes(text: &str) -> std::result::Result<Minutes, String> {
+    let (number, unit) = match text.strip_suffix('m').or(text.strip_suffix("min")) {
+        Some(n) => (n, 1),
+        None => match text.strip_suffix('h') {
+            Some(n) => (n, 60),
+            None => (text, 1),
+        },
+    };
+    number
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|n| *n <= i64::from(Minutes::MIN.get()))
+        .and_then(|n| Minutes::at_least(n, Minutes::SHORTEST))
+        .ok_or_else(|| format!("{text:?} is not a lifetime from 1m to 60m (like 1m, 5m, 1h)"))
 }
 
 /// `CALLSIGN_ACCESS_KEY`: base64 of at least 32 bytes (ACS's own keys are 64).

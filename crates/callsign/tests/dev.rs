@@ -191,3 +191,39 @@ async fn in_memory_starts_empty_every_time() {
     drop(second);
     assert_eq!(entries(cwd.path()), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn dev_issues_one_minute_tokens_and_the_flag_sets_other_minimums() {
+    let (cwd, tmp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let expires = |minutes: i64| serde_json::json!({"createTokenWithScopes": ["chat"], "expiresInMinutes": minutes});
+    let mut cmd = callsign_in(cwd.path(), tmp.path());
+    cmd.args(["serve", "--dev", "--addr", "127.0.0.1:0"])
+        .stderr(Stdio::null());
+    let dev = ServeProcess::spawn(&mut cmd, false);
+    let created = dev
+        .client()
+        .post("/identities?api-version=2023-10-01", &expires(1))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    drop(dev);
+
+    let mut cmd = callsign_in(cwd.path(), tmp.path());
+    cmd.args(["serve", "--in-memory", "--min-token-lifetime", "5m"])
+        .args(["--addr", "127.0.0.1:0"])
+        .stderr(Stdio::null());
+    let five = ServeProcess::spawn(&mut cmd, false);
+    let refused = five
+        .client()
+        .post("/identities?api-version=2023-10-01", &expires(4))
+        .await;
+    assert_eq!(refused.status, 400);
+    assert!(refused.text().contains("[5, 1440]"), "{}", refused.text());
+
+    for bad in ["0m", "61m", "2h", "soon"] {
+        let output = callsign_in(cwd.path(), tmp.path())
+            .args(["serve", "--in-memory", "--min-token-lifetime", bad])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{bad}");
+    }
+}

@@ -80,6 +80,7 @@ pub struct IdentityService {
     store: Arc<dyn IdentityStore>,
     keys: Arc<LiveKeys>,
     stamps: Arc<Stamps>,
+    min_lifetime: Minutes,
 }
 
 impl IdentityService {
@@ -89,7 +90,20 @@ impl IdentityService {
             store,
             keys,
             stamps,
+            min_lifetime: Minutes::MIN,
         }
+    }
+
+    /// Accepts token lifetimes down to `min` instead of ACS's 60 minutes (a development aid for
+    /// testing refresh logic).
+    pub fn with_min_lifetime(mut self, min: Minutes) -> Self {
+        self.min_lifetime = min;
+        self
+    }
+
+    /// The shortest token lifetime this service issues.
+    pub fn min_lifetime(&self) -> Minutes {
+        self.min_lifetime
     }
 
     /// The live keys.

@@ -86,13 +86,16 @@ impl Scopes {
     }
 }
 
-/// A token lifetime in minutes, always within 60..=1440.
+/// A token lifetime in minutes: within 60..=1440 as in ACS, or from a shorter configured minimum
+/// (never below [`Minutes::SHORTEST`]) on a server set up to test refresh logic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Minutes(u16);
 
 impl Minutes {
-    /// The shortest lifetime.
+    /// The shortest lifetime ACS accepts.
     pub const MIN: Minutes = Minutes(60);
+    /// The shortest minimum a server can be configured with (`--min-token-lifetime`).
+    pub const SHORTEST: Minutes = Minutes(1);
     /// The longest lifetime, and the default.
     pub const MAX: Minutes = Minutes(1440);
 
@@ -102,6 +105,21 @@ impl Minutes {
             .ok()
             .filter(|v| (Self::MIN.0..=Self::MAX.0).contains(v))
             .map(Self)
+    }
+
+    /// The lifetime, if `value` is within `min..=MAX` (`min` itself at least
+    /// [`Minutes::SHORTEST`]).
+    pub fn at_least(value: i64, min: Minutes) -> Option<Self> {
+        let min = min.max(Self::SHORTEST);
+        u16::try_from(value)
+            .ok()
+            .filter(|v| (min.0..=Self::MAX.0).contains(v))
+            .map(Self)
+    }
+
+    /// The number of minutes.
+    pub fn get(self) -> u16 {
+        self.0
     }
 
     /// As a duration.
@@ -138,6 +156,13 @@ mod tests {
         assert_eq!(Minutes::new(1440), Some(Minutes::MAX));
         assert!(Minutes::new(1441).is_none());
         assert!(Minutes::new(-1).is_none());
+        assert_eq!(Minutes::at_least(5, Minutes(5)), Some(Minutes(5)));
+        assert!(Minutes::at_least(4, Minutes(5)).is_none());
+        assert!(
+            Minutes::at_least(0, Minutes(0)).is_none(),
+            "never below one minute"
+        );
+        assert!(Minutes::at_least(1441, Minutes(5)).is_none());
         assert_eq!(Minutes::default().duration(), chrono::Duration::hours(24));
     }
 }

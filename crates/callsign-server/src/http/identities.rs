@@ -105,7 +105,7 @@ pub async fn create(
         }
         Field::Value(v) => Some(scopes(strings(v), version, "createTokenWithScopes")?),
     };
-    let lifetime = lifetime(body, version)?;
+    let lifetime = lifetime(service, body, version)?;
     let custom_id = if version.has_custom_ids() {
         custom_id(body)?
     } else {
@@ -156,7 +156,7 @@ pub async fn issue_token(
     id: &str,
     body: &JsonBody,
 ) -> Result<Response, ApiError> {
-    let (scopes, lifetime) = token_request(body, version)?;
+    let (scopes, lifetime) = token_request(service, body, version)?;
     let token = service.issue_token(id, &scopes, lifetime).await?;
     Ok(json(StatusCode::OK, &TokenBody::from(token)))
 }
@@ -169,7 +169,7 @@ pub async fn issue_token_legacy(
     id: &str,
     body: &JsonBody,
 ) -> Result<Response, ApiError> {
-    let (scopes, lifetime) = token_request(body, version)?;
+    let (scopes, lifetime) = token_request(service, body, version)?;
     let token = service.issue_token(id, &scopes, lifetime).await?;
     let id = service.parse(id)?.as_str().to_owned();
     Ok(json(
@@ -182,12 +182,16 @@ pub async fn issue_token_legacy(
 }
 
 /// The scopes and lifetime of a token request.
-fn token_request(body: &JsonBody, version: ApiVersion) -> Result<(Scopes, Minutes), ApiError> {
+fn token_request(
+    service: &IdentityService,
+    body: &JsonBody,
+    version: ApiVersion,
+) -> Result<(Scopes, Minutes), ApiError> {
     let scopes = match body.string_array("scopes")? {
         Field::Absent | Field::Null => return Err(ApiError::required("Scopes")),
         Field::Value(v) => scopes(strings(v), version, "scopes")?,
     };
-    Ok((scopes, lifetime(body, version)?))
+    Ok((scopes, lifetime(service, body, version)?))
 }
 
 /// `POST /identities/{id}/:revokeAccessTokens`
@@ -224,17 +228,25 @@ fn scopes<'a>(
         .ok_or_else(|| ApiError::validation("Invalid scopes - Scopes field is required.", target))
 }
 
-/// `expiresInMinutes`, where the version has it; 1440 when absent.
-fn lifetime(body: &JsonBody, version: ApiVersion) -> Result<Minutes, ApiError> {
+/// `expiresInMinutes`, where the version has it; 1440 when absent. The shortest accepted is the
+/// service's minimum: 60 as in ACS unless configured lower.
+fn lifetime(
+    service: &IdentityService,
+    body: &JsonBody,
+    version: ApiVersion,
+) -> Result<Minutes, ApiError> {
     if !version.has_token_lifetime() {
         return Ok(Minutes::default());
     }
+    let min = service.min_lifetime();
     match body.integer("expiresInMinutes")? {
         None => Ok(Minutes::default()),
-        Some(n) => Minutes::new(n).ok_or_else(|| {
+        Some(n) => Minutes::at_least(n, min).ok_or_else(|| {
             ApiError::validation(
                 format!(
-                    "ExpiresInMinutes value {n} is invalid. Value must be within the [60, 1440] interval."
+                    "ExpiresInMinutes value {n} is invalid. Value must be within the [{}, {}] interval.",
+                    min.get(),
+                    Minutes::MAX.get()
                 ),
                 "ExpiresInMinutes",
             )
