@@ -7,6 +7,7 @@ mod config;
 use anyhow::{Context, Result};
 use callsign_common::AccessKey;
 use callsign_server::domain::Minutes;
+use callsign_server::http::api_version::VersionPolicy;
 use callsign_server::keys::access::dev_access_key;
 use callsign_server::keys::{DataDir, KeyKind, MasterKey, SigningAlg};
 use callsign_server::server::connection_string;
@@ -153,6 +154,11 @@ struct ServeArgs {
     /// test refresh logic: `1m` to `60m`, `1h`, or plain minutes. --dev implies 1m.
     #[arg(long, value_parser = parse_minutes)]
     min_token_lifetime: Option<Minutes>,
+    /// How unknown api-versions are treated: `strict` answers 400 as the service does; `lenient`
+    /// serves an unknown newer one as the newest known (with a `Warning` header). Default: strict,
+    /// lenient with --dev.
+    #[arg(long, value_enum)]
+    api_versions: Option<ApiVersionsArg>,
     /// Serve `POST /callsign/:reset`, which deletes every identity and assignment (keys stay);
     /// implied by --dev.
     #[arg(long)]
@@ -182,6 +188,12 @@ struct ServeArgs {
     /// for a new data dir), which is what the official SDKs are tested with.
     #[arg(long, value_enum)]
     signing_alg: Option<SigningAlgArg>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ApiVersionsArg {
+    Strict,
+    Lenient,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -381,6 +393,10 @@ fn serve(args: ServeArgs) -> Result<()> {
     config.management = file.management.unwrap_or_default();
     config.access_key_seed = access_key_seed()?;
     config.http.allow_reset = args.allow_reset || args.dev;
+    config.http.api_versions = match (args.api_versions, args.dev) {
+        (Some(ApiVersionsArg::Lenient), _) | (None, true) => VersionPolicy::Lenient,
+        (Some(ApiVersionsArg::Strict), _) | (None, false) => VersionPolicy::Strict,
+    };
     config.min_token_lifetime = match (args.min_token_lifetime, args.dev) {
         (Some(min), _) => min,
         (None, true) => Minutes::SHORTEST,
@@ -389,8 +405,8 @@ fn serve(args: ServeArgs) -> Result<()> {
     if args.dev {
         config.access_key_seed.get_or_insert_with(dev_access_key);
         eprintln!(
-            "warning: --dev: a development instance with a published access key{}; \
-             not for production, keep it on this machine",
+            "warning: --dev: a development instance with a published access key{}, lenient \
+             api-versions and one-minute tokens; not for production, keep it on this machine",
             if matches!(config.storage, StorageConfig::Memory(_)) {
                 " and in-memory storage"
             } else {

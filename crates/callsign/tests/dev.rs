@@ -227,3 +227,39 @@ async fn dev_issues_one_minute_tokens_and_the_flag_sets_other_minimums() {
         assert_eq!(output.status.code(), Some(2), "{bad}");
     }
 }
+
+#[tokio::test]
+async fn lenient_api_versions_serve_a_newer_sdk_and_strict_refuses_it() {
+    let (cwd, tmp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let future = "/identities?api-version=2031-05-01";
+    let start = |extra: &[&str]| {
+        let mut cmd = callsign_in(cwd.path(), tmp.path());
+        cmd.args(["serve", "--addr", "127.0.0.1:0"])
+            .args(extra)
+            .stderr(Stdio::null());
+        ServeProcess::spawn(&mut cmd, false)
+    };
+    for extra in [
+        &["--dev"][..],
+        &["--in-memory", "--api-versions", "lenient"],
+    ] {
+        let server = start(extra);
+        let created = server.client().post(future, &serde_json::json!({})).await;
+        assert_eq!(created.status, 201, "{extra:?}: {}", created.text());
+        assert_eq!(
+            created.header("warning"),
+            Some("299 callsign \"api-version 2031-05-01 is unknown to this callsign; served as 2025-06-30\""),
+        );
+        let older = server
+            .client()
+            .post("/identities?api-version=2024-02-02", &serde_json::json!({}))
+            .await;
+        assert_eq!(older.status, 400, "{extra:?}");
+    }
+    for extra in [&["--in-memory"][..], &["--dev", "--api-versions", "strict"]] {
+        let server = start(extra);
+        let refused = server.client().post(future, &serde_json::json!({})).await;
+        assert_eq!(refused.status, 400, "{extra:?}");
+        assert_eq!(refused.json()["error"]["code"], "UnsupportedApiVersion");
+    }
+}

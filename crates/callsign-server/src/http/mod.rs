@@ -19,6 +19,7 @@ use crate::auth::{
 use crate::domain::access::AccessService;
 use crate::domain::entra::EntraAccessService;
 use crate::domain::IdentityService;
+use api_version::{ApiVersion, VersionPolicy};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, request::Parts, HeaderName, HeaderValue, StatusCode};
@@ -37,6 +38,8 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Largest accepted difference between a request's date and the server's clock.
     pub max_clock_skew: chrono::Duration,
+    /// How api-versions callsign does not know are treated (`--api-versions`).
+    pub api_versions: VersionPolicy,
     /// Whether `POST /callsign/:reset` may wipe every identity and assignment (`--dev`,
     /// `--allow-reset`); otherwise the route does not exist.
     pub allow_reset: bool,
@@ -48,6 +51,7 @@ impl Default for HttpConfig {
             max_body_bytes: 64 * 1024,
             max_clock_skew: chrono::Duration::minutes(5),
             allow_reset: false,
+            api_versions: VersionPolicy::Strict,
         }
     }
 }
@@ -149,7 +153,23 @@ async fn acs(
     parts: &Parts,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let version = api_version::from_query(parts.uri.query())?;
+    let served = api_version::resolve(parts.uri.query(), &op, state.config.api_versions)?;
+    let mut response = acs_operation(state, op, served.version, parts, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
+    if let Some(warning) = served.warning() {
+        response.headers_mut().insert(header::WARNING, warning);
+    }
+    Ok(response)
+}
+
+async fn acs_operation(
+    state: &AppState,
+    op: AcsOperation,
+    version: ApiVersion,
+    parts: &Parts,
+    body: Body,
+) -> Result<Response, ApiError> {
     if !op.available_in(version) {
         return Err(ApiError::not_found());
     }
