@@ -5,8 +5,14 @@
 //! (sealing, outages, cluster-wide locks) is tested beside it.
 
 use callsign_common::AccessKey;
-use callsign_server::keys::{KeyError, KeyKind, SigningAlg};
-use callsign_server::store::{EntraAssignment, IdentityRecord, TeamsExtensionAssignment};
+use callsign_server::domain::ResourceId;
+use callsign_server::keys::access::random_key;
+use callsign_server::keys::{
+    AccessKeys, KeyError, KeyKind, SigningAlg, SigningKey, TransferredKeys,
+};
+use callsign_server::store::{
+    EntraAssignment, IdentityRecord, Imported, StoreError, TeamsExtensionAssignment,
+};
 use callsign_testkit::TestStorage;
 use chrono::Utc;
 
@@ -49,6 +55,8 @@ for_every_backend!(
     listing_pages_live_identities_by_id,
     a_walk_skips_and_repeats_nothing_while_identities_come_and_go,
     reset_removes_identities_and_assignments_but_keeps_keys,
+    export_and_import_move_everything_once_and_refuse_a_taken_custom_id,
+    an_empty_store_adopts_a_resource_and_its_keys,
 );
 
 fn record(id: &str, custom_id: Option<&str>) -> IdentityRecord {
@@ -488,4 +496,119 @@ async fn reset_removes_identities_and_assignments_but_keeps_keys(backend: &TestS
         .await
         .unwrap();
     assert_eq!(again.id, "x2");
+}
+
+async fn export_and_import_move_everything_once_and_refuse_a_taken_custom_id(
+    backend: &TestStorage,
+) {
+    let store = backend.open().await;
+    store
+        .create_identity(record("live", Some("lee")))
+        .await
+        .unwrap();
+    store.record_token_issued("live".into(), 11).await.unwrap();
+    store
+        .create_identity(record("revoked", None))
+        .await
+        .unwrap();
+    store.revoke_tokens("revoked".into(), 12).await.unwrap();
+    store
+        .create_identity(record("gone", Some("gus")))
+        .await
+        .unwrap();
+    store.delete_identity("gone".into(), 13).await.unwrap();
+    let teams = TeamsExtensionAssignment {
+        tenant_id: "t".into(),
+        object_id: "o".into(),
+        principal_type: "user".into(),
+        client_ids: Some(vec!["app".into()]),
+    };
+    store.put_teams_extension_assignment(teams).await.unwrap();
+    let entra = EntraAssignment {
+        object_id: "e".into(),
+        tenant_id: "t".into(),
+        principal_type: "group".into(),
+        client_ids: vec!["app".into()],
+    };
+    store.put_entra_assignment(entra).await.unwrap();
+
+    let exported = store.export_data().await.unwrap();
+    let mut ids: Vec<&str> = exported.identities.iter().map(|r| r.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["gone", "live", "revoked"],
+        "deleted identities move too"
+    );
+    assert_eq!(exported.teams_extension.len(), 1);
+    assert_eq!(exported.entra.len(), 1);
+
+    store.reset().await.unwrap();
+    let imported = store.import_data(exported.clone()).await.unwrap();
+    assert_eq!(
+        imported,
+        Imported {
+            identities: 3,
+            assignments: 2
+        }
+    );
+    let mut again = store.export_data().await.unwrap();
+    let mut original = exported.clone();
+    for snapshot in [&mut again, &mut original] {
+        snapshot.identities.sort_by(|a, b| a.id.cmp(&b.id));
+    }
+    assert_eq!(again, original, "everything as it was, stamps included");
+
+    let twice = store.import_data(exported.clone()).await.unwrap();
+    assert_eq!(twice.identities, 0, "importing again adds nothing");
+
+    // A live identity of the store holding one of the file's custom ids under another id.
+    store.reset().await.unwrap();
+    store
+        .create_identity(record("other", Some("lee")))
+        .await
+        .unwrap();
+    let err = store.import_data(exported).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::CustomIdTaken(c) if c == "lee"),
+        "{err}"
+    );
+    assert_eq!(
+        store.get_identity("live".into()).await.unwrap(),
+        None,
+        "nothing imported"
+    );
+}
+
+async fn an_empty_store_adopts_a_resource_and_its_keys(backend: &TestStorage) {
+    let now = Utc::now();
+    let resource = ResourceId::random();
+    let (current, _) = SigningKey::generate_with(SigningAlg::Es256).unwrap();
+    let (retired, _) = SigningKey::generate().unwrap();
+    let keys = TransferredKeys {
+        access: AccessKeys {
+            primary: random_key(),
+            secondary: random_key(),
+        },
+        current: current.pem().clone(),
+        retired: vec![(retired.pem().clone(), now - chrono::Duration::hours(1))],
+    };
+    let store = backend.open().await;
+    store
+        .adopt_keys(resource, Some(keys.clone()), now)
+        .await
+        .unwrap();
+    let adopted = store.load_keys(now).await.unwrap();
+    assert_eq!(adopted.resource_id, resource);
+    assert_eq!(adopted.access, keys.access);
+    assert_eq!(adopted.ring.current.kid(), current.kid());
+    assert!(adopted.ring.find(retired.kid()).is_some());
+    // A server starting on it keeps what it adopted.
+    store.init_keys(None, now).await.unwrap();
+    assert_eq!(store.load_keys(now).await.unwrap().access, keys.access);
+
+    store.adopt_keys(resource, None, now).await.unwrap();
+    let other = ResourceId::random();
+    let err = store.adopt_keys(other, None, now).await.unwrap_err();
+    assert!(matches!(err, KeyError::OtherResource { .. }), "{err}");
 }

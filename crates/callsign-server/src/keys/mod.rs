@@ -10,7 +10,7 @@ mod watch;
 
 pub use access::{AccessKeys, KeyKind};
 pub use sealed::{MasterKey, SealError};
-pub use signing::{KeyRing, KeyRingDir, SigningAlg, SigningKey};
+pub use signing::{KeyRing, KeyRingDir, SigningAlg, SigningKey, SigningKeyPem};
 pub use watch::KeyWatcher;
 
 use crate::domain::ids::ResourceId;
@@ -78,6 +78,17 @@ pub enum KeyError {
          unset CALLSIGN_ACCESS_KEY (the database is authoritative)"
     )]
     SeedMismatchDatabase,
+    /// Imported identities belong to another resource than the storage's.
+    #[error(
+        "the storage holds resource {stored}, the file resource {given}: identities cannot move \
+         between resources; import into an empty data dir or database"
+    )]
+    OtherResource {
+        /// The storage's resource.
+        stored: String,
+        /// The file's.
+        given: String,
+    },
     /// The database holding the keys failed or holds no resource.
     #[error("key storage: {0}")]
     Database(String),
@@ -122,6 +133,40 @@ pub struct ResourceKeys {
     pub access: AccessKeys,
     /// The signing keys.
     pub ring: KeyRing,
+}
+
+/// A resource's secret keys as they move between stores (`callsign export --include-keys`),
+/// and the private keys of what a store holds now ([`ResourceKeys::transfer`]).
+#[derive(Clone)]
+pub struct TransferredKeys {
+    /// The two access keys.
+    pub access: AccessKeys,
+    /// The signing key in use.
+    pub current: SigningKeyPem,
+    /// Retired signing keys still published, with when they were retired.
+    pub retired: Vec<(SigningKeyPem, DateTime<Utc>)>,
+}
+
+impl std::fmt::Debug for TransferredKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TransferredKeys(<secret>)")
+    }
+}
+
+impl ResourceKeys {
+    /// The secret keys, to move them to another store.
+    pub fn transfer(&self) -> TransferredKeys {
+        TransferredKeys {
+            access: self.access.clone(),
+            current: self.ring.current.pem().clone(),
+            retired: self
+                .ring
+                .retired
+                .iter()
+                .map(|r| (r.key.pem().clone(), r.retired_at))
+                .collect(),
+        }
+    }
 }
 
 /// The data directory: `resource-id`, `access-keys.json` (0600), `signing/`, the database, `tls/`.
@@ -213,12 +258,50 @@ impl DataDir {
 
     /// Writes a new resource: its id, access keys (`seed` as the primary) and a signing key.
     fn create(&self, seed: Option<AccessKey>) -> Result<(), KeyError> {
-        let id_path = self.resource_id_path();
-        files::write_public(&id_path, ResourceId::random().to_string().as_bytes())
-            .map_err(|e| KeyError::io("writing", &id_path, e))?;
+        self.write_resource_id(ResourceId::random())?;
         AccessKeys::generate(seed).save(&self.access_keys_path())?;
         self.ring_dir().create()?;
         Ok(())
+    }
+
+    fn write_resource_id(&self, id: ResourceId) -> Result<(), KeyError> {
+        let path = self.resource_id_path();
+        files::write_public(&path, id.to_string().as_bytes())
+            .map_err(|e| KeyError::io("writing", &path, e))
+    }
+
+    /// Makes a data dir without keys that of `resource_id` (with `keys`, or fresh ones); one
+    /// that already is is left alone, one of another resource refused.
+    pub fn adopt(
+        &self,
+        resource_id: ResourceId,
+        keys: Option<TransferredKeys>,
+        now: DateTime<Utc>,
+    ) -> Result<(), KeyError> {
+        if self.is_initialised() {
+            let stored = self.load(now)?.resource_id;
+            return match stored == resource_id {
+                true => Ok(()),
+                false => Err(KeyError::OtherResource {
+                    stored: stored.to_string(),
+                    given: resource_id.to_string(),
+                }),
+            };
+        }
+        files::create_private_dir(&self.root)
+            .map_err(|e| KeyError::io("creating", &self.root, e))?;
+        match keys {
+            Some(keys) => {
+                keys.access.save(&self.access_keys_path())?;
+                self.ring_dir().create_from(&keys.current, &keys.retired)?;
+            }
+            None => {
+                AccessKeys::generate(None).save(&self.access_keys_path())?;
+                self.ring_dir().create()?;
+            }
+        }
+        // Last: a data dir counts as initialised once its resource id is there.
+        self.write_resource_id(resource_id)
     }
 
     fn check_seed(&self, seed: Option<AccessKey>) -> Result<(), KeyError> {

@@ -110,6 +110,7 @@ pub struct SigningKey {
     x5t: String,
     key_pair: PrivateKey,
     cert_der: Vec<u8>,
+    pem: SigningKeyPem,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -121,6 +122,7 @@ impl std::fmt::Debug for SigningKey {
 }
 
 /// A key as stored: PKCS#8 private key PEM and certificate PEM.
+#[derive(Clone)]
 pub struct SigningKeyPem {
     /// PKCS#8 `PRIVATE KEY` PEM (secret).
     pub private_key: String,
@@ -154,7 +156,7 @@ impl SigningKey {
             private_key: rc_key.serialize_pem(),
             certificate: cert.pem(),
         };
-        Ok((Self::new(key_pair, cert.der().to_vec()), pem))
+        Ok((Self::new(key_pair, cert.der().to_vec(), pem.clone()), pem))
     }
 
     /// Loads a stored key.
@@ -162,10 +164,15 @@ impl SigningKey {
         let der = pem_body(&pem.private_key, "PRIVATE KEY").ok_or(KeyError::Crypto)?;
         let key_pair = PrivateKey::from_pkcs8(&der)?;
         let cert_der = pem_body(&pem.certificate, "CERTIFICATE").ok_or(KeyError::Crypto)?;
-        Ok(Self::new(key_pair, cert_der))
+        Ok(Self::new(key_pair, cert_der, pem.clone()))
     }
 
-    fn new(key_pair: PrivateKey, cert_der: Vec<u8>) -> Self {
+    /// The key as stored (its private half is a secret: for `callsign export --include-keys`).
+    pub fn pem(&self) -> &SigningKeyPem {
+        &self.pem
+    }
+
+    fn new(key_pair: PrivateKey, cert_der: Vec<u8>, pem: SigningKeyPem) -> Self {
         let thumbprint =
             aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert_der);
         let kid = thumbprint
@@ -179,6 +186,7 @@ impl SigningKey {
             x5t,
             key_pair,
             cert_der,
+            pem,
         }
     }
 
@@ -360,6 +368,31 @@ impl KeyRingDir {
         })
     }
 
+    /// Creates the ring from existing keys (an import).
+    pub fn create_from(
+        &self,
+        current: &SigningKeyPem,
+        retired: &[(SigningKeyPem, DateTime<Utc>)],
+    ) -> Result<KeyRing, KeyError> {
+        create_private_dir(&self.dir).map_err(|e| KeyError::io("creating", &self.dir, e))?;
+        let current = SigningKey::from_pem(current)?;
+        self.store_key(&current)?;
+        let mut kept = Vec::new();
+        for (pem, retired_at) in retired {
+            let key = SigningKey::from_pem(pem)?;
+            self.store_key(&key)?;
+            kept.push(RetiredKey {
+                key: Arc::new(key),
+                retired_at: *retired_at,
+            });
+        }
+        self.write_ring(&current, &kept)?;
+        Ok(KeyRing {
+            current: Arc::new(current),
+            retired: kept,
+        })
+    }
+
     fn read_ring(&self) -> Result<RingFile, KeyError> {
         let path = self.ring_path();
         let text = std::fs::read_to_string(&path).map_err(|e| KeyError::io("reading", &path, e))?;
@@ -444,14 +477,19 @@ impl KeyRingDir {
     }
 
     fn generate_key(&self, alg: SigningAlg) -> Result<SigningKey, KeyError> {
-        let (key, pem) = SigningKey::generate_with(alg)?;
+        let (key, _) = SigningKey::generate_with(alg)?;
+        self.store_key(&key)?;
+        Ok(key)
+    }
+
+    /// Writes a key's files: the private key 0600, the certificate 0644.
+    fn store_key(&self, key: &SigningKey) -> Result<(), KeyError> {
         let key_path = self.dir.join(format!("{}.key.pem", key.kid()));
-        write_secret(&key_path, pem.private_key.as_bytes())
+        write_secret(&key_path, key.pem().private_key.as_bytes())
             .map_err(|e| KeyError::io("writing", &key_path, e))?;
         let crt_path = self.dir.join(format!("{}.crt.pem", key.kid()));
-        write_public(&crt_path, pem.certificate.as_bytes())
-            .map_err(|e| KeyError::io("writing", &crt_path, e))?;
-        Ok(key)
+        write_public(&crt_path, key.pem().certificate.as_bytes())
+            .map_err(|e| KeyError::io("writing", &crt_path, e))
     }
 
     fn load_key(&self, kid: &str) -> Result<SigningKey, KeyError> {

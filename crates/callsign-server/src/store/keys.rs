@@ -2,7 +2,8 @@
 //! contract every backend keeps for them. The server keeps a live copy ([`crate::keys::LiveKeys`])
 //! and reloads it whenever [`KeyStore::version`] moves.
 
-use crate::keys::{KeyError, KeyKind, ResourceKeys, SigningAlg};
+use crate::domain::ids::ResourceId;
+use crate::keys::{KeyError, KeyKind, ResourceKeys, SigningAlg, TransferredKeys};
 use callsign_common::AccessKey;
 use chrono::{DateTime, Utc};
 
@@ -31,6 +32,17 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Makes a new signing key (of the current key's algorithm) current; the old one stays
     /// published for [`crate::keys::signing::RETIRED_KEY_RETENTION`]. Returns the new `kid`.
     async fn rotate_signing_key(&self, now: DateTime<Utc>) -> Result<String, KeyError>;
+
+    /// Makes storage that holds no resource yet that of `resource_id`, with `keys` when given
+    /// (fresh ones otherwise), so that imported identities are its own and, with keys, their
+    /// tokens stay valid. Storage that already holds `resource_id` is left as it is; storage
+    /// holding another resource is an error ([`KeyError::OtherResource`]).
+    async fn adopt_keys(
+        &self,
+        resource_id: ResourceId,
+        keys: Option<TransferredKeys>,
+        now: DateTime<Utc>,
+    ) -> Result<(), KeyError>;
 
     /// Makes a new `alg` key current unless the current key already uses `alg`.
     async fn ensure_signing_alg(&self, alg: SigningAlg, now: DateTime<Utc>)

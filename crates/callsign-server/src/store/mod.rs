@@ -18,11 +18,13 @@ pub mod keys;
 pub mod memory;
 pub mod postgres;
 pub mod sqlite;
+pub mod transfer;
 
 pub use assignments::{AssignmentStore, EntraAssignment, TeamsExtensionAssignment};
 pub use identities::{IdentityRecord, IdentityStore};
 pub use keys::{KeyStore, KeyVersion};
 pub use memory::MemoryStorage;
+pub use transfer::{Imported, Snapshot, TransferStore};
 
 use crate::keys::MasterKey;
 use std::path::PathBuf;
@@ -37,6 +39,9 @@ pub enum StoreError {
     /// An admin command was pointed at storage that was never initialised.
     #[error("{0} holds no callsign data yet; start `callsign serve` with it once")]
     NotInitialised(String),
+    /// An import would give a custom id to a second live identity.
+    #[error("the custom id {0:?} already belongs to another identity of this store")]
+    CustomIdTaken(String),
     /// The storage was written by a newer callsign.
     #[error(
         "{what} has schema version {found}, newer than this callsign knows ({known}); run the \
@@ -114,11 +119,11 @@ pub enum OpenMode {
     Existing,
 }
 
-/// One deployment's storage: identities, assignments and keys. Every write is durable before
-/// its future resolves.
-pub trait Backend: IdentityStore + AssignmentStore + KeyStore {}
+/// One deployment's storage: identities, assignments and keys, and moving them in and out. Every
+/// write is durable before its future resolves.
+pub trait Backend: IdentityStore + AssignmentStore + KeyStore + TransferStore {}
 
-impl<T: IdentityStore + AssignmentStore + KeyStore + ?Sized> Backend for T {}
+impl<T: IdentityStore + AssignmentStore + KeyStore + TransferStore + ?Sized> Backend for T {}
 
 /// Opens the storage `config` names, bringing its schema up to date. The one place a backend
 /// is chosen.

@@ -4,7 +4,7 @@
 use super::MemoryBackend;
 use crate::domain::ids::ResourceId;
 use crate::keys::signing::{KeyRing, RetiredKey, SigningKey, RETIRED_KEY_RETENTION};
-use crate::keys::{AccessKeys, KeyError, KeyKind, ResourceKeys, SigningAlg};
+use crate::keys::{AccessKeys, KeyError, KeyKind, ResourceKeys, SigningAlg, TransferredKeys};
 use crate::store::{KeyStore, KeyVersion};
 use callsign_common::AccessKey;
 use chrono::{DateTime, Utc};
@@ -26,6 +26,26 @@ impl StoredKeys {
             access: AccessKeys::generate(seed),
             current: Arc::new(SigningKey::generate()?.0),
             retired: Vec::new(),
+            version: 1,
+        })
+    }
+
+    fn from_transfer(keys: TransferredKeys) -> Result<Self, KeyError> {
+        let retired = keys
+            .retired
+            .iter()
+            .map(|(pem, retired_at)| {
+                Ok(RetiredKey {
+                    key: Arc::new(SigningKey::from_pem(pem)?),
+                    retired_at: *retired_at,
+                })
+            })
+            .collect::<Result<_, KeyError>>()?;
+        Ok(Self {
+            resource_id: ResourceId::random(),
+            access: keys.access,
+            current: Arc::new(SigningKey::from_pem(&keys.current)?),
+            retired,
             version: 1,
         })
     }
@@ -119,6 +139,30 @@ impl KeyStore for MemoryBackend {
             keys.rotate_to(key, now);
             Ok(kid)
         })
+    }
+
+    async fn adopt_keys(
+        &self,
+        resource_id: ResourceId,
+        keys: Option<TransferredKeys>,
+        _now: DateTime<Utc>,
+    ) -> Result<(), KeyError> {
+        if let Some(stored) = self.state().keys.as_ref().map(|k| k.resource_id) {
+            return match stored == resource_id {
+                true => Ok(()),
+                false => Err(KeyError::OtherResource {
+                    stored: stored.to_string(),
+                    given: resource_id.to_string(),
+                }),
+            };
+        }
+        let mut adopted = match keys {
+            Some(keys) => StoredKeys::from_transfer(keys)?,
+            None => StoredKeys::generate(None)?,
+        };
+        adopted.resource_id = resource_id;
+        self.state().keys.get_or_insert(adopted);
+        Ok(())
     }
 
     async fn ensure_signing_alg(

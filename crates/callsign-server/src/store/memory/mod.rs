@@ -8,6 +8,7 @@
 mod assignments;
 mod identities;
 mod keys;
+mod transfer;
 
 use super::{EntraAssignment, IdentityRecord, TeamsExtensionAssignment};
 use keys::StoredKeys;

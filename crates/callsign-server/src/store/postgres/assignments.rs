@@ -3,16 +3,25 @@
 use super::{bounded, unavailable, PostgresBackend};
 use crate::store::{AssignmentStore, EntraAssignment, StoreError, TeamsExtensionAssignment};
 
-const ENTRA_SELECT: &str =
+pub(super) const ENTRA_SELECT: &str =
     "SELECT object_id, tenant_id, principal_type, client_ids FROM entra_assignments";
 
-const ENTRA_UPSERT: &str = "INSERT INTO entra_assignments \
+/// Creates or replaces a Teams extension assignment; answers whether it was created (`xmax = 0`
+/// only for a freshly inserted row: a create tells itself from a replace in one statement,
+/// without a race between two nodes).
+pub(super) const TEAMS_UPSERT: &str = "INSERT INTO teams_extension_assignments \
+     (tenant_id, object_id, principal_type, client_ids) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (tenant_id, object_id) DO UPDATE \
+     SET principal_type = EXCLUDED.principal_type, client_ids = EXCLUDED.client_ids \
+     RETURNING (xmax = 0)";
+
+pub(super) const ENTRA_UPSERT: &str = "INSERT INTO entra_assignments \
      (object_id, tenant_id, principal_type, client_ids) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (object_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, \
      principal_type = EXCLUDED.principal_type, client_ids = EXCLUDED.client_ids \
      RETURNING (xmax = 0)";
 
-fn entra_row(row: &tokio_postgres::Row) -> EntraAssignment {
+pub(super) fn entra_row(row: &tokio_postgres::Row) -> EntraAssignment {
     EntraAssignment {
         object_id: row.get(0),
         tenant_id: row.get(1),
@@ -47,15 +56,9 @@ impl AssignmentStore for PostgresBackend {
         &self,
         a: TeamsExtensionAssignment,
     ) -> Result<bool, StoreError> {
-        // `xmax = 0` only for a freshly inserted row: tells a create from a replace in one
-        // statement, without a race between two nodes.
         let row = self
             .query_opt(
-                "INSERT INTO teams_extension_assignments \
-                 (tenant_id, object_id, principal_type, client_ids) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (tenant_id, object_id) DO UPDATE \
-                 SET principal_type = EXCLUDED.principal_type, client_ids = EXCLUDED.client_ids \
-                 RETURNING (xmax = 0)",
+                TEAMS_UPSERT,
                 &[&a.tenant_id, &a.object_id, &a.principal_type, &a.client_ids],
             )
             .await?;

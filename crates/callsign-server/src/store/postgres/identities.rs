@@ -5,7 +5,7 @@ use super::{bounded, unavailable, PostgresBackend};
 use crate::store::{IdentityRecord, IdentityStore, StoreError};
 use tokio_postgres::Row;
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "id, custom_id, created_at_us, last_token_issued_at_us, revoked_before_us, deleted_at_us";
 
 /// A page of live identities by id: a range scan of the primary key from `$1` (every id sorts
@@ -19,7 +19,7 @@ const LIST_BY_CUSTOM_ID: &str = "SELECT id, custom_id, created_at_us, last_token
      revoked_before_us, deleted_at_us FROM identities \
      WHERE custom_id = $2 AND deleted_at_us IS NULL AND id > coalesce($1::TEXT, '') LIMIT $3";
 
-fn read_record(row: &Row) -> IdentityRecord {
+pub(super) fn read_record(row: &Row) -> IdentityRecord {
     IdentityRecord {
         id: row.get(0),
         custom_id: row.get(1),

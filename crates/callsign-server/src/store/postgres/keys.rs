@@ -7,7 +7,9 @@ use super::{bounded, unavailable, PostgresBackend};
 use crate::domain::ids::ResourceId;
 use crate::keys::access::random_key;
 use crate::keys::signing::{KeyRing, RetiredKey, SigningKey, SigningKeyPem, RETIRED_KEY_RETENTION};
-use crate::keys::{AccessKeys, KeyError, KeyKind, MasterKey, ResourceKeys, SigningAlg};
+use crate::keys::{
+    AccessKeys, KeyError, KeyKind, MasterKey, ResourceKeys, SigningAlg, TransferredKeys,
+};
 use crate::store::{KeyStore, KeyVersion, StoreError};
 use callsign_common::AccessKey;
 use chrono::{DateTime, Utc};
@@ -140,6 +142,32 @@ impl KeyStore for PostgresBackend {
         Ok(kid)
     }
 
+    async fn adopt_keys(
+        &self,
+        resource_id: ResourceId,
+        keys: Option<TransferredKeys>,
+        now: DateTime<Utc>,
+    ) -> Result<(), KeyError> {
+        let mut client = self.key_client().await?;
+        let tx = locked(&mut client).await?;
+        let stored = tx
+            .query_opt("SELECT resource_id FROM resource", &[])
+            .await
+            .map_err(db)?
+            .map(|row| row.get::<_, String>(0));
+        match stored {
+            Some(stored) if stored == resource_id.to_string() => return Ok(()),
+            Some(stored) => {
+                return Err(KeyError::OtherResource {
+                    stored,
+                    given: resource_id.to_string(),
+                })
+            }
+            None => insert_transferred(&tx, &self.master, resource_id, keys, now).await?,
+        }
+        tx.commit().await.map_err(db)
+    }
+
     async fn ensure_signing_alg(
         &self,
         alg: SigningAlg,
@@ -253,8 +281,23 @@ async fn create_resource(
     seed: Option<AccessKey>,
     now: DateTime<Utc>,
 ) -> Result<(), KeyError> {
-    let keys = AccessKeys::generate(seed);
-    let resource_id = ResourceId::random().to_string();
+    insert_resource(
+        tx,
+        master,
+        ResourceId::random(),
+        &AccessKeys::generate(seed),
+    )
+    .await?;
+    insert_signing_key(tx, master, SigningAlg::Rs256, now.timestamp_micros()).await?;
+    Ok(())
+}
+
+async fn insert_resource(
+    tx: &Transaction<'_>,
+    master: &MasterKey,
+    resource_id: ResourceId,
+    keys: &AccessKeys,
+) -> Result<(), KeyError> {
     let primary = master.seal(access_purpose(KeyKind::Primary), keys.primary.as_bytes());
     let secondary = master.seal(
         access_purpose(KeyKind::Secondary),
@@ -263,11 +306,47 @@ async fn create_resource(
     tx.execute(
         "INSERT INTO resource (resource_id, primary_key, secondary_key, keys_version) \
          VALUES ($1, $2, $3, 1)",
-        &[&resource_id, &primary, &secondary],
+        &[&resource_id.to_string(), &primary, &secondary],
     )
     .await
     .map_err(db)?;
-    insert_signing_key(tx, master, SigningAlg::Rs256, now.timestamp_micros()).await?;
+    Ok(())
+}
+
+/// Stores the resource `resource_id` with `keys` (an import) in a database holding none.
+async fn insert_transferred(
+    tx: &Transaction<'_>,
+    master: &MasterKey,
+    resource_id: ResourceId,
+    keys: Option<TransferredKeys>,
+    now: DateTime<Utc>,
+) -> Result<(), KeyError> {
+    let Some(keys) = keys else {
+        insert_resource(tx, master, resource_id, &AccessKeys::generate(None)).await?;
+        insert_signing_key(tx, master, SigningAlg::Rs256, now.timestamp_micros()).await?;
+        return Ok(());
+    };
+    insert_resource(tx, master, resource_id, &keys.access).await?;
+    let now_us = now.timestamp_micros();
+    store_signing_key(
+        tx,
+        master,
+        &SigningKey::from_pem(&keys.current)?,
+        now_us,
+        None,
+    )
+    .await?;
+    for (pem, retired_at) in &keys.retired {
+        let retired_us = retired_at.timestamp_micros();
+        store_signing_key(
+            tx,
+            master,
+            &SigningKey::from_pem(pem)?,
+            now_us,
+            Some(retired_us),
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -277,18 +356,36 @@ async fn insert_signing_key(
     alg: SigningAlg,
     now_us: i64,
 ) -> Result<String, KeyError> {
-    let (key, pem) = SigningKey::generate_with(alg)?;
-    let kid = key.kid().to_owned();
+    let (key, _) = SigningKey::generate_with(alg)?;
+    store_signing_key(tx, master, &key, now_us, None).await?;
+    Ok(key.kid().to_owned())
+}
+
+/// Stores a signing key, its private half sealed.
+async fn store_signing_key(
+    tx: &Transaction<'_>,
+    master: &MasterKey,
+    key: &SigningKey,
+    created_us: i64,
+    retired_us: Option<i64>,
+) -> Result<(), KeyError> {
+    let kid = key.kid();
     let sealed = master.seal(
         &format!("callsign/signing/{kid}"),
-        pem.private_key.as_bytes(),
+        key.pem().private_key.as_bytes(),
     );
     tx.execute(
-        "INSERT INTO signing_keys (kid, private_key, certificate, created_at_us) \
-         VALUES ($1, $2, $3, $4)",
-        &[&kid, &sealed, &pem.certificate, &now_us],
+        "INSERT INTO signing_keys (kid, private_key, certificate, created_at_us, retired_at_us) \
+         VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &kid,
+            &sealed,
+            &key.pem().certificate,
+            &created_us,
+            &retired_us,
+        ],
     )
     .await
     .map_err(db)?;
-    Ok(kid)
+    Ok(())
 }

@@ -6,6 +6,7 @@
 mod assignments;
 mod identities;
 mod keys;
+mod transfer;
 
 /// The query that lists a page of identities, for tests that look at its plan.
 pub const LIST_SQL: &str = identities::LIST;
@@ -114,7 +115,15 @@ fn pool(url: &str) -> Result<Pool, StoreError> {
 
 /// Runs `op` with the [`OPERATION_TIMEOUT`]; a timeout is an `Unavailable` error.
 async fn bounded<T>(op: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
-    tokio::time::timeout(OPERATION_TIMEOUT, op)
+    bounded_for(1, op).await
+}
+
+/// Runs `op`, worth `operations` ordinary operations, within as many [`OPERATION_TIMEOUT`]s.
+async fn bounded_for<T>(
+    operations: u32,
+    op: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(OPERATION_TIMEOUT * operations, op)
         .await
         .unwrap_or_else(|_| {
             Err(StoreError::Unavailable(

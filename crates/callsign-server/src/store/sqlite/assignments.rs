@@ -6,9 +6,9 @@ use super::SqliteBackend;
 use crate::store::{AssignmentStore, EntraAssignment, StoreError, TeamsExtensionAssignment};
 use rusqlite::{params, Connection, OptionalExtension};
 
-const ENTRA_COLUMNS: &str = "object_id, tenant_id, principal_type, client_ids";
+pub(super) const ENTRA_COLUMNS: &str = "object_id, tenant_id, principal_type, client_ids";
 
-fn entra_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EntraAssignment> {
+pub(super) fn entra_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EntraAssignment> {
     let client_ids: String = row.get(3)?;
     Ok(EntraAssignment {
         object_id: row.get(0)?,
@@ -19,12 +19,34 @@ fn entra_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EntraAssignment> {
     })
 }
 
-fn json_list(ids: &[String]) -> String {
+pub(super) fn json_list(ids: &[String]) -> String {
     serde_json::Value::from(ids.to_vec()).to_string()
 }
 
 /// Upserts `a`; true when it was created.
-fn put_entra(conn: &Connection, a: &EntraAssignment) -> rusqlite::Result<bool> {
+pub(super) fn put_teams(conn: &Connection, a: &TeamsExtensionAssignment) -> rusqlite::Result<bool> {
+    let existed = conn
+        .prepare_cached(
+            "SELECT 1 FROM teams_extension_assignments WHERE tenant_id = ?1 AND object_id = ?2",
+        )?
+        .query_row(params![a.tenant_id, a.object_id], |_| Ok(()))
+        .optional()?
+        .is_some();
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO teams_extension_assignments \
+         (tenant_id, object_id, principal_type, client_ids) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        a.tenant_id,
+        a.object_id,
+        a.principal_type,
+        a.client_ids.as_deref().map(json_list)
+    ])?;
+    Ok(!existed)
+}
+
+/// Upserts `a`; true when it was created.
+pub(super) fn put_entra(conn: &Connection, a: &EntraAssignment) -> rusqlite::Result<bool> {
     let existed = conn
         .prepare_cached("SELECT 1 FROM entra_assignments WHERE object_id = ?1")?
         .query_row(params![a.object_id], |_| Ok(()))
@@ -81,28 +103,7 @@ impl AssignmentStore for SqliteBackend {
         &self,
         a: TeamsExtensionAssignment,
     ) -> Result<bool, StoreError> {
-        self.write(move |conn| {
-            let existed = conn
-                .prepare_cached(
-                    "SELECT 1 FROM teams_extension_assignments \
-                     WHERE tenant_id = ?1 AND object_id = ?2",
-                )?
-                .query_row(params![a.tenant_id, a.object_id], |_| Ok(()))
-                .optional()?
-                .is_some();
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO teams_extension_assignments \
-                 (tenant_id, object_id, principal_type, client_ids) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![
-                a.tenant_id,
-                a.object_id,
-                a.principal_type,
-                a.client_ids.as_deref().map(json_list)
-            ])?;
-            Ok(!existed)
-        })
-        .await
+        self.write(move |conn| put_teams(conn, &a)).await
     }
 
     async fn delete_teams_extension_assignment(

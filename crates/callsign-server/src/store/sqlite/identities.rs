@@ -5,7 +5,7 @@ use super::SqliteBackend;
 use crate::store::{IdentityRecord, IdentityStore, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "id, custom_id, created_at_us, last_token_issued_at_us, revoked_before_us, deleted_at_us";
 
 /// A page of live identities by id: a range scan of the primary key from `?1` (every id sorts
@@ -19,7 +19,7 @@ const LIST_BY_CUSTOM_ID: &str = "SELECT id, custom_id, created_at_us, last_token
      revoked_before_us, deleted_at_us FROM identities \
      WHERE custom_id = ?2 AND deleted_at_us IS NULL AND id > coalesce(?1, '') LIMIT ?3";
 
-fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<IdentityRecord> {
+pub(super) fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<IdentityRecord> {
     Ok(IdentityRecord {
         id: row.get(0)?,
         custom_id: row.get(1)?,
@@ -31,7 +31,10 @@ fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<IdentityRecord> {
 }
 
 /// The record with its token-issue time brought up to date with the stamps not yet written.
-fn with_pending_stamp(stamps: &PendingStamps, mut record: IdentityRecord) -> IdentityRecord {
+pub(super) fn with_pending_stamp(
+    stamps: &PendingStamps,
+    mut record: IdentityRecord,
+) -> IdentityRecord {
     if let Some(pending) = stamps.get(&record.id) {
         let stored = record.last_token_issued_at_us.unwrap_or(i64::MIN);
         record.last_token_issued_at_us = Some(stored.max(pending));

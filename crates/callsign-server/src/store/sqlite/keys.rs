@@ -3,7 +3,8 @@
 //! by `callsign keys` and `callsign signing-key` in another process are noticed.
 
 use super::SqliteBackend;
-use crate::keys::{DataDir, KeyError, KeyKind, ResourceKeys, SigningAlg};
+use crate::domain::ids::ResourceId;
+use crate::keys::{DataDir, KeyError, KeyKind, ResourceKeys, SigningAlg, TransferredKeys};
 use crate::store::{KeyStore, KeyVersion};
 use callsign_common::AccessKey;
 use chrono::{DateTime, Utc};
@@ -65,6 +66,16 @@ impl KeyStore for SqliteBackend {
             Ok(ring.current.kid().to_owned())
         })
         .await
+    }
+
+    async fn adopt_keys(
+        &self,
+        resource_id: ResourceId,
+        keys: Option<TransferredKeys>,
+        now: DateTime<Utc>,
+    ) -> Result<(), KeyError> {
+        self.with_files(move |dir| dir.adopt(resource_id, keys, now))
+            .await
     }
 
     async fn ensure_signing_alg(

@@ -10,6 +10,7 @@
 mod assignments;
 mod identities;
 mod keys;
+mod transfer;
 mod writer;
 
 use super::{OpenMode, StoreError};
