@@ -9,6 +9,7 @@ pub mod auth;
 pub mod clock;
 pub mod domain;
 pub mod error_chain;
+pub mod export;
 pub mod http;
 pub mod keys;
 pub mod server;

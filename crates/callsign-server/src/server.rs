@@ -6,6 +6,7 @@ use crate::clock::{Clock, Stamps, SystemClock};
 use crate::domain::access::AccessService;
 use crate::domain::entra::EntraAccessService;
 use crate::domain::{IdentityService, Minutes};
+use crate::export::ExportFile;
 use crate::http::{router, AppState, HttpConfig};
 use crate::keys::{DataDir, KeyError, KeyWatcher, LiveKeys, SigningAlg};
 use crate::store::{self, Backend, OpenMode, StorageConfig, StoreError};
@@ -62,6 +63,8 @@ pub struct ServerConfig {
     pub trusted_issuers: Vec<IssuerConfig>,
     /// Who may manage identities with a bearer token (`[management]`).
     pub management: ManagementConfig,
+    /// Identities, assignments and possibly keys to load at start (`--seed`), idempotently.
+    pub seed: Option<ExportFile>,
     /// The shortest token lifetime accepted (`--min-token-lifetime`; ACS's 60 minutes unless a
     /// development setup asks for less).
     pub min_token_lifetime: Minutes,
@@ -93,6 +96,7 @@ impl ServerConfig {
             trusted_issuers: Vec::new(),
             management: ManagementConfig::default(),
             min_token_lifetime: Minutes::MIN,
+            seed: None,
         }
     }
 }
@@ -140,9 +144,23 @@ impl Server {
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
         let clock = config.clock.clone();
         let backend = store::open(&config.storage, OpenMode::Serve).await?;
+        if let Some(seed) = &config.seed {
+            // Empty storage becomes the seed's resource; another resource is refused.
+            backend
+                .adopt_keys(seed.resource_id, seed.keys.clone(), clock.now())
+                .await?;
+        }
         backend
             .init_keys(config.access_key_seed.clone(), clock.now())
             .await?;
+        if let Some(seed) = &config.seed {
+            let imported = backend.import_data(seed.data.clone()).await?;
+            tracing::info!(
+                identities = imported.identities,
+                assignments = imported.assignments,
+                "seeded"
+            );
+        }
         if let Some(alg) = config.signing_alg {
             backend.ensure_signing_alg(alg, clock.now()).await?;
         }

@@ -7,6 +7,7 @@ mod config;
 use anyhow::{Context, Result};
 use callsign_common::AccessKey;
 use callsign_server::domain::Minutes;
+use callsign_server::export::ExportFile;
 use callsign_server::http::api_version::VersionPolicy;
 use callsign_server::keys::access::dev_access_key;
 use callsign_server::keys::{DataDir, KeyKind, MasterKey, SigningAlg};
@@ -44,6 +45,35 @@ enum Command {
         endpoint: Option<String>,
         #[command(flatten)]
         database: DatabaseArg,
+    },
+    /// Write every identity and assignment (and with --include-keys the keys) as JSON Lines on
+    /// stdout; see docs/export.md.
+    Export {
+        #[command(flatten)]
+        data: DataArg,
+        #[command(flatten)]
+        database: DatabaseArg,
+        /// Include the access and signing keys (secrets): with them, issued tokens stay valid
+        /// where the file is imported.
+        #[arg(long)]
+        include_keys: bool,
+    },
+    /// Load an export into an empty data dir or database (which becomes its resource).
+    Import {
+        /// The file `callsign export` wrote.
+        file: PathBuf,
+        #[command(flatten)]
+        data: DataArg,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Copy a data dir, while its server runs, into a new directory that `serve --data` can
+    /// start from.
+    Backup {
+        /// Where to write the copy (must not exist, or be empty).
+        out: PathBuf,
+        #[command(flatten)]
+        data: DataArg,
     },
     /// Manage the access keys.
     Keys {
@@ -159,6 +189,10 @@ struct ServeArgs {
     /// lenient with --dev.
     #[arg(long, value_enum)]
     api_versions: Option<ApiVersionsArg>,
+    /// Load identities, assignments and (when the file has them) keys from an export file at
+    /// start, idempotently: fixtures for CI. Empty storage becomes the file's resource.
+    #[arg(long, value_name = "FILE")]
+    seed: Option<PathBuf>,
     /// Serve `POST /callsign/:reset`, which deletes every identity and assignment (keys stay);
     /// implied by --dev.
     #[arg(long)]
@@ -264,6 +298,28 @@ fn admin_exit(result: Result<()>) -> std::process::ExitCode {
 fn run(command: Command) -> Result<()> {
     match command {
         Command::Serve(args) => serve(args),
+        Command::Export {
+            data,
+            database,
+            include_keys,
+        } => export(&data.dir, database, include_keys),
+        Command::Import {
+            file,
+            data,
+            database,
+        } => import(&file, &data.dir, database),
+        Command::Backup { out, data } => {
+            store::sqlite::backup(&data.dir, &out).with_context(|| {
+                format!("backing up {} to {}", data.dir.display(), out.display())
+            })?;
+            eprintln!(
+                "backed up {} to {}; `callsign serve --data {}` starts from it",
+                data.dir.display(),
+                out.display(),
+                out.display()
+            );
+            Ok(())
+        }
         Command::ConnectionString {
             dev: true,
             endpoint,
@@ -392,6 +448,10 @@ fn serve(args: ServeArgs) -> Result<()> {
     config.trusted_issuers = file.trusted_issuers;
     config.management = file.management.unwrap_or_default();
     config.access_key_seed = access_key_seed()?;
+    config.seed = match &args.seed {
+        Some(path) => Some(read_export(path)?),
+        None => None,
+    };
     config.http.allow_reset = args.allow_reset || args.dev;
     config.http.api_versions = match (args.api_versions, args.dev) {
         (Some(ApiVersionsArg::Lenient), _) | (None, true) => VersionPolicy::Lenient,
@@ -402,8 +462,12 @@ fn serve(args: ServeArgs) -> Result<()> {
         (None, true) => Minutes::SHORTEST,
         (None, false) => Minutes::MIN,
     };
-    if args.dev {
+    // A seed file's own keys win over the well-known one.
+    let seed_has_keys = config.seed.as_ref().is_some_and(|s| s.keys.is_some());
+    if args.dev && !seed_has_keys {
         config.access_key_seed.get_or_insert_with(dev_access_key);
+    }
+    if args.dev {
         eprintln!(
             "warning: --dev: a development instance with a published access key{}, lenient \
              api-versions and one-minute tokens; not for production, keep it on this machine",
@@ -479,6 +543,60 @@ fn master_key() -> Result<MasterKey> {
         )
     })?;
     Ok(MasterKey::from_base64(&text)?)
+}
+
+/// Reads an export file, naming it in any error.
+fn read_export(path: &Path) -> Result<ExportFile> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("opening the export file {}", path.display()))?;
+    ExportFile::read(std::io::BufReader::new(file))
+        .with_context(|| format!("reading the export file {}", path.display()))
+}
+
+/// `callsign export`: the storage's data, and keys when asked, on stdout.
+fn export(data: &Path, database: DatabaseArg, include_keys: bool) -> Result<()> {
+    if include_keys {
+        eprintln!("warning: the export holds the access and signing keys: keep it secret");
+    }
+    let now = chrono::Utc::now();
+    let file = with_storage(data, database, |backend| async move {
+        let keys = backend.load_keys(now).await?;
+        Ok(ExportFile {
+            resource_id: keys.resource_id,
+            keys: include_keys.then(|| keys.transfer()),
+            data: backend.export_data().await?,
+        })
+    })
+    .context("exporting")?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    file.write(&mut out, now).context("writing the export")
+}
+
+/// `callsign import`: an export into empty storage, which becomes the file's resource.
+fn import(path: &Path, data: &Path, database: DatabaseArg) -> Result<()> {
+    let file = read_export(path)?;
+    let storage = storage_config(data, database)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let imported = runtime.block_on(async move {
+        // Claimed like a server would: no server may run on it meanwhile.
+        let backend = store::open(&storage, OpenMode::Serve)
+            .await
+            .context("opening the storage")?;
+        if !backend.export_data().await?.is_empty() {
+            anyhow::bail!(
+                "the storage already holds identities or assignments; import into an empty data \
+                 dir or database (or use `serve --seed` to add fixtures)"
+            );
+        }
+        let now = chrono::Utc::now();
+        backend.adopt_keys(file.resource_id, file.keys, now).await?;
+        Ok(backend.import_data(file.data).await?)
+    })?;
+    eprintln!(
+        "imported {} identities and {} assignments",
+        imported.identities, imported.assignments
+    );
+    Ok(())
 }
 
 /// The storage a command acts on: the cluster's database when one is given, else the data dir.

@@ -8,6 +8,7 @@
 //! the blocking pool.
 
 mod assignments;
+mod backup;
 mod identities;
 mod keys;
 mod transfer;
@@ -24,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 use writer::{Job, PendingStamps};
 
+pub use backup::{backup, BackupError};
 pub use writer::STAMP_FLUSH;
 
 /// Schema steps, applied in order, each once; the index + 1 is `PRAGMA user_version`.
