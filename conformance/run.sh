@@ -36,6 +36,10 @@ trap pg_cluster_stop EXIT
 pg_cluster_stop
 trap - EXIT
 
+echo "== python, dev: serve --dev (in memory, the well-known key, over http and --tls)"
+(cd "$here/python" && CALLSIGN_CONFORMANCE_DEV=1 \
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider) || status=1
+
 echo "== js: @azure/communication-identity (node --test)"
 (cd "$here/js" && npm ci --silent --no-audit --no-fund) 
 (cd "$here/js" && node --test --test-reporter=spec test/) || status=1

@@ -117,6 +117,13 @@ def _reader(stream, q: "queue.Queue[Optional[str]]", sink: List[str]) -> None:
 
 
 DATABASE_URL = os.environ.get("CALLSIGN_CONFORMANCE_DATABASE_URL")
+# Dev mode: `serve --dev` (in memory, the well-known key hard-coded here as a test suite would).
+DEV = os.environ.get("CALLSIGN_CONFORMANCE_DEV") == "1"
+WELL_KNOWN_KEY = (
+    "QBuLZH+Q1IfqHJvQiK57dWHoL4aWPLNRIH2UdY2a/Cl5wKmZcBq5zTarIMGw4CdvE+qCIBVL2U1Id9TtzwsDww=="
+)
+# The shortest token lifetime the server accepts: ACS's hour, or a minute under --dev.
+MIN_MINUTES = 1 if DEV else 60
 MASTER_KEY = os.environ.get("CALLSIGN_MASTER_KEY") or random_access_key()
 
 
@@ -140,11 +147,17 @@ def _launch(tls: bool, workdir: str, stderr_name: str, extra: List[str]) -> Call
     data_dir = os.path.join(workdir, "data")
     stderr_path = os.path.join(workdir, stderr_name)
     args = [binary, "serve", "--addr", "127.0.0.1:0", "--data", data_dir] + extra
+    if DEV:
+        args = [binary, "serve", "--dev", "--addr", "127.0.0.1:0"] + extra
+        key = WELL_KNOWN_KEY
     if tls:
         args.append("--tls")
     env = dict(os.environ)
     env["CALLSIGN_ACCESS_KEY"] = key
     env["RUST_LOG"] = "warn"
+    if DEV:
+        env.pop("CALLSIGN_ACCESS_KEY")
+        env.pop("CALLSIGN_DATA", None)
     if DATABASE_URL:
         env.pop("CALLSIGN_ACCESS_KEY")
         env["CALLSIGN_MASTER_KEY"] = MASTER_KEY
@@ -192,6 +205,8 @@ def _launch(tls: bool, workdir: str, stderr_name: str, extra: List[str]) -> Call
 
     if DATABASE_URL:
         key = conn.split("accesskey=", 1)[1]
+    if DEV and conn.split("accesskey=", 1)[1] != WELL_KNOWN_KEY:
+        fail("serve --dev did not serve the well-known development key")
     server = CallsignServer(
         transport="tls" if tls else "http",
         endpoint=endpoint,

@@ -24,6 +24,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 
+from callsign_harness import MIN_MINUTES
 from conftest import make_client
 
 ALL_SCOPES = [
@@ -264,7 +265,7 @@ def test_expiry_in_bounds(client, api_version, minutes):
     check_token(tok, user.raw_id, ["voip"], expect, now)
 
 
-@pytest.mark.parametrize("minutes", [59, 1441])
+@pytest.mark.parametrize("minutes", [MIN_MINUTES - 1, 1441])
 def test_expiry_out_of_bounds(client, api_version, minutes):
     user = client.create_user()
     if api_version not in EXPIRY_VERSIONS:
@@ -275,7 +276,7 @@ def test_expiry_out_of_bounds(client, api_version, minutes):
         return
     message = (
         f"ExpiresInMinutes value {minutes} is invalid. "
-        "Value must be within the [60, 1440] interval."
+        f"Value must be within the [{MIN_MINUTES}, 1440] interval."
     )
     err = capture_error(
         client.create_user_and_token, ["chat"], token_expires_in=timedelta(minutes=minutes)
