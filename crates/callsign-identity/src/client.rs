@@ -443,6 +443,17 @@ impl CommunicationIdentityClient {
         body: Option<Map<String, Value>>,
         context: &Context<'_>,
     ) -> Result<RawResponse> {
+        Ok(self.send_raw(url, method, body, context).await?)
+    }
+
+    /// [`Self::send_to`] with azure_core's error, as a pager's callback answers it.
+    pub(crate) async fn send_raw(
+        &self,
+        url: Url,
+        method: Method,
+        body: Option<Map<String, Value>>,
+        context: &Context<'_>,
+    ) -> azure_core::Result<RawResponse> {
         // The one PATCH of the API (Entra assignments) is a JSON merge patch.
         let content_type = if method == Method::Patch {
             "application/merge-patch+json"
@@ -455,7 +466,7 @@ impl CommunicationIdentityClient {
             request.insert_header("content-type", content_type);
             request.set_body(serde_json::to_vec(&body).expect("JSON maps serialize"));
         }
-        Ok(self.pipeline.send(context, &mut request, None).await?)
+        self.pipeline.send(context, &mut request, None).await
     }
 }
 

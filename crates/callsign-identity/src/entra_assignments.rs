@@ -166,18 +166,25 @@ impl CommunicationIdentityClient {
     /// A page's URL, from a path (the first page; callsign's `nextLink`) or a whole URL (the
     /// service may answer one), with the api-version. It must stay on this client's endpoint: the
     /// request is signed, and a signature is for the resource only.
-    fn on_endpoint(&self, next_link: &str) -> Result<Url> {
-        let mut url = self.endpoint().join(next_link).map_err(|e| {
+    pub(crate) fn on_endpoint(&self, next_link: &str) -> Result<Url> {
+        let mut url = self.on_endpoint_as_is(next_link)?;
+        if !url.query_pairs().any(|(name, _)| name == "api-version") {
+            url.query_pairs_mut()
+                .append_pair("api-version", self.api_version().as_str());
+        }
+        Ok(url)
+    }
+
+    /// [`Self::on_endpoint`] without adding an api-version, for callsign's own routes (which take
+    /// none): a path or a whole URL, refused unless it stays on this client's endpoint.
+    pub(crate) fn on_endpoint_as_is(&self, next_link: &str) -> Result<Url> {
+        let url = self.endpoint().join(next_link).map_err(|e| {
             IdentityError::InvalidArgument(format!("the service's nextLink is not a URL: {e}"))
         })?;
         if url.origin() != self.endpoint().origin() {
             return Err(IdentityError::InvalidArgument(
                 "the service's nextLink leads to another host".into(),
             ));
-        }
-        if !url.query_pairs().any(|(name, _)| name == "api-version") {
-            url.query_pairs_mut()
-                .append_pair("api-version", self.api_version().as_str());
         }
         Ok(url)
     }

@@ -28,6 +28,7 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+mod admin;
 mod client;
 mod entra_assignments;
 mod error;
@@ -40,9 +41,10 @@ pub use client::{CommunicationIdentityClient, ENTRA_SCOPE};
 pub use entra_assignments::{EntraAssignment, EntraAssignmentRequest, EntraPrincipalType};
 pub use error::{IdentityError, Result};
 pub use models::{
-    CommunicationUserDetails, TeamsExtensionAssignment, TokenExpiry, TokenIntrospection, TokenScope,
+    CommunicationUserDetails, ListUsersPage, ListedUser, TeamsExtensionAssignment, TokenExpiry,
+    TokenIntrospection, TokenScope,
 };
 pub use options::{
     ApiVersion, CommunicationIdentityClientOptions, CreateUserAndTokenOptions, CreateUserOptions,
-    GetTokenOptions, IdentityMethodOptions, ListEntraAssignmentsOptions,
+    GetTokenOptions, IdentityMethodOptions, ListEntraAssignmentsOptions, ListUsersOptions,
 };

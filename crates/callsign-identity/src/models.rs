@@ -144,6 +144,84 @@ pub struct TokenIntrospection {
     pub jti: Option<String>,
 }
 
+/// A user as callsign's identity list reports it (`list_users`, a callsign extension).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "ListedUserWire")]
+#[non_exhaustive]
+pub struct ListedUser {
+    /// The raw id.
+    pub id: String,
+    /// The custom id given at creation.
+    pub custom_id: Option<String>,
+    /// When the user was created.
+    pub created_at: DateTime<Utc>,
+    /// When a token was last issued.
+    pub last_token_issued_at: Option<DateTime<Utc>>,
+    /// The user's revocation cut-off: tokens issued before it are revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// One page of `list_users`: what the pager's items come from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ListUsersPage {
+    /// The users of the page, ordered by id.
+    pub value: Vec<ListedUser>,
+    /// Where the next page is (a path on the same endpoint), while more may follow.
+    #[serde(default)]
+    pub next_link: Option<String>,
+}
+
+impl azure_core::http::pager::Page for ListUsersPage {
+    type Item = ListedUser;
+    type IntoIter = std::vec::IntoIter<ListedUser>;
+
+    // `Page` is an `async_trait`; this is the signature its `async fn into_items` stands for.
+    fn into_items<'page>(
+        self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = azure_core::Result<Self::IntoIter>> + Send + 'page>,
+    >
+    where
+        Self: 'page,
+    {
+        Box::pin(std::future::ready(Ok(self.value.into_iter())))
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedUserWire {
+    id: String,
+    #[serde(default)]
+    custom_id: Option<String>,
+    created_at: String,
+    #[serde(default)]
+    last_token_issued_at: Option<String>,
+    #[serde(default)]
+    revoked_at: Option<String>,
+}
+
+impl TryFrom<ListedUserWire> for ListedUser {
+    type Error = String;
+    fn try_from(w: ListedUserWire) -> std::result::Result<Self, String> {
+        let time = |field: &str, value: &str| {
+            callsign_common::time_format::parse(value)
+                .ok_or_else(|| format!("{field} is not an RFC 3339 time: {value:?}"))
+        };
+        let optional =
+            |field: &str, value: Option<String>| value.map(|v| time(field, &v)).transpose();
+        Ok(Self {
+            created_at: time("createdAt", &w.created_at)?,
+            last_token_issued_at: optional("lastTokenIssuedAt", w.last_token_issued_at)?,
+            revoked_at: optional("revokedAt", w.revoked_at)?,
+            id: w.id,
+            custom_id: w.custom_id,
+        })
+    }
+}
+
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct IdentityWire {
@@ -228,6 +306,31 @@ mod tests {
                 Err(IdentityError::InvalidArgument(_))
             ));
         }
+    }
+
+    #[test]
+    fn listed_users_read_the_wire_times() {
+        let page: ListUsersPage = serde_json::from_str(
+            r#"{"value":[
+                {"id":"8:acs:r_1","createdAt":"2025-04-14T15:32:35+00:00"},
+                {"id":"8:acs:r_2","customId":"bob","createdAt":"2025-04-14T15:32:35+00:00",
+                 "lastTokenIssuedAt":"2025-04-14T15:33:00Z","revokedAt":"2025-04-14T15:34:00+00:00"}
+            ],"nextLink":"/callsign/identities?continuationToken=x"}"#,
+        )
+        .unwrap();
+        assert_eq!(page.value[0].custom_id, None);
+        assert_eq!(page.value[0].created_at.timestamp(), 1_744_644_755);
+        assert_eq!(page.value[0].last_token_issued_at, None);
+        let second = &page.value[1];
+        assert_eq!(second.custom_id.as_deref(), Some("bob"));
+        assert_eq!(
+            second.last_token_issued_at.unwrap().timestamp(),
+            1_744_644_780
+        );
+        assert_eq!(second.revoked_at.unwrap().timestamp(), 1_744_644_840);
+        assert!(page.next_link.is_some());
+        let bad = serde_json::from_str::<ListedUser>(r#"{"id":"x","createdAt":"yesterday"}"#);
+        assert!(bad.unwrap_err().to_string().contains("createdAt"));
     }
 
     #[test]

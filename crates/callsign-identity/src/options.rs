@@ -1,5 +1,6 @@
 //! Client and method options, in the Azure SDK for Rust shape.
 
+use azure_core::http::pager::PagerOptions;
 use azure_core::http::{ClientMethodOptions, ClientOptions};
 
 pub use callsign_common::ApiVersion;
@@ -56,4 +57,17 @@ pub struct ListEntraAssignmentsOptions<'a> {
     pub max_page_size: Option<u32>,
     /// Per-call context.
     pub method_options: ClientMethodOptions<'a>,
+}
+
+/// Options for `list_users` (a callsign extension).
+#[derive(Clone, Debug, Default)]
+pub struct ListUsersOptions<'a> {
+    /// Per-call context, and where to resume: a `continuation` taken from another pager's
+    /// `into_continuation()` starts at that page instead of the first.
+    pub method_options: PagerOptions<'a>,
+    /// Users per page the server is asked for (`maxpagesize`, 1 to 1000; the server's default is
+    /// 100); the pager reads every page either way.
+    pub max_page_size: Option<u32>,
+    /// Only the live user tagged with this custom id (at most one).
+    pub custom_id: Option<String>,
 }

@@ -263,3 +263,260 @@ async fn throttling_and_server_errors_are_retried() {
         }
     }
 }
+
+/// Every item of a `list_users` pager, or the first error as this crate's.
+async fn listed(
+    client: &CommunicationIdentityClient,
+    options: ListUsersOptions<'_>,
+) -> Result<Vec<ListedUser>> {
+    use futures::TryStreamExt;
+    let pager = client.list_users(Some(options))?;
+    pager.try_collect().await.map_err(IdentityError::from)
+}
+
+#[tokio::test]
+async fn list_users_pages_through_every_user_once() {
+    use futures::TryStreamExt;
+    let server = TestServer::start().await;
+    let client = client_for(&server, ApiVersion::V2025_03_02Preview);
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let mut created = Vec::new();
+    for n in 0..7 {
+        let options = CreateUserOptions {
+            custom_id: (n % 2 == 0).then(|| format!("user-{n}")),
+            ..Default::default()
+        };
+        created.push(client.create_user(Some(options)).await.unwrap());
+    }
+    client
+        .get_token(&created[0], &[TokenScope::Chat], None)
+        .await
+        .unwrap();
+    client.revoke_tokens(&created[1], None).await.unwrap();
+    let mut expected: Vec<&str> = created.iter().map(|u| u.id()).collect();
+    expected.sort();
+
+    let small = || ListUsersOptions {
+        max_page_size: Some(3),
+        ..Default::default()
+    };
+    let users = listed(&client, small()).await.unwrap();
+    let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
+    assert_eq!(ids, expected, "every user once, in id order");
+    let find = |user: &CommunicationUserIdentifier| {
+        users.iter().find(|u| u.id == user.id()).unwrap().clone()
+    };
+    let first = find(&created[0]);
+    assert_eq!(first.custom_id.as_deref(), Some("user-0"));
+    assert!(first.created_at >= before && first.created_at <= chrono::Utc::now());
+    assert!(first.last_token_issued_at.is_some());
+    assert_eq!(first.revoked_at, None);
+    let second = find(&created[1]);
+    assert_eq!(second.custom_id, None);
+    assert_eq!(second.last_token_issued_at, None);
+    assert!(second.revoked_at.is_some());
+
+    // Page by page: 3, 3, 1.
+    let mut pages = client.list_users(Some(small())).unwrap().into_pages();
+    let mut sizes = Vec::new();
+    while let Some(page) = pages.try_next().await.unwrap() {
+        sizes.push(page.into_model().unwrap().value.len());
+    }
+    assert_eq!(sizes, [3, 3, 1]);
+
+    // A pager resumes where another one's continuation says.
+    let mut pages = client.list_users(Some(small())).unwrap().into_pages();
+    pages.try_next().await.unwrap().unwrap();
+    let continuation = pages.into_continuation().expect("more pages follow");
+    let rest = listed(
+        &client,
+        ListUsersOptions {
+            method_options: azure_core::http::pager::PagerOptions {
+                continuation: Some(continuation),
+                ..Default::default()
+            },
+            ..small()
+        },
+    )
+    .await
+    .unwrap();
+    let rest: Vec<&str> = rest.iter().map(|u| u.id.as_str()).collect();
+    assert_eq!(rest, expected[3..]);
+
+    // The stable api-version lists the same: the route takes none.
+    let stable = client_for(&server, ApiVersion::V2023_10_01);
+    assert_eq!(
+        listed(&stable, ListUsersOptions::default()).await.unwrap(),
+        users
+    );
+    // Deleted users are gone from the list.
+    client.delete_user(&created[2], None).await.unwrap();
+    let after = listed(&client, small()).await.unwrap();
+    assert_eq!(after.len(), 6);
+    assert!(after.iter().all(|u| u.id != created[2].id()));
+}
+
+#[tokio::test]
+async fn list_users_filters_by_custom_id() {
+    let server = TestServer::start().await;
+    let client = client_for(&server, ApiVersion::V2025_03_02Preview);
+    let alice = client
+        .create_user(Some(CreateUserOptions {
+            custom_id: Some("alice@contoso.com".into()),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    client.create_user(None).await.unwrap();
+    let by_custom_id = |custom_id: &str| ListUsersOptions {
+        custom_id: Some(custom_id.into()),
+        ..Default::default()
+    };
+    let found = listed(&client, by_custom_id("alice@contoso.com"))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, alice.id());
+    assert_eq!(found[0].custom_id.as_deref(), Some("alice@contoso.com"));
+    assert!(listed(&client, by_custom_id("bob"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        listed(&client, ListUsersOptions::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Arguments the server would refuse are refused before sending.
+    for options in [
+        ListUsersOptions {
+            max_page_size: Some(0),
+            ..Default::default()
+        },
+        ListUsersOptions {
+            max_page_size: Some(1001),
+            ..Default::default()
+        },
+        by_custom_id(""),
+        by_custom_id(&"x".repeat(257)),
+    ] {
+        assert!(matches!(
+            client.list_users(Some(options)),
+            Err(IdentityError::InvalidArgument(_))
+        ));
+    }
+
+    // Errors while paging convert to this crate's, with the service's status and code.
+    let stranger = CommunicationIdentityClient::with_access_key(
+        &format!("{}/", server.base),
+        callsign_common::AccessKey::from_bytes(vec![1; 32]),
+        None,
+    )
+    .unwrap();
+    let denied = listed(&stranger, ListUsersOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (denied.status(), denied.code()),
+        (Some(401), Some("Denied"))
+    );
+}
+
+#[tokio::test]
+async fn reset_empties_a_server_that_allows_it() {
+    let server = TestServer::start_with(Arc::new(callsign_server::clock::SystemClock), |c| {
+        c.http.allow_reset = true
+    })
+    .await;
+    let client = client_for(&server, ApiVersion::V2023_10_01);
+    let (user, token) = client
+        .create_user_and_token(&[TokenScope::Chat], None)
+        .await
+        .unwrap();
+    client.create_user(None).await.unwrap();
+    assert_eq!(
+        listed(&client, ListUsersOptions::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    client.reset(None).await.unwrap();
+    assert!(listed(&client, ListUsersOptions::default())
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        server.client().introspect(&token.token).await["active"],
+        false
+    );
+    let gone = client.revoke_tokens(&user, None).await.unwrap_err();
+    assert_eq!(gone.status(), Some(404));
+    // The keys stay: the same client keeps working.
+    client.create_user(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn reset_is_not_found_unless_the_server_allows_it() {
+    let server = TestServer::start().await;
+    let client = client_for(&server, ApiVersion::V2023_10_01);
+    let user = client.create_user(None).await.unwrap();
+    let refused = client.reset(None).await.unwrap_err();
+    assert!(
+        matches!(refused, IdentityError::Service { .. }),
+        "{refused:?}"
+    );
+    assert_eq!(
+        (refused.status(), refused.code()),
+        (Some(404), Some("NotFound"))
+    );
+    // Nothing was removed.
+    let users = listed(&client, ListUsersOptions::default()).await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].id, user.id());
+}
+
+/// A server answering every request with one page whose `nextLink` is `next_link`.
+async fn one_page_server(next_link: &'static str) -> String {
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().fallback(move || async move {
+        let body = serde_json::json!({
+            "value": [{"id": "8:acs:r_u", "createdAt": "2025-04-14T15:32:35+00:00"}],
+            "nextLink": next_link,
+        });
+        ([("content-type", "application/json")], body.to_string()).into_response()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    endpoint
+}
+
+#[tokio::test]
+async fn list_users_follows_next_links_on_its_endpoint_only() {
+    use futures::StreamExt;
+    for (next_link, refusal) in [
+        (
+            "https://elsewhere.example/callsign/identities?continuationToken=eA",
+            "another host",
+        ),
+        ("/callsign/identities", "same page"),
+    ] {
+        let endpoint = one_page_server(next_link).await;
+        let client = CommunicationIdentityClient::with_access_key(
+            &endpoint,
+            callsign_common::AccessKey::from_bytes(vec![1; 32]),
+            None,
+        )
+        .unwrap();
+        // The page that carries the link fails, and the pager ends.
+        let items: Vec<_> = client.list_users(None).unwrap().collect().await;
+        assert_eq!(items.len(), 1, "{next_link}");
+        let error = items[0].as_ref().unwrap_err().to_string();
+        assert!(error.contains(refusal), "{next_link}: {error}");
+    }
+}

@@ -1,16 +1,17 @@
 //! The client subcommands: `callsign user ...`, `token ...`, `assignment ...` and
 //! `entra-assignment ...`, talking to any Communication Identity endpoint (a callsign server or
-//! Azure Communication Services).
+//! Azure Communication Services), and `callsign reset` (callsign servers only).
 
 use callsign_identity::{
     ApiVersion, CommunicationIdentityClient, CommunicationIdentityClientOptions,
     CommunicationUserIdentifier, CreateUserAndTokenOptions, CreateUserOptions,
     EntraAssignmentRequest, EntraPrincipalType, GetTokenOptions, IdentityError,
-    ListEntraAssignmentsOptions, TokenExpiry, TokenScope,
+    ListEntraAssignmentsOptions, ListUsersOptions, ListedUser, TokenExpiry, TokenScope,
 };
 use clap::{Args, Subcommand, ValueEnum};
-use serde_json::{json, Value};
-use std::io::IsTerminal;
+use futures::TryStreamExt;
+use serde_json::{json, Map, Value};
+use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 /// Options every client command takes.
@@ -62,6 +63,15 @@ pub enum UserCommand {
     Delete {
         /// The user's raw id.
         id: String,
+    },
+    /// List every live user, all pages (callsign servers only).
+    List {
+        /// Only the user with this custom id.
+        #[arg(long)]
+        custom_id: Option<String>,
+        /// Users per page to ask the server for (1 to 1000).
+        #[arg(long)]
+        max_page_size: Option<u32>,
     },
 }
 
@@ -314,6 +324,23 @@ impl ClientArgs {
         }
     }
 
+    /// Prints a list whose rows may lack some of `columns`: a JSON array as it is, or one line
+    /// per row with every column in order, `-` where the row has none.
+    fn print_columns(&self, columns: &[&str], rows: Vec<Value>) {
+        match self.output() {
+            Output::Json => println!("{}", Value::Array(rows)),
+            Output::Table => {
+                for row in rows {
+                    let fields: Vec<String> = columns
+                        .iter()
+                        .map(|c| row.get(c).map_or_else(|| "-".to_owned(), shown))
+                        .collect();
+                    println!("{}", fields.join("  "));
+                }
+            }
+        }
+    }
+
     fn print(&self, value: Value) {
         match self.output() {
             Output::Json => println!("{value}"),
@@ -387,8 +414,92 @@ pub async fn user(args: &ClientArgs, command: UserCommand) -> Result<(), Failure
             args.client(false)?.delete_user(&user, None).await?;
             args.print(json!({ "id": user.id(), "deleted": true }));
         }
+        UserCommand::List {
+            custom_id,
+            max_page_size,
+        } => {
+            let options = ListUsersOptions {
+                custom_id,
+                max_page_size,
+                ..Default::default()
+            };
+            let users: Vec<ListedUser> = args
+                .client(false)?
+                .list_users(Some(options))?
+                .try_collect()
+                .await
+                .map_err(IdentityError::from)?;
+            let rows = users.into_iter().map(listed_user).collect();
+            args.print_columns(&LISTED_USER_COLUMNS, rows);
+        }
     }
     Ok(())
+}
+
+/// The fields of a listed user, in the order the table shows them.
+const LISTED_USER_COLUMNS: [&str; 5] = [
+    "id",
+    "customId",
+    "createdAt",
+    "lastTokenIssuedAt",
+    "revokedAt",
+];
+
+/// A listed user as the server sends it: absent fields left out, times as `lastTokenIssuedAt`.
+fn listed_user(user: ListedUser) -> Value {
+    let time = |t| Value::from(callsign_common::time_format::last_token_issued_at(t));
+    let mut row = Map::new();
+    row.insert("id".into(), user.id.into());
+    if let Some(custom_id) = user.custom_id {
+        row.insert("customId".into(), custom_id.into());
+    }
+    row.insert("createdAt".into(), time(user.created_at));
+    if let Some(at) = user.last_token_issued_at {
+        row.insert("lastTokenIssuedAt".into(), time(at));
+    }
+    if let Some(at) = user.revoked_at {
+        row.insert("revokedAt".into(), time(at));
+    }
+    Value::Object(row)
+}
+
+/// Runs `callsign reset`: asks first when stdin is a terminal (unless `yes`), then empties the
+/// server.
+pub async fn reset(args: &ClientArgs, yes: bool) -> Result<(), Failure> {
+    let client = args.client(false)?;
+    let endpoint = client.endpoint().to_string();
+    if !yes && std::io::stdin().is_terminal() {
+        let confirmed = confirm(std::io::stdin().lock(), std::io::stderr(), &endpoint)
+            .map_err(|e| Failure::Usage(format!("reading the answer: {e}")))?;
+        if !confirmed {
+            return Err(Failure::Usage(
+                "reset cancelled; nothing was deleted (--yes skips the question)".into(),
+            ));
+        }
+    }
+    client.reset(None).await?;
+    args.print(json!({ "endpoint": endpoint, "reset": true }));
+    Ok(())
+}
+
+/// Asks on `prompt` whether to reset `endpoint`; only `y` or `yes` agrees.
+fn confirm(
+    mut input: impl BufRead,
+    mut prompt: impl Write,
+    endpoint: &str,
+) -> std::io::Result<bool> {
+    write!(
+        prompt,
+        "Delete every identity, Teams extension assignment and Entra assignment of {endpoint}? \
+         Keys stay. [y/N] "
+    )?;
+    prompt.flush()?;
+    let mut answer = String::new();
+    input.read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 /// Runs an `assignment` command (Teams extension assignments, api-version 2025-06-30).
@@ -526,6 +637,28 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         for bad in ["", "90", "m", "1d", "0m", "-1h"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reset_asks_and_only_yes_agrees() {
+        for (answer, agreed) in [
+            ("y\n", true),
+            ("YES\n", true),
+            (" yes \n", true),
+            ("\n", false),
+            ("n\n", false),
+            ("yep\n", false),
+            ("", false),
+        ] {
+            let mut prompt = Vec::new();
+            let confirmed = confirm(answer.as_bytes(), &mut prompt, "http://h/").unwrap();
+            assert_eq!(confirmed, agreed, "{answer:?}");
+            let prompt = String::from_utf8(prompt).unwrap();
+            assert!(
+                prompt.contains("http://h/") && prompt.ends_with("[y/N] "),
+                "{prompt}"
+            );
         }
     }
 }

@@ -113,6 +113,16 @@ enum Command {
         #[command(subcommand)]
         command: client_commands::EntraAssignmentCommand,
     },
+    /// Delete every identity and assignment of a callsign server started with --dev or
+    /// --allow-reset (keys stay). Asks first when stdin is a terminal; otherwise, as in scripts,
+    /// it proceeds.
+    Reset {
+        #[command(flatten)]
+        client: client_commands::ClientArgs,
+        /// Do not ask, even on a terminal.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
 }
 
 #[derive(Args)]
@@ -257,6 +267,9 @@ fn main() -> std::process::ExitCode {
         Command::EntraAssignment { client, command } => client_exit(runtime_then(
             client_commands::entra_assignment(&client, command),
         )),
+        Command::Reset { client, yes } => {
+            client_exit(runtime_then(client_commands::reset(&client, yes)))
+        }
         other => admin_exit(run(other)),
     }
 }
@@ -380,7 +393,8 @@ fn run(command: Command) -> Result<()> {
         Command::User { .. }
         | Command::Token { .. }
         | Command::Assignment { .. }
-        | Command::EntraAssignment { .. } => {
+        | Command::EntraAssignment { .. }
+        | Command::Reset { .. } => {
             unreachable!("handled in main")
         }
         Command::SigningKey {

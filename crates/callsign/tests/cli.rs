@@ -397,3 +397,111 @@ async fn entra_assignment_commands_set_list_get_and_delete() {
         .await;
     assert_eq!(usage.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn user_list_reads_every_page() {
+    let server = TestServer::start().await;
+    let cli = Cli::new(&server);
+    assert_eq!(cli.json(&["user", "list"]).await, serde_json::json!([]));
+    let mut created = Vec::new();
+    for n in 0..5 {
+        let custom_id = format!("user-{n}");
+        let mut args = vec!["user", "create"];
+        if n < 2 {
+            args.extend(["--custom-id", custom_id.as_str()]);
+        }
+        created.push(cli.json(&args).await["id"].as_str().unwrap().to_owned());
+    }
+    cli.json(&["token", "issue", &created[0], "--scopes", "chat"])
+        .await;
+    cli.json(&["token", "revoke", &created[4]]).await;
+    created.sort();
+
+    // Two per page: the command reads all three pages.
+    let listed = cli.json(&["user", "list", "--max-page-size", "2"]).await;
+    let listed = listed.as_array().unwrap();
+    let ids: Vec<&str> = listed.iter().map(|u| u["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, created);
+    for user in listed {
+        assert!(user["createdAt"].as_str().unwrap().ends_with("+00:00"));
+    }
+    let tagged = listed.iter().find(|u| u["customId"] == "user-0").unwrap();
+    assert!(tagged["lastTokenIssuedAt"].is_string());
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|u| u.get("customId").is_some())
+            .count(),
+        2
+    );
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|u| u.get("revokedAt").is_some())
+            .count(),
+        1
+    );
+
+    let bob = cli.json(&["user", "list", "--custom-id", "user-1"]).await;
+    assert_eq!(bob.as_array().unwrap().len(), 1);
+    assert_eq!(bob[0]["customId"], "user-1");
+    assert_eq!(
+        cli.json(&["user", "list", "--custom-id", "nobody"]).await,
+        serde_json::json!([])
+    );
+
+    // The table has one line per user and every column, `-` where a user has none.
+    let table = cli.run(&["user", "list", "--output", "table"]).await;
+    assert!(table.status.success());
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert_eq!(table.lines().count(), 5, "{table}");
+    assert!(table
+        .lines()
+        .all(|l| l.split("  ").count() == 5 && l.starts_with("8:acs:")));
+    assert!(table.lines().any(|l| l.contains("  user-0  ")), "{table}");
+
+    for size in ["0", "1001", "many"] {
+        let usage = cli.run(&["user", "list", "--max-page-size", size]).await;
+        assert_eq!(usage.status.code(), Some(2), "{size}");
+    }
+}
+
+#[tokio::test]
+async fn reset_empties_a_server_that_allows_it_and_fails_on_others() {
+    let server = TestServer::start_with(
+        std::sync::Arc::new(callsign_server::clock::SystemClock),
+        |c| c.http.allow_reset = true,
+    )
+    .await;
+    let cli = Cli::new(&server);
+    let user = cli.json(&["user", "create", "--scopes", "chat"]).await;
+    cli.json(&["user", "create"]).await;
+    assert_eq!(
+        cli.json(&["user", "list"]).await.as_array().unwrap().len(),
+        2
+    );
+    // stdin is not a terminal here: no question, it proceeds.
+    let reset = cli.json(&["reset"]).await;
+    assert_eq!(reset["reset"], true);
+    assert_eq!(reset["endpoint"], format!("{}/", server.base));
+    assert_eq!(cli.json(&["user", "list"]).await, serde_json::json!([]));
+    assert_eq!(
+        cli.json(&["token", "introspect", user["token"].as_str().unwrap()])
+            .await,
+        serde_json::json!({"active": false})
+    );
+    assert_eq!(cli.json(&["reset", "--yes"]).await["reset"], true);
+
+    let plain = TestServer::start().await;
+    let cli = Cli::new(&plain);
+    let kept = cli.json(&["user", "create"]).await;
+    let refused = cli.run(&["reset", "--yes"]).await;
+    assert_eq!(refused.status.code(), Some(1), "service errors exit 1");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("404") && stderr.contains("NotFound"),
+        "{stderr}"
+    );
+    assert!(refused.stdout.is_empty());
+    assert_eq!(cli.json(&["user", "list"]).await[0]["id"], kept["id"]);
+}

@@ -1,0 +1,134 @@
+//! callsign's own management routes (docs/protocol.md §7.4 and §7.5): listing the identities and
+//! resetting a development server. Azure Communication Services has neither; like every
+//! `/callsign/…` route they take no api-version.
+
+use crate::client::CommunicationIdentityClient;
+use crate::error::{IdentityError, Result};
+use crate::models::ListUsersPage;
+use crate::options::{IdentityMethodOptions, ListUsersOptions};
+use azure_core::error::ErrorKind;
+use azure_core::http::pager::{PagerContinuation, PagerOptions, PagerResult, PagerState};
+use azure_core::http::{Method, Pager, Url};
+
+/// The identity list.
+const LIST_PATH: &str = "/callsign/identities";
+/// The reset.
+const RESET_PATH: &str = "/callsign/:reset";
+/// The largest page a callsign server serves.
+const MAX_PAGE_SIZE: u32 = 1000;
+
+impl CommunicationIdentityClient {
+    /// callsign extension: every live user of the resource, ordered by id, as an azure_core
+    /// [`Pager`] that follows the server's `nextLink` page by page while it is polled (nothing is
+    /// sent before). Azure Communication Services has no such operation.
+    ///
+    /// Items are `azure_core::Result<ListedUser>`; `IdentityError::from` turns an error into
+    /// this crate's (status, code and message for a service error). A `nextLink` is followed only
+    /// on this client's endpoint (the requests are signed for it): one that leads elsewhere, or
+    /// back to the page it came with, fails that page and ends the pager. A continuation given in
+    /// the options to resume is held to the same endpoint.
+    ///
+    /// ```no_run
+    /// use callsign_identity::{CommunicationIdentityClient, ListUsersOptions};
+    /// use futures::TryStreamExt;
+    ///
+    /// # async fn example(client: CommunicationIdentityClient) -> Result<(), Box<dyn std::error::Error>> {
+    /// let options = ListUsersOptions { max_page_size: Some(50), ..Default::default() };
+    /// let mut users = client.list_users(Some(options))?;
+    /// while let Some(user) = users.try_next().await? {
+    ///     println!("{} created {}", user.id, user.created_at);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// [`ListedUser`]: crate::ListedUser
+    pub fn list_users(
+        &self,
+        options: Option<ListUsersOptions<'_>>,
+    ) -> Result<Pager<ListUsersPage>> {
+        let options = options.unwrap_or_default();
+        let mut first = self.on_endpoint_as_is(LIST_PATH)?;
+        if let Some(size) = options.max_page_size {
+            if !(1..=MAX_PAGE_SIZE).contains(&size) {
+                return Err(IdentityError::InvalidArgument(format!(
+                    "max_page_size must be within [1, {MAX_PAGE_SIZE}], got {size}"
+                )));
+            }
+            first
+                .query_pairs_mut()
+                .append_pair("maxpagesize", &size.to_string());
+        }
+        if let Some(custom_id) = &options.custom_id {
+            if !(1..=256).contains(&custom_id.chars().count()) {
+                return Err(IdentityError::InvalidArgument(
+                    "custom_id must be 1 to 256 characters".into(),
+                ));
+            }
+            first.query_pairs_mut().append_pair("customId", custom_id);
+        }
+        let pager_options = PagerOptions {
+            context: options.method_options.context.into_owned(),
+            continuation: options.method_options.continuation,
+        };
+        let client = self.clone();
+        Ok(Pager::new(
+            move |state: PagerState, options: PagerOptions<'static>| {
+                let (client, first) = (client.clone(), first.clone());
+                Box::pin(async move {
+                    let url = match state {
+                        PagerState::Initial => first,
+                        PagerState::More(next) => client.next_page(next.as_ref())?,
+                    };
+                    client.list_page(url, options).await
+                })
+            },
+            Some(pager_options),
+        ))
+    }
+
+    /// Reads the page at `url` and says where the next one is.
+    async fn list_page(
+        &self,
+        url: Url,
+        options: PagerOptions<'static>,
+    ) -> azure_core::Result<PagerResult<azure_core::http::Response<ListUsersPage>>> {
+        let response = self
+            .send_raw(url.clone(), Method::Get, None, &options.context)
+            .await?;
+        let page: ListUsersPage = response.body().json()?;
+        let response = response.into();
+        let Some(link) = page.next_link.filter(|link| !link.is_empty()) else {
+            return Ok(PagerResult::Done { response });
+        };
+        let next = self.next_page(&link)?;
+        if next == url {
+            return Err(azure_core::Error::with_message(
+                ErrorKind::DataConversion,
+                "the service answered a nextLink to the same page",
+            ));
+        }
+        Ok(PagerResult::More {
+            response,
+            continuation: PagerContinuation::Link(next),
+        })
+    }
+
+    /// A `nextLink` (or a continuation given to resume), on this client's endpoint only.
+    fn next_page(&self, link: &str) -> azure_core::Result<Url> {
+        self.on_endpoint_as_is(link)
+            .map_err(|e| azure_core::Error::with_message(ErrorKind::DataConversion, e.to_string()))
+    }
+
+    /// callsign extension, for development servers: deletes every identity (with its tokens),
+    /// Teams extension assignment and Entra assignment; the access keys and signing keys stay.
+    /// Only a server started with `--dev` or `--allow-reset` has it; any other answers 404
+    /// `NotFound`. Azure Communication Services has no such operation.
+    pub async fn reset(&self, options: Option<IdentityMethodOptions<'_>>) -> Result<()> {
+        let options = options.unwrap_or_default();
+        let url = self.on_endpoint_as_is(RESET_PATH)?;
+        self.send_to(url, Method::Post, None, &options.method_options.context)
+            .await
+            .map(drop)
+    }
+}
