@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of the project: formatting, lints, the Rust unit and integration tests, and the
-# conformance suites that drive a real callsign server with the official ACS SDKs (Python, JS).
+# Runs every test of the project: formatting, lints, the Rust unit and integration tests, the
+# conformance suites that drive a real callsign server with the official ACS SDKs (Python, JS), and
+# the container image, built from the release binary and smoke-tested.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -20,6 +21,13 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v in
   exit 1
 fi
 
+if ! command -v podman >/dev/null; then
+  echo "error: the container image step needs podman (and runc where crun cannot run" >&2
+  echo "       containers): apt-get install -y --no-install-recommends podman runc; .ci/run" >&2
+  echo "       installs them" >&2
+  exit 1
+fi
+
 echo "== Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
@@ -34,3 +42,10 @@ target/debug/callsign-bench --server-bin target/debug/callsign --duration 0.5 --
 
 echo "== conformance: the official SDKs against callsign"
 conformance/run.sh target/debug/callsign
+
+# One release build, shared by the steps below (and any later one that needs a release binary).
+echo "== cargo build --release -p callsign"
+cargo build --release -p callsign --locked
+
+echo "== container image: build it from target/release/callsign and smoke-test it"
+container/build.sh --smoke-test target/release/callsign

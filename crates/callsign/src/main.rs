@@ -18,6 +18,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// callsign: a Communication Identity service that speaks the Azure Communication Services
 /// Identity protocol.
@@ -122,6 +123,16 @@ enum Command {
         /// Do not ask, even on a terminal.
         #[arg(long, short = 'y')]
         yes: bool,
+    },
+    /// Check that a server answers `GET /healthz` with 200 (exit 0; 1 otherwise), for container
+    /// health checks that have no shell or curl.
+    Healthz {
+        /// The URL to get.
+        #[arg(default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
     },
 }
 
@@ -270,6 +281,7 @@ fn main() -> std::process::ExitCode {
         Command::Reset { client, yes } => {
             client_exit(runtime_then(client_commands::reset(&client, yes)))
         }
+        Command::Healthz { url, timeout } => healthz(&url, Duration::from_secs(timeout)),
         other => admin_exit(run(other)),
     }
 }
@@ -296,6 +308,41 @@ fn runtime_then(
         client_commands::Failure::Service(format!("starting the async runtime: {e}"))
     })?;
     runtime.block_on(future)
+}
+
+/// `callsign healthz`: 0 when `url` answers 200 within `timeout`, 1 otherwise (any other status, no
+/// answer, a refused connection), saying which on stdout or stderr.
+fn healthz(url: &str, timeout: Duration) -> std::process::ExitCode {
+    let get = async {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .no_proxy()
+            .build()?;
+        Ok::<_, reqwest::Error>(client.get(url).send().await?.status())
+    };
+    let status = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            runtime
+                .block_on(get)
+                .map_err(|e| anyhow::Error::from(e.without_url()))
+        });
+    match status {
+        Ok(reqwest::StatusCode::OK) => {
+            println!("healthy: {url} answered 200");
+            std::process::ExitCode::SUCCESS
+        }
+        Ok(status) => {
+            eprintln!("unhealthy: {url} answered {status}");
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {url}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 fn admin_exit(result: Result<()>) -> std::process::ExitCode {
@@ -394,7 +441,8 @@ fn run(command: Command) -> Result<()> {
         | Command::Token { .. }
         | Command::Assignment { .. }
         | Command::EntraAssignment { .. }
-        | Command::Reset { .. } => {
+        | Command::Reset { .. }
+        | Command::Healthz { .. } => {
             unreachable!("handled in main")
         }
         Command::SigningKey {
