@@ -7,9 +7,11 @@
 
 pub mod auth;
 pub mod clock;
+mod connections;
 pub mod domain;
 pub mod http;
 pub mod keys;
+pub mod limits;
 pub mod server;
 pub mod store;
 pub mod tls;
