@@ -157,11 +157,10 @@ impl Server {
             Some(files) => Some((tls::server_config(&files)?, files.ca)),
             None => None,
         };
-        let listener =
-            std::net::TcpListener::bind(config.addr).map_err(|source| ServerError::Listen {
-                addr: config.addr,
-                source,
-            })?;
+        let listener = listen(config.addr).map_err(|source| ServerError::Listen {
+            addr: config.addr,
+            source,
+        })?;
         let local = listener
             .local_addr()
             .map_err(|source| ServerError::Listen {
@@ -251,6 +250,21 @@ impl Server {
         refresher.abort();
         result
     }
+}
+
+/// Connections the kernel completes and queues while the server is busy (closing connections
+/// to make room at the limit, say); std's 128 fills in a moment under a flood of connections.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// A listening socket with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as std sets).
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)?.into_std()
 }
 
 /// How connections are served: the limits of `config`, with the connection limit derived from

@@ -34,6 +34,10 @@ use tokio::sync::watch;
 /// When all connections are busy at the limit, how often to look for one that became idle.
 const FULL_RECHECK: Duration = Duration::from_millis(100);
 
+/// How many connections may still be closing (and holding a file) over the limit before the
+/// server waits for them to be gone; well within [`crate::limits::RESERVED_FILES`].
+const CLOSING_SLACK: usize = 32;
+
 /// After an idle HTTP/2 connection is told to go away, how long it has to do so.
 const GOAWAY_GRACE: Duration = Duration::from_secs(1);
 
@@ -100,18 +104,25 @@ pub(crate) async fn serve(
                 let newcomer = registered.conn.id;
                 tokio::spawn(connection(tcp, registered, shared.clone()));
                 // Over the limit: close the connection that has waited longest without a complete
-                // request; when every one is busy, accept again only once one is not.
+                // request (without waiting for it to be gone, up to a few); when every one is busy,
+                // accept again only once one is not.
                 loop {
                     let mut freed = pin!(registry.freed.notified());
                     freed.as_mut().enable();
-                    if registry.len() <= registry.max_connections {
+                    let over = registry.open_len() > registry.max_connections;
+                    if !over && registry.len() <= registry.max_connections + CLOSING_SLACK {
                         break;
                     }
-                    let closed = registry.close_oldest_unfinished(Some(newcomer)).is_some();
-                    at_limit.note(closed, registry.max_connections);
+                    let closed = over && registry.close_oldest_unfinished(Some(newcomer)).is_some();
+                    if over {
+                        at_limit.note(closed, registry.max_connections);
+                    }
+                    if closed {
+                        continue;
+                    }
                     tokio::select! {
                         _ = freed => {}
-                        _ = tokio::time::sleep(FULL_RECHECK), if !closed => {}
+                        _ = tokio::time::sleep(FULL_RECHECK) => {}
                         _ = &mut shutdown => break 'accept,
                     }
                 }

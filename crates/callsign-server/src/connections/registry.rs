@@ -194,6 +194,8 @@ pub(crate) struct Registry {
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
     next_id: AtomicU64,
     count: AtomicUsize,
+    /// Connections told to close that have not ended yet.
+    closing: AtomicUsize,
     held: AtomicUsize,
     /// Signalled whenever a connection ends.
     pub(crate) freed: Notify,
@@ -208,6 +210,7 @@ impl Registry {
             conns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             count: AtomicUsize::new(0),
+            closing: AtomicUsize::new(0),
             held: AtomicUsize::new(0),
             freed: Notify::new(),
             max_connections,
@@ -248,9 +251,29 @@ impl Registry {
         }
     }
 
-    /// Connections being served.
+    /// Connections being served, those being closed included (they still hold a file).
     pub(crate) fn len(&self) -> usize {
         self.count.load(Ordering::Acquire)
+    }
+
+    /// Connections being served and not being closed.
+    pub(crate) fn open_len(&self) -> usize {
+        self.len()
+            .saturating_sub(self.closing.load(Ordering::Acquire))
+    }
+
+    /// Closes `conn` (if unfinished, or `always`), counting it as closing until it ends.
+    fn close(&self, conn: &Conn, always: bool) -> bool {
+        // Counted first: the connection may end, and uncount itself, as soon as it is told.
+        self.closing.fetch_add(1, Ordering::AcqRel);
+        if conn.try_close(always) {
+            let freed = conn.held.swap(0, Ordering::AcqRel);
+            self.held.fetch_sub(freed, Ordering::AcqRel);
+            true
+        } else {
+            self.closing.fetch_sub(1, Ordering::AcqRel);
+            false
+        }
     }
 
     /// Bytes held by unfinished requests, across connections.
@@ -304,10 +327,9 @@ impl Registry {
                     .map(|(_, _, c)| c.clone())
             };
             let conn = oldest?;
-            if conn.try_close(false) {
-                let freed = conn.held.swap(0, Ordering::AcqRel);
-                self.held.fetch_sub(freed, Ordering::AcqRel);
-                return Some(freed);
+            let held = conn.held.load(Ordering::Acquire);
+            if self.close(&conn, false) {
+                return Some(held);
             }
         }
         None
@@ -317,10 +339,7 @@ impl Registry {
     pub(crate) fn close_all(&self) {
         let conns: Vec<_> = self.conns().values().cloned().collect();
         for conn in conns {
-            if conn.try_close(true) {
-                let freed = conn.held.swap(0, Ordering::AcqRel);
-                self.held.fetch_sub(freed, Ordering::AcqRel);
-            }
+            self.close(&conn, true);
         }
     }
 
@@ -344,6 +363,9 @@ impl Drop for Registered {
     fn drop(&mut self) {
         self.registry.hold(&self.conn, 0);
         self.registry.conns().remove(&self.conn.id);
+        if self.conn.closing.load(Ordering::Acquire) {
+            self.registry.closing.fetch_sub(1, Ordering::AcqRel);
+        }
         self.registry.count.fetch_sub(1, Ordering::AcqRel);
         self.registry.freed.notify_one();
     }
@@ -367,6 +389,7 @@ mod tests {
         assert_eq!(registry.unfinished(), 2);
         assert_eq!(registry.close_oldest_unfinished(None), Some(0));
         assert!(b.conn.closing.load(Ordering::Acquire));
+        assert_eq!((registry.len(), registry.open_len()), (3, 2));
         tokio::time::timeout(Duration::from_secs(1), b.conn.closed())
             .await
             .unwrap();
@@ -380,7 +403,8 @@ mod tests {
         assert_eq!(registry.close_oldest_unfinished(None), Some(0));
         assert!(a.conn.closing.load(Ordering::Acquire));
         drop((a, b, c));
-        assert_eq!(registry.len(), 0);
+        assert_eq!((registry.len(), registry.open_len()), (0, 0));
+        assert_eq!(registry.closing.load(Ordering::Acquire), 0);
     }
 
     #[tokio::test]
