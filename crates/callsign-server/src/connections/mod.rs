@@ -243,7 +243,7 @@ async fn connection(tcp: TcpStream, registered: Registered, shared: Arc<Shared>)
                 _ = shutdown.wait_for(|stop| *stop) => return,
             };
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-            serve_stream(tls, h2, conn, &shared, shutdown).await
+            Box::pin(serve_stream(tls, h2, conn, &shared, shutdown)).await
         }
     }
     drop(registered);
@@ -281,9 +281,15 @@ async fn serve_stream<S>(
         app: shared.app.clone(),
         conn: conn.clone(),
     };
+    // Boxed: a connection that has not sent its first bytes yet should not carry the size of
+    // hyper's connection state in its task (a silent connection costs a few KiB, not tens).
     match protocol {
-        Protocol::Http1 => serve_http1(gate, service, &conn, &shared.limits, shutdown).await,
-        Protocol::Http2 => serve_http2(gate, service, &conn, &shared.limits, shutdown).await,
+        Protocol::Http1 => {
+            Box::pin(serve_http1(gate, service, &conn, &shared.limits, shutdown)).await
+        }
+        Protocol::Http2 => {
+            Box::pin(serve_http2(gate, service, &conn, &shared.limits, shutdown)).await
+        }
     }
 }
 
@@ -440,5 +446,42 @@ impl http_body::Body for Counted {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a connection's task costs before it has sent a byte: its future is allocated whole.
+    #[test]
+    fn a_waiting_connection_is_small() {
+        let (_stop, stopping) = watch::channel(false);
+        let registry = Arc::new(Registry::new(1, 1));
+        let shared = Arc::new(Shared {
+            app: Router::new(),
+            tls: None,
+            registry: registry.clone(),
+            limits: Arc::new(Limits {
+                header_read_timeout: Duration::from_secs(1),
+                keep_alive_timeout: Duration::from_secs(1),
+                body_read_timeout: Duration::from_secs(1),
+                max_header_bytes: 1024,
+            }),
+            shutdown: stopping,
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let tcp = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let task = connection(tcp, registry.register(), shared.clone());
+            let size = std::mem::size_of_val(&task);
+            assert!(size < 2048, "{size} bytes");
+        });
     }
 }
