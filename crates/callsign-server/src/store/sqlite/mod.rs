@@ -248,6 +248,9 @@ mod tests {
             assert_eq!(read.await.unwrap().unwrap(), 1);
         }
         let pooled = backend.inner.readers.lock().unwrap().len();
-        assert!((1..=MAX_READERS).contains(&pooled), "{pooled} read connections");
+        assert!(
+            (1..=MAX_READERS).contains(&pooled),
+            "{pooled} read connections"
+        );
     }
 }
