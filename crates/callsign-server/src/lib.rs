@@ -7,11 +7,13 @@
 
 pub mod auth;
 pub mod clock;
+mod connections;
 pub mod domain;
 pub mod error_chain;
 pub mod export;
 pub mod http;
 pub mod keys;
+pub mod limits;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -3,12 +3,14 @@
 use crate::auth::entra::IssuerError;
 use crate::auth::{IssuerConfig, ManagementConfig, TrustedIssuers};
 use crate::clock::{Clock, Stamps, SystemClock};
+use crate::connections;
 use crate::domain::access::AccessService;
 use crate::domain::entra::EntraAccessService;
 use crate::domain::{IdentityService, Minutes};
 use crate::export::ExportFile;
 use crate::http::{router, AppState, HttpConfig};
 use crate::keys::{DataDir, KeyError, KeyWatcher, LiveKeys, SigningAlg};
+use crate::limits::OpenFiles;
 use crate::store::{self, Backend, OpenMode, StorageConfig, StoreError};
 use crate::tls::{self, TlsError, TlsFiles};
 use callsign_common::AccessKey;
@@ -133,7 +135,7 @@ pub struct Server {
     keys: Arc<KeyWatcher>,
     tls: Option<(Arc<rustls::ServerConfig>, Option<PathBuf>)>,
     endpoint: String,
-    shutdown_grace: Duration,
+    connections: connections::Settings,
     /// Where the development TLS files of a server without a data dir live, until it stops.
     _tls_temp: Option<tls::TempDir>,
 }
@@ -198,11 +200,10 @@ impl Server {
             Some(files) => Some((tls::server_config(&files)?, files.ca)),
             None => None,
         };
-        let listener =
-            std::net::TcpListener::bind(config.addr).map_err(|source| ServerError::Listen {
-                addr: config.addr,
-                source,
-            })?;
+        let listener = listen(config.addr).map_err(|source| ServerError::Listen {
+            addr: config.addr,
+            source,
+        })?;
         let local = listener
             .local_addr()
             .map_err(|source| ServerError::Listen {
@@ -215,6 +216,7 @@ impl Server {
             let _ = std::fs::write(data_dir.endpoint_path(), &endpoint);
         }
         let stamps = Arc::new(Stamps::new(clock));
+        let connections = connection_settings(&config);
         let state = Arc::new(AppState {
             identities: IdentityService::new(backend.clone(), keys.live().clone(), stamps)
                 .with_min_lifetime(config.min_token_lifetime),
@@ -230,9 +232,14 @@ impl Server {
             keys,
             tls,
             endpoint,
-            shutdown_grace: config.shutdown_grace,
+            connections,
             _tls_temp: tls_temp,
         })
+    }
+
+    /// The most connections served at once.
+    pub fn max_connections(&self) -> usize {
+        self.connections.max_connections
     }
 
     /// The address the server listens on.
@@ -268,38 +275,76 @@ impl Server {
         self.tls.as_ref().and_then(|(_, ca)| ca.as_deref())
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    /// Serves until `shutdown` resolves, then closes idle and unfinished connections and lets
+    /// requests in flight finish (within the shutdown grace).
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let handle = axum_server::Handle::new();
-        let grace = self.shutdown_grace;
-        let signal = handle.clone();
-        tokio::spawn(async move {
+        let shutdown = async move {
             shutdown.await;
-            tracing::info!("shutting down; letting in-flight requests finish");
-            signal.graceful_shutdown(Some(grace));
-        });
-        let refresher = tokio::spawn(self.keys.clone().run());
-        let app = self.app.into_make_service();
-        let result = match self.tls {
-            None => {
-                axum_server::from_tcp(self.listener)?
-                    .handle(handle)
-                    .serve(app)
-                    .await
-            }
-            Some((config, _)) => {
-                let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
-                axum_server::tls_rustls::from_tcp_rustls(self.listener, config)?
-                    .handle(handle)
-                    .serve(app)
-                    .await
-            }
+            tracing::info!("shutting down");
         };
+        let refresher = tokio::spawn(self.keys.clone().run());
+        let result = connections::serve(
+            self.listener,
+            self.app,
+            self.tls.map(|(config, _)| config),
+            self.connections,
+            shutdown,
+        )
+        .await;
         refresher.abort();
         result
+    }
+}
+
+/// Connections the kernel completes and queues while the server is busy (closing connections
+/// to make room at the limit, say); std's 128 fills in a moment under a flood of connections.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// A listening socket with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as std sets).
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)?.into_std()
+}
+
+/// How connections are served: the limits of `config`, with the connection limit derived from
+/// the open-file limit unless it is given (and then held to what that limit allows).
+fn connection_settings(config: &ServerConfig) -> connections::Settings {
+    let http = &config.http;
+    let files = OpenFiles::current();
+    let max_connections = match http.max_connections {
+        Some(n) if n > files.connection_room() => {
+            tracing::warn!(
+                max_connections = n,
+                open_file_limit = files.soft,
+                allowed = files.connection_room(),
+                "max_connections is more than the open-file limit allows; using what it allows"
+            );
+            files.connection_room()
+        }
+        Some(n) => n.max(1),
+        None => files.connection_limit(),
+    };
+    tracing::debug!(
+        max_connections,
+        open_file_limit = files.soft,
+        "connection limit"
+    );
+    connections::Settings {
+        header_read_timeout: http.header_read_timeout,
+        keep_alive_timeout: http.keep_alive_timeout,
+        body_read_timeout: http.body_read_timeout,
+        max_header_bytes: http.max_header_bytes,
+        max_connections,
+        max_unfinished_request_bytes: http.max_unfinished_request_bytes,
+        shutdown_grace: config.shutdown_grace,
     }
 }
 

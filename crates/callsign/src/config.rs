@@ -3,9 +3,11 @@
 
 use anyhow::{Context, Result};
 use callsign_server::auth::{IssuerConfig, ManagementConfig};
+use callsign_server::http::HttpConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// What the file may set.
 #[derive(Debug, Default, Deserialize)]
@@ -25,6 +27,18 @@ pub struct FileConfig {
     pub max_clock_skew_seconds: Option<i64>,
     /// Largest accepted request body.
     pub max_body_bytes: Option<usize>,
+    /// How long a client has to send a request's line and headers.
+    pub header_read_timeout_seconds: Option<u64>,
+    /// How long a connection may wait for its next request.
+    pub keep_alive_timeout_seconds: Option<u64>,
+    /// How long a request's body may take to arrive.
+    pub body_read_timeout_seconds: Option<u64>,
+    /// Largest request line and headers.
+    pub max_header_bytes: Option<usize>,
+    /// Most connections at once (default: from the open-file limit).
+    pub max_connections: Option<usize>,
+    /// Most bytes held by requests not yet fully received, across connections.
+    pub max_unfinished_request_bytes: Option<usize>,
     /// Issuers whose tokens are trusted (`[[trusted_issuers]]`: issuer, jwks_uri or jwks_file,
     /// tenant_id).
     #[serde(default)]
@@ -34,6 +48,56 @@ pub struct FileConfig {
 }
 
 impl FileConfig {
+    /// Applies the connection and HTTP limits the file sets; zero is refused for each.
+    pub fn apply_http(&self, http: &mut HttpConfig) -> Result<()> {
+        let seconds = |value: Option<u64>, key: &str| -> Result<Option<Duration>> {
+            match value {
+                Some(0) => anyhow::bail!("{key} in the config file must be at least 1"),
+                other => Ok(other.map(Duration::from_secs)),
+            }
+        };
+        let count = |value: Option<usize>, key: &str| -> Result<Option<usize>> {
+            match value {
+                Some(0) => anyhow::bail!("{key} in the config file must be at least 1"),
+                other => Ok(other),
+            }
+        };
+        if let Some(seconds) = self.max_clock_skew_seconds {
+            http.max_clock_skew = chrono::Duration::seconds(seconds);
+        }
+        if let Some(bytes) = self.max_body_bytes {
+            http.max_body_bytes = bytes;
+        }
+        if let Some(t) = seconds(
+            self.header_read_timeout_seconds,
+            "header_read_timeout_seconds",
+        )? {
+            http.header_read_timeout = t;
+        }
+        if let Some(t) = seconds(
+            self.keep_alive_timeout_seconds,
+            "keep_alive_timeout_seconds",
+        )? {
+            http.keep_alive_timeout = t;
+        }
+        if let Some(t) = seconds(self.body_read_timeout_seconds, "body_read_timeout_seconds")? {
+            http.body_read_timeout = t;
+        }
+        if let Some(n) = count(self.max_header_bytes, "max_header_bytes")? {
+            http.max_header_bytes = n;
+        }
+        if let Some(n) = count(self.max_connections, "max_connections")? {
+            http.max_connections = Some(n);
+        }
+        if let Some(n) = count(
+            self.max_unfinished_request_bytes,
+            "max_unfinished_request_bytes",
+        )? {
+            http.max_unfinished_request_bytes = n;
+        }
+        Ok(())
+    }
+
     /// Reads and parses the file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -97,6 +161,30 @@ mod tests {
         let management = config.management.unwrap();
         assert_eq!(management.allowed_object_ids, ["o1", "o2"]);
         assert_eq!(management.required_role.as_deref(), Some("Identity.Manage"));
+    }
+
+    #[test]
+    fn connection_limits_parse_and_zero_is_refused() {
+        let config = load(
+            "header_read_timeout_seconds = 5\nkeep_alive_timeout_seconds = 7\n\
+             body_read_timeout_seconds = 9\nmax_header_bytes = 8192\nmax_connections = 100\n\
+             max_unfinished_request_bytes = 1048576\n",
+        )
+        .unwrap();
+        let mut http = HttpConfig::default();
+        config.apply_http(&mut http).unwrap();
+        assert_eq!(http.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(http.keep_alive_timeout, Duration::from_secs(7));
+        assert_eq!(http.body_read_timeout, Duration::from_secs(9));
+        assert_eq!(http.max_header_bytes, 8192);
+        assert_eq!(http.max_connections, Some(100));
+        assert_eq!(http.max_unfinished_request_bytes, 1 << 20);
+        let zero = load("keep_alive_timeout_seconds = 0\n").unwrap();
+        let err = zero.apply_http(&mut http).unwrap_err();
+        assert!(
+            err.to_string().contains("keep_alive_timeout_seconds"),
+            "{err}"
+        );
     }
 
     /// A misspelt key is an error, not a silently ignored setting (an ignored allow-list would

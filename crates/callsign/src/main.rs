@@ -465,6 +465,8 @@ fn serve(args: ServeArgs) -> Result<()> {
         Some(path) => config::FileConfig::load(path)?,
         None => config::FileConfig::default(),
     };
+    let mut http = callsign_server::http::HttpConfig::default();
+    file.apply_http(&mut http)?;
     let addr = args
         .addr
         .or(file.addr)
@@ -488,6 +490,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             config
         }
     };
+    config.http = http;
     config.tls = match (
         args.tls_cert.or(file.tls_cert),
         args.tls_key.or(file.tls_key),
@@ -496,12 +499,6 @@ fn serve(args: ServeArgs) -> Result<()> {
         _ if args.tls || file.tls.unwrap_or(false) => TlsMode::Dev,
         _ => TlsMode::Off,
     };
-    if let Some(seconds) = file.max_clock_skew_seconds {
-        config.http.max_clock_skew = chrono::Duration::seconds(seconds);
-    }
-    if let Some(bytes) = file.max_body_bytes {
-        config.http.max_body_bytes = bytes;
-    }
     config.signing_alg = args.signing_alg.map(|alg| match alg {
         SigningAlgArg::Rs256 => SigningAlg::Rs256,
         SigningAlgArg::Es256 => SigningAlg::Es256,
@@ -541,6 +538,12 @@ fn serve(args: ServeArgs) -> Result<()> {
         );
     }
 
+    // One socket per client: do not stop at the 1,024 files many systems start processes with.
+    match callsign_server::limits::raise_open_files() {
+        Ok(files) => tracing::debug!(soft = files.soft, hard = files.hard, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
+
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let server = Server::bind(config).await?;
@@ -552,7 +555,11 @@ fn serve(args: ServeArgs) -> Result<()> {
                 println!("ca certificate: {}", ca.display());
             }
         }
-        tracing::info!(endpoint = server.endpoint(), "callsign is listening");
+        tracing::info!(
+            endpoint = server.endpoint(),
+            max_connections = server.max_connections(),
+            "callsign is listening"
+        );
         server.run(shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(())

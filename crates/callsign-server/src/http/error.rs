@@ -24,6 +24,9 @@ pub struct ApiError {
     /// Whether the response carries the error body; only the 2021-03-31-preview1 Teams exchange
     /// answers a bad token with an empty 401 (docs/protocol.md §1.5).
     pub has_body: bool,
+    /// Whether the response closes an HTTP/1 connection (`Connection: close`): the rest of the
+    /// request cannot be told from a next one.
+    pub close_connection: bool,
 }
 
 #[derive(Serialize)]
@@ -54,7 +57,62 @@ impl ApiError {
             supported_versions_header: true,
             retry_after: None,
             has_body: true,
+            close_connection: false,
         }
+    }
+
+    /// A refusal of a request that could not be read as one (answered below the router: no
+    /// `api-supported-versions`, and the connection closes).
+    fn unreadable(status: StatusCode, code: &'static str, message: &'static str) -> Self {
+        let mut e = Self::new(status, code, message);
+        e.supported_versions_header = false;
+        e.close_connection = true;
+        e
+    }
+
+    /// The request line and headers are over the size limit (over HTTP/2: the header list).
+    pub fn header_too_large() -> Self {
+        Self::unreadable(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "RequestHeaderFieldsTooLarge",
+            "The request headers are too large.",
+        )
+    }
+
+    /// The request target is longer than HTTP/1 allows.
+    pub fn uri_too_long() -> Self {
+        Self::unreadable(
+            StatusCode::URI_TOO_LONG,
+            "UriTooLong",
+            "The request URI is too long.",
+        )
+    }
+
+    /// A request that is not well-formed HTTP (bad request line, header line, Content-Length,
+    /// Transfer-Encoding or Host).
+    pub fn bad_request(message: &'static str) -> Self {
+        Self::unreadable(StatusCode::BAD_REQUEST, "BadRequest", message)
+    }
+
+    /// The request line and headers, or the body, did not arrive in time.
+    pub fn request_timeout() -> Self {
+        Self::unreadable(
+            StatusCode::REQUEST_TIMEOUT,
+            "RequestTimeout",
+            "The request was not received in time.",
+        )
+    }
+
+    /// The compact JSON body.
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(&Body {
+            error: Inner {
+                code: self.code,
+                message: &self.message,
+                target: self.target.as_deref(),
+            },
+        })
+        .expect("error bodies serialize")
     }
 
     /// The same error answered with its status alone: no body, no content type, no
@@ -240,15 +298,7 @@ impl IntoResponse for ApiError {
             response.extensions_mut().insert(NoSupportedVersions);
             return response;
         }
-        let body = serde_json::to_vec(&Body {
-            error: Inner {
-                code: self.code,
-                message: &self.message,
-                target: self.target.as_deref(),
-            },
-        })
-        .expect("error bodies serialize");
-        let mut response = (self.status, body).into_response();
+        let mut response = (self.status, self.body()).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -256,6 +306,9 @@ impl IntoResponse for ApiError {
         );
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.close_connection {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if !self.supported_versions_header {
             response.extensions_mut().insert(NoSupportedVersions);

@@ -32,7 +32,7 @@ pub async fn service_headers(request: Request, next: Next) -> Response {
 }
 
 /// A correlation vector in the service's form: 22 base64 characters and `.0`.
-fn correlation_vector() -> HeaderValue {
+pub(crate) fn correlation_vector() -> HeaderValue {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).expect("system randomness is available");
     let cv = format!("{}.0", STANDARD_NO_PAD.encode(bytes));

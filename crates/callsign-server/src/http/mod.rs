@@ -12,6 +12,7 @@ pub mod headers;
 pub mod identities;
 pub mod introspect;
 pub mod routes;
+pub mod wellformed;
 
 use crate::auth::{
     authenticate_bearer, authenticate_hmac, HmacRequest, ManagementConfig, TrustedIssuers,
@@ -30,8 +31,9 @@ use body::JsonBody;
 use error::{ApiError, NoSupportedVersions};
 use routes::{AcsOperation, Route};
 use std::sync::Arc;
+use std::time::Duration;
 
-/// Limits and tolerances of the HTTP layer.
+/// Limits and tolerances of the HTTP layer, and of the connections it is served on.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     /// Largest accepted request body, in bytes.
@@ -43,6 +45,24 @@ pub struct HttpConfig {
     /// Whether `POST /callsign/:reset` may wipe every identity and assignment (`--dev`,
     /// `--allow-reset`); otherwise the route does not exist.
     pub allow_reset: bool,
+    /// How long a client has to send a request's line and headers: counted from the accept for
+    /// a connection's first request, from the first byte for later ones. A connection that sent
+    /// part of a head is answered 408; one that sent nothing is closed.
+    pub header_read_timeout: Duration,
+    /// How long a connection may wait for its next request after a response before it is closed.
+    pub keep_alive_timeout: Duration,
+    /// How long a request's body may take to arrive once its head has (408 after it).
+    pub body_read_timeout: Duration,
+    /// Largest request line and headers, in bytes (over HTTP/2: the header list as
+    /// SETTINGS_MAX_HEADER_LIST_SIZE counts it); over it: 431.
+    pub max_header_bytes: usize,
+    /// Most connections served at once; `None`: derived from the open-file limit
+    /// ([`crate::limits::OpenFiles::connection_limit`]).
+    pub max_connections: Option<usize>,
+    /// Most bytes held, across all connections, for requests not yet fully received (heads
+    /// being read and bodies being read); over it, the connections that have waited longest
+    /// are closed.
+    pub max_unfinished_request_bytes: usize,
 }
 
 impl Default for HttpConfig {
@@ -52,6 +72,12 @@ impl Default for HttpConfig {
             max_clock_skew: chrono::Duration::minutes(5),
             allow_reset: false,
             api_versions: VersionPolicy::Strict,
+            header_read_timeout: Duration::from_secs(20),
+            keep_alive_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(30),
+            max_header_bytes: 32 * 1024,
+            max_connections: None,
+            max_unfinished_request_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -80,7 +106,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(dispatch)
         // A wrong method on /healthz or the JWKS gets the ACS body too, not axum's empty 405.
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .with_state(state)
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            wellformed::refuse_malformed,
+        ))
         .layer(axum::middleware::from_fn(headers::service_headers))
 }
 
@@ -178,7 +208,7 @@ async fn acs_operation(
         op,
         AcsOperation::TeamsExtensionExchange | AcsOperation::EntraExchange
     ) {
-        read_body(body, parts, state.config.max_body_bytes).await?
+        read_body(body, parts, &state.config).await?
     } else {
         authenticated_body(state, parts, body).await?
     };
@@ -242,7 +272,7 @@ async fn authenticated_body(
     parts: &Parts,
     body: Body,
 ) -> Result<Bytes, ApiError> {
-    let bytes = read_body(body, parts, state.config.max_body_bytes).await?;
+    let bytes = read_body(body, parts, &state.config).await?;
     if let Some(token) = bearer_token(&parts.headers) {
         authenticate_bearer(&state.issuers, &state.management, token)
             .await
@@ -286,7 +316,9 @@ fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-async fn read_body(body: Body, parts: &Parts, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads the body: 413 over the limit, 408 when it does not arrive within the body-read timeout.
+async fn read_body(body: Body, parts: &Parts, config: &HttpConfig) -> Result<Bytes, ApiError> {
+    let limit = config.max_body_bytes;
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -295,7 +327,29 @@ async fn read_body(body: Body, parts: &Parts, limit: usize) -> Result<Bytes, Api
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::body_too_large());
     }
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::body_too_large())
+    let read = tokio::time::timeout(config.body_read_timeout, collect_body(body, limit)).await;
+    let result = read.unwrap_or_else(|_| Err(ApiError::request_timeout()));
+    // Over HTTP/2 the stream ends, not the connection; `Connection` is not even allowed there.
+    result.map_err(|mut e| {
+        e.close_connection &= parts.version < axum::http::Version::HTTP_2;
+        e
+    })
+}
+
+async fn collect_body(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    use http_body::Body as _;
+    let mut bytes = Vec::new();
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
+        let frame =
+            frame.map_err(|_| ApiError::bad_request("The request body could not be read."))?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > limit {
+                return Err(ApiError::body_too_large());
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(bytes))
 }

@@ -4,8 +4,8 @@
 //! One connection model for every table: writes go to one writer thread that commits them in
 //! batches (group commit: one transaction and one fsync for every write that arrived while the
 //! previous batch was syncing), each write in a savepoint of its own so that a failed one leaves
-//! no half. Reads use a pool of read-only connections, which WAL lets run beside the writer, on
-//! the blocking pool.
+//! no half. Reads use a pool of at most [`MAX_READERS`] read-only connections, which WAL lets run
+//! beside the writer, on the blocking pool.
 
 mod assignments;
 mod backup;
@@ -27,6 +27,11 @@ use writer::{Job, PendingStamps};
 
 pub use backup::{backup, BackupError};
 pub use writer::STAMP_FLUSH;
+
+/// Most read connections open at once. Each holds three files (the database, its WAL and its
+/// shared memory), and the files a server keeps back from its connections
+/// ([`crate::limits::RESERVED_FILES`]) must cover them; more would not read faster anyway.
+pub const MAX_READERS: usize = 16;
 
 /// Schema steps, applied in order, each once; the index + 1 is `PRAGMA user_version`.
 const MIGRATIONS: &[&str] = &[
@@ -72,6 +77,8 @@ struct Inner {
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
     readers: Mutex<Vec<Connection>>,
+    /// One permit per read connection that may be open.
+    reading: tokio::sync::Semaphore,
     stamps: Arc<PendingStamps>,
     /// Held (locked) for the life of a serving process; the lock goes with the process.
     _claim: Option<File>,
@@ -129,6 +136,7 @@ impl SqliteBackend {
                 jobs: Some(jobs),
                 writer: Some(writer),
                 readers: Mutex::new(Vec::new()),
+                reading: tokio::sync::Semaphore::new(MAX_READERS),
                 stamps,
                 _claim: claim,
             }),
@@ -165,6 +173,12 @@ impl SqliteBackend {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
+        let _reader = self
+            .inner
+            .reading
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let conn = inner.take_reader()?;
@@ -258,4 +272,38 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         .map_err(unavailable)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// However many reads run at once, no more than [`MAX_READERS`] connections (three files
+    /// each) are opened.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_reads_share_a_bounded_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = SqliteBackend::open(&dir.path().join("data"), OpenMode::Create).unwrap();
+        let reads: Vec<_> = (0..4 * MAX_READERS)
+            .map(|_| {
+                let backend = backend.clone();
+                tokio::spawn(async move {
+                    backend
+                        .read(|conn| {
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                            conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for read in reads {
+            assert_eq!(read.await.unwrap().unwrap(), 1);
+        }
+        let pooled = backend.inner.readers.lock().unwrap().len();
+        assert!(
+            (1..=MAX_READERS).contains(&pooled),
+            "{pooled} read connections"
+        );
+    }
 }
