@@ -1,7 +1,7 @@
 //! JWTs given to introspection (`POST /callsign/tokens/:introspect`): `domain::tokens::verify`,
 //! which checks an ACS token's header, signature (RS256, ES256 or EdDSA key of the ring),
 //! resource and expiry, and the unverified claim readers clients use (`claims::decode_claims`,
-//! `decode_expiry`).
+//! `decode_expiry`), and the encoding of minted claims (`TokenClaims::to_payload_segment`).
 //!
 //! Input: NUL-separated `mode, token` (raw) or `mode, key, header, payload, tamper` (signed: the
 //! header and payload templates are signed with one of the ring's keys, or with a foreign key when
@@ -12,7 +12,7 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use callsign_common::claims::{decode_claims, decode_expiry};
+use callsign_common::claims::{decode_claims, decode_expiry, TokenClaims};
 use callsign_fuzz::{
     issuer_key, now, resource_keys, ring_keys, sign_jws, Fields, NOW_SECS, RESOURCE_ID,
 };
@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
     if mode & 1 == 0 {
         let token = f.text();
         check(&token);
+        payload_segment(&token);
         return;
     }
     let which = f.byte();
@@ -78,4 +79,26 @@ fn check(token: &str) -> bool {
         assert_eq!(decode_expiry(token).map(|e| e.timestamp()), Ok(claims.exp));
     }
     true
+}
+
+/// Minted tokens put ids from requests (and from exchanged tokens) into `skypeid`: whatever it
+/// holds, the payload segment must decode the same with the standard and the URL-safe base64
+/// alphabets (the Python client uses the former) and read back as the same claims.
+fn payload_segment(skypeid: &str) {
+    let claims = TokenClaims {
+        skypeid: skypeid.to_owned(),
+        scp: 1792,
+        csi: NOW_SECS.to_string(),
+        exp: NOW_SECS + 3600,
+        rgn: Some(skypeid.chars().rev().collect()),
+        acs_scope: "chat,voip".to_owned(),
+        resource_id: RESOURCE_ID.to_owned(),
+        resource_location: None,
+        iat: NOW_SECS,
+        jti: Some(skypeid.to_uppercase()),
+        iat_micros: Some(NOW_SECS * 1_000_000),
+    };
+    let segment = claims.to_payload_segment();
+    assert!(!segment.contains(['-', '_']), "{segment}");
+    assert_eq!(decode_claims(&format!("e30.{segment}.c2ln")), Ok(claims));
 }
