@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Runs every test of the project: formatting, lints, the Rust unit and integration tests, the
-# conformance suites that drive a real callsign server with the official ACS SDKs (Python, JS), and
-# the container image, built from the release binary and smoke-tested.
+# Runs every test of the project: formatting, lints, the Rust unit and integration tests, a short
+# run of the fuzz targets, the conformance suites that drive a real callsign server with the
+# official ACS SDKs (Python, JS), and the container image, built from the release binary and
+# smoke-tested.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 echo "== cargo fmt --check"
 cargo fmt --all --check
+cargo fmt --manifest-path fuzz/Cargo.toml --check
 
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -35,6 +37,9 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 cargo test --workspace --locked --doc
+
+echo "== fuzzing: every fuzz target for a short while (fuzz/README.md; 60 s in all)"
+CALLSIGN_FUZZ_PROFILE=${CALLSIGN_FUZZ_PROFILE:-ci} fuzz/run.sh "${CALLSIGN_FUZZ_SECONDS:-60}"
 
 echo "== benchmark harness: a smoke run (checks it works; no timing assertions)"
 target/debug/callsign-bench --server-bin target/debug/callsign --duration 0.5 --connections 4 \
