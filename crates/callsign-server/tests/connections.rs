@@ -308,6 +308,95 @@ async fn unfinished_requests_share_a_memory_budget() {
         .expect("served");
 }
 
+#[tokio::test]
+async fn bodies_still_arriving_count_against_the_memory_budget() {
+    let server = server(|c| {
+        c.http.max_unfinished_request_bytes = 64 * 1024;
+        c.http.body_read_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let path = "/identities?api-version=2023-10-01";
+    let body = vec![b' '; 60_000];
+    let mut held = Vec::new();
+    for _ in 0..6 {
+        let head = signed_head(&server, path, &body, "Content-Length: 60000\r\n");
+        let mut stream = TcpStream::connect(&server.host).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&body[..20_000]).await.unwrap();
+        held.push(stream);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        until_closed(&mut held[0], BOUND).await.is_some(),
+        "the oldest unfinished body was dropped"
+    );
+    assert!(still_open(&mut held[5], SHORT).await, "the newest was kept");
+    tokio::time::timeout(BOUND, server.client().create_user())
+        .await
+        .expect("served");
+}
+
+/// An HTTP/2 request body that sends one chunk and then nothing.
+struct Stalled(Option<axum::body::Bytes>);
+
+impl http_body::Body for Stalled {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        match self.0.take() {
+            Some(chunk) => std::task::Poll::Ready(Some(Ok(http_body::Frame::data(chunk)))),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+#[tokio::test]
+async fn http2_connections_whose_streams_are_all_unfinished_make_room_too() {
+    let server = server(|c| {
+        c.http.max_connections = Some(4);
+        c.http.body_read_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let mut connections = Vec::new();
+    for _ in 0..4 {
+        let tcp = TcpStream::connect(&server.host).await.unwrap();
+        let (mut sender, connection) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .handshake::<_, Stalled>(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .unwrap();
+        let connection = tokio::spawn(connection);
+        let request = http::Request::post(format!(
+            "http://{}/identities?api-version=2023-10-01",
+            server.host
+        ))
+        .header("content-length", "100")
+        .body(Stalled(Some(axum::body::Bytes::from_static(b"{\"a\":"))))
+        .unwrap();
+        let response = tokio::spawn(sender.send_request(request));
+        connections.push((connection, response, sender));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = Instant::now();
+    tokio::time::timeout(BOUND, server.client().create_user())
+        .await
+        .expect("served at the limit");
+    assert!(started.elapsed() < BOUND);
+    // The oldest connection, whose one request never finished arriving, made room: its request
+    // fails with the connection. The newest is still waiting for its body.
+    let (_, oldest, _) = &mut connections[0];
+    let failed = tokio::time::timeout(BOUND, oldest)
+        .await
+        .expect("the oldest HTTP/2 connection was closed")
+        .unwrap();
+    assert!(failed.is_err(), "{failed:?}");
+    assert!(!connections[3].1.is_finished(), "the newest was kept");
+}
+
 // ---- §1: shutdown ----
 
 #[tokio::test]

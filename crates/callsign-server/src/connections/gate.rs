@@ -82,8 +82,6 @@ pub(crate) struct Gate<S> {
     scanned: usize,
     line_checked: bool,
     body_started: Instant,
-    /// Body bytes handed on for the request being received.
-    body_bytes: usize,
     sleep: Pin<Box<Sleep>>,
     armed: Option<Instant>,
     /// The refusal to write before closing.
@@ -109,7 +107,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Gate<S> {
             scanned: 0,
             line_checked: false,
             body_started: Instant::now(),
-            body_bytes: 0,
             sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
             armed: None,
             refusal: None,
@@ -127,7 +124,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Gate<S> {
             let seen = &self.buf[self.pos..];
             let n = seen.len().min(PREFACE.len());
             if seen[..n] != PREFACE[..n] {
-                self.conn.set_phase(Phase::Head);
+                self.conn.set_phase(Phase::Serving);
                 return Poll::Ready(Some(Protocol::Http1));
             }
             if n == PREFACE.len() {
@@ -151,7 +148,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Gate<S> {
     /// Passes every byte from now on (HTTP/2 negotiated by ALPN or by its preface).
     pub(crate) fn pass_through(&mut self) {
         self.state = State::Pass;
-        self.conn.set_phase(Phase::Http2);
+        self.conn.set_phase(Phase::Serving);
         self.account();
     }
 
@@ -234,13 +231,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Gate<S> {
         self.buf.len() - self.pos
     }
 
-    /// Reports the memory the unfinished request holds.
+    /// Reports the memory the head being read holds (bodies are counted as the service reads
+    /// them, over HTTP/1 and HTTP/2 alike).
     fn account(&mut self) {
         let bytes = match self.state {
             State::Pass => 0,
-            _ => self.buf.capacity() + self.body_bytes,
+            _ => self.buf.capacity(),
         };
-        self.registry.hold(&self.conn, bytes);
+        self.registry.hold_head(&self.conn, bytes);
     }
 
     /// Frees the head buffer once it is all handed on (an idle connection holds nothing).
@@ -269,7 +267,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Gate<S> {
         self.state = State::Ended;
         self.buf = Vec::new();
         self.pos = 0;
-        self.body_bytes = 0;
         self.account();
     }
 
@@ -278,17 +275,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Gate<S> {
         self.scanned = 0;
         self.line_checked = false;
         self.body_started = Instant::now();
-        self.body_bytes = 0;
         match framing {
             Framing::Empty => self.message_done(),
-            Framing::Length(n) => {
-                self.state = State::Length(n);
-                self.conn.set_phase(Phase::Body);
-            }
-            Framing::Chunked => {
-                self.state = State::Chunked(Chunks::new());
-                self.conn.set_phase(Phase::Body);
-            }
+            Framing::Length(n) => self.state = State::Length(n),
+            Framing::Chunked => self.state = State::Chunked(Chunks::new()),
         }
     }
 
@@ -323,9 +313,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Gate<S> {
 
     fn message_done(&mut self) {
         self.state = State::Head;
-        self.body_bytes = 0;
-        self.conn.set_phase(Phase::Head);
-        self.account();
     }
 
     /// Hands body bytes to hyper: from `buf` first, else straight from the client; at most
@@ -448,11 +435,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Gate<S> {
                     };
                     *remaining -= n as u64;
                     if *remaining == 0 {
-                        // Complete: the request is the service's now, not unfinished.
                         self.message_done();
-                    } else {
-                        self.body_bytes += n;
-                        self.account();
                     }
                     return Poll::Ready(Ok(()));
                 }
@@ -475,11 +458,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Gate<S> {
                                 out.set_filled(before + used);
                                 self.unread(&surplus);
                             }
-                            self.body_bytes += used;
                             if done {
                                 self.message_done();
-                            } else {
-                                self.account();
                             }
                         }
                         Err(head::BadChunk) => {

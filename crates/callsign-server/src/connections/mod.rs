@@ -16,7 +16,7 @@ mod registry;
 use axum::body::Bytes;
 use axum::Router;
 use gate::{Gate, Limits, Protocol};
-use http_body::{Frame, SizeHint};
+use http_body::{Body as _, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use registry::{Conn, Registered, Registry};
@@ -280,6 +280,7 @@ async fn serve_stream<S>(
     let service = ConnService {
         app: shared.app.clone(),
         conn: conn.clone(),
+        registry: shared.registry.clone(),
     };
     // Boxed: a connection that has not sent its first bytes yet should not carry the size of
     // hyper's connection state in its task (a silent connection costs a few KiB, not tens).
@@ -337,6 +338,11 @@ async fn serve_http2<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut http = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    // What a client may have in flight on one connection: HTTP/2's default windows (64 KiB) for a
+    // stream, 256 KiB for the connection, instead of hyper's 1 MB each; 100 streams (hyper: 200).
+    http.initial_stream_window_size(64 * 1024)
+        .initial_connection_window_size(256 * 1024)
+        .max_concurrent_streams(100);
     // Header lists up to twice the limit reach the service, which answers 431 in the ACS shape
     // over the limit; larger ones get the h2 crate's own 431.
     http.max_header_list_size(
@@ -383,6 +389,7 @@ async fn serve_http2<S>(
 struct ConnService {
     app: Router,
     conn: Arc<Conn>,
+    registry: Arc<Registry>,
 }
 
 type ServiceFuture =
@@ -394,7 +401,15 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnService {
     type Future = ServiceFuture;
 
     fn call(&self, request: http::Request<Incoming>) -> Self::Future {
-        let active = Active::start(self.conn.clone());
+        let body = !request.body().is_end_stream();
+        let active = Active::start(self.conn.clone(), body);
+        let request = request.map(|incoming| Received {
+            incoming,
+            conn: self.conn.clone(),
+            registry: self.registry.clone(),
+            bytes: 0,
+            receiving: body,
+        });
         // A router is always ready.
         let response = tower_service::Service::call(&mut self.app.clone(), request);
         Box::pin(async move {
@@ -411,8 +426,8 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnService {
 struct Active(Arc<Conn>);
 
 impl Active {
-    fn start(conn: Arc<Conn>) -> Self {
-        conn.request_started();
+    fn start(conn: Arc<Conn>, body: bool) -> Self {
+        conn.request_started(body);
         Self(conn)
     }
 }
@@ -420,6 +435,65 @@ impl Active {
 impl Drop for Active {
     fn drop(&mut self) {
         self.0.request_finished();
+    }
+}
+
+/// A request body that counts what it holds against the budget for unfinished requests until it
+/// has arrived whole, and then marks its request received.
+struct Received {
+    incoming: Incoming,
+    conn: Arc<Conn>,
+    registry: Arc<Registry>,
+    bytes: usize,
+    receiving: bool,
+}
+
+impl Received {
+    fn done(&mut self) {
+        if std::mem::take(&mut self.receiving) {
+            self.registry.remove_body(&self.conn, self.bytes);
+            self.conn.request_received();
+        }
+    }
+}
+
+impl Drop for Received {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
+impl http_body::Body for Received {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let frame = std::task::ready!(Pin::new(&mut this.incoming).poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let (Some(data), true) = (frame.data_ref(), this.receiving) {
+                    this.bytes += data.len();
+                    this.registry.add_body(&this.conn, data.len());
+                }
+                if this.incoming.is_end_stream() {
+                    this.done();
+                }
+            }
+            None | Some(Err(_)) => this.done(),
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.incoming.size_hint()
     }
 }
 

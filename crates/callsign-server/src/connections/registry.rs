@@ -4,10 +4,10 @@
 //!
 //! A connection is *unfinished* while it has not sent a complete request that is now being
 //! answered: during the TLS handshake, while no request or only part of a request's head has
-//! arrived (including the idle time between keep-alive requests), and while the body of its one
-//! request is still arriving. Unfinished connections are the ones closed to make room, the one
-//! that has been waiting longest first; a connection whose request is being answered is never
-//! closed to make room.
+//! arrived (including the idle time between keep-alive requests), and while every request it has
+//! started is still sending its body (HTTP/2 streams included). Unfinished connections are the
+//! ones closed to make room, the one that has been waiting longest first; a connection with a
+//! request that has arrived whole and is being answered is never closed to make room.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -24,34 +24,34 @@ const NOT_WAITING: u64 = 0;
 pub(crate) enum Phase {
     /// TLS handshake, or the first bytes that tell HTTP/1 from HTTP/2.
     Handshake,
-    /// HTTP/1: waiting for a request's head, or reading one.
-    Head,
-    /// HTTP/1: a request's body is arriving.
-    Body,
-    /// HTTP/2: unfinished while no stream is being answered.
-    Http2,
+    /// Speaking HTTP/1 or HTTP/2.
+    Serving,
 }
 
 struct State {
     phase: Phase,
     /// Requests handed to the service and not yet fully answered.
     active: usize,
+    /// Of those, the ones whose bodies are still arriving.
+    receiving: usize,
     /// Requests handed to the service so far.
     requests: u64,
     /// When the last response ended (or the connection was accepted).
     idle_since: Instant,
     /// Woken when the last active request ends (the HTTP/1 reader waits for that).
     reader: Option<Waker>,
+    /// Bytes held for a head being read, and for bodies still arriving.
+    head_bytes: usize,
+    body_bytes: usize,
 }
 
 impl State {
     fn unfinished(&self) -> bool {
-        match self.phase {
-            Phase::Handshake => true,
-            Phase::Head | Phase::Http2 => self.active == 0,
-            // The request whose body this is counts as active once the service has it.
-            Phase::Body => self.active <= 1,
-        }
+        self.phase == Phase::Handshake || self.active == self.receiving
+    }
+
+    fn held(&self) -> usize {
+        self.head_bytes + self.body_bytes
     }
 }
 
@@ -63,8 +63,7 @@ pub(crate) struct Conn {
     /// Nanoseconds after the registry's epoch (plus one) since which the connection has been
     /// unfinished; [`NOT_WAITING`] while a request is being answered.
     waiting_since: AtomicU64,
-    /// Bytes held for its unfinished request.
-    held: AtomicUsize,
+    /// Set (under the state lock) once the connection is to close; it holds nothing from then.
     closing: AtomicBool,
     close: Notify,
     /// Signalled on every change of phase or active requests.
@@ -102,11 +101,19 @@ impl Conn {
         }
     }
 
-    /// The service got a request.
-    pub(crate) fn request_started(&self) {
+    /// The service got a request; `body` if its body is still to arrive.
+    pub(crate) fn request_started(&self, body: bool) {
         let mut state = self.lock();
         state.active += 1;
+        state.receiving += usize::from(body);
         state.requests += 1;
+        self.refresh(&state);
+    }
+
+    /// A request's body has arrived whole (or will not be read further).
+    pub(crate) fn request_received(&self) {
+        let mut state = self.lock();
+        state.receiving = state.receiving.saturating_sub(1);
         self.refresh(&state);
     }
 
@@ -115,6 +122,7 @@ impl Conn {
         let reader = {
             let mut state = self.lock();
             state.active = state.active.saturating_sub(1);
+            state.receiving = state.receiving.min(state.active);
             state.idle_since = Instant::now();
             self.refresh(&state);
             if state.active == 0 {
@@ -157,22 +165,11 @@ impl Conn {
         self.lock().requests
     }
 
-    /// Whether the connection has no request being answered (what shutdown closes at once).
+    /// Whether no request is in flight (what shutdown closes at once; a request whose body is
+    /// still arriving is in flight and gets the grace).
     pub(crate) fn closable_at_shutdown(&self) -> bool {
         let state = self.lock();
-        state.phase != Phase::Body && state.unfinished()
-    }
-
-    /// Closes the connection if it is unfinished (or `always`).
-    fn try_close(&self, always: bool) -> bool {
-        let state = self.lock();
-        if self.closing.load(Ordering::Acquire) || !(always || state.unfinished()) {
-            return false;
-        }
-        self.closing.store(true, Ordering::Release);
-        drop(state);
-        self.close.notify_one();
-        true
+        state.phase == Phase::Handshake || state.active == 0
     }
 
     /// Resolves once the connection is to be closed at once (made room for, or the shutdown
@@ -230,16 +227,18 @@ impl Registry {
             accepted: now,
             epoch: self.epoch,
             waiting_since: AtomicU64::new(NOT_WAITING),
-            held: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
             close: Notify::new(),
             changed: Notify::new(),
             state: Mutex::new(State {
                 phase: Phase::Handshake,
                 active: 0,
+                receiving: 0,
                 requests: 0,
                 idle_since: now,
                 reader: None,
+                head_bytes: 0,
+                body_bytes: 0,
             }),
         });
         conn.refresh(&conn.lock());
@@ -262,18 +261,22 @@ impl Registry {
             .saturating_sub(self.closing.load(Ordering::Acquire))
     }
 
-    /// Closes `conn` (if unfinished, or `always`), counting it as closing until it ends.
-    fn close(&self, conn: &Conn, always: bool) -> bool {
-        // Counted first: the connection may end, and uncount itself, as soon as it is told.
-        self.closing.fetch_add(1, Ordering::AcqRel);
-        if conn.try_close(always) {
-            let freed = conn.held.swap(0, Ordering::AcqRel);
-            self.held.fetch_sub(freed, Ordering::AcqRel);
-            true
-        } else {
-            self.closing.fetch_sub(1, Ordering::AcqRel);
-            false
+    /// Closes `conn` (if unfinished, or `always`), counting it as closing until it ends; returns
+    /// the bytes it held.
+    fn close(&self, conn: &Conn, always: bool) -> Option<usize> {
+        let mut state = conn.lock();
+        if conn.closing.load(Ordering::Acquire) || !(always || state.unfinished()) {
+            return None;
         }
+        // Counted before the connection is told: it may end, and uncount itself, at once.
+        self.closing.fetch_add(1, Ordering::AcqRel);
+        conn.closing.store(true, Ordering::Release);
+        let freed = state.held();
+        (state.head_bytes, state.body_bytes) = (0, 0);
+        self.held.fetch_sub(freed, Ordering::AcqRel);
+        drop(state);
+        conn.close.notify_one();
+        Some(freed)
     }
 
     /// Bytes held by unfinished requests, across connections.
@@ -282,20 +285,40 @@ impl Registry {
         self.held.load(Ordering::Acquire)
     }
 
-    /// Records that `conn` now holds `bytes` for its unfinished request; over the budget, closes
-    /// the connections that have waited longest until enough is freed.
-    pub(crate) fn hold(&self, conn: &Conn, bytes: usize) {
-        // A connection being closed no longer counts (its bytes were released when it was chosen).
-        let bytes = if conn.closing.load(Ordering::Acquire) {
-            0
-        } else {
-            bytes
-        };
-        let before = conn.held.swap(bytes, Ordering::AcqRel);
-        let total = if bytes >= before {
-            self.held.fetch_add(bytes - before, Ordering::AcqRel) + (bytes - before)
-        } else {
-            self.held.fetch_sub(before - bytes, Ordering::AcqRel) - (before - bytes)
+    /// Records that `conn` now holds `bytes` for the head it is reading.
+    pub(crate) fn hold_head(&self, conn: &Conn, bytes: usize) {
+        self.adjust(conn, |state| state.head_bytes = bytes);
+    }
+
+    /// Records `bytes` more of a body still arriving on `conn`.
+    pub(crate) fn add_body(&self, conn: &Conn, bytes: usize) {
+        self.adjust(conn, |state| state.body_bytes += bytes);
+    }
+
+    /// Records that `bytes` of bodies on `conn` are no longer unfinished.
+    pub(crate) fn remove_body(&self, conn: &Conn, bytes: usize) {
+        self.adjust(conn, |state| {
+            state.body_bytes = state.body_bytes.saturating_sub(bytes)
+        });
+    }
+
+    /// Changes what `conn` holds; over the budget, closes the connections that have waited
+    /// longest until enough is freed. A connection being closed holds nothing any more.
+    fn adjust(&self, conn: &Conn, change: impl FnOnce(&mut State)) {
+        // The total changes under the connection's lock, as when it is closed: never below zero.
+        let total = {
+            let mut state = conn.lock();
+            if conn.closing.load(Ordering::Acquire) {
+                return;
+            }
+            let before = state.held();
+            change(&mut state);
+            let after = state.held();
+            if after <= before {
+                self.held.fetch_sub(before - after, Ordering::AcqRel);
+                return;
+            }
+            self.held.fetch_add(after - before, Ordering::AcqRel) + (after - before)
         };
         if total > self.max_unfinished_bytes {
             let mut excess = total - self.max_unfinished_bytes;
@@ -326,10 +349,8 @@ impl Registry {
                     .min_by_key(|(since, id, _)| (*since, *id))
                     .map(|(_, _, c)| c.clone())
             };
-            let conn = oldest?;
-            let held = conn.held.load(Ordering::Acquire);
-            if self.close(&conn, false) {
-                return Some(held);
+            if let Some(freed) = self.close(&*oldest?, false) {
+                return Some(freed);
             }
         }
         None
@@ -361,7 +382,9 @@ pub(crate) struct Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        self.registry.hold(&self.conn, 0);
+        self.registry.adjust(&self.conn, |state| {
+            (state.head_bytes, state.body_bytes) = (0, 0)
+        });
         self.registry.conns().remove(&self.conn.id);
         if self.conn.closing.load(Ordering::Acquire) {
             self.registry.closing.fetch_sub(1, Ordering::AcqRel);
@@ -384,8 +407,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(2)).await;
         let c = registry.register();
         // `a` is answering a request; `b` is the oldest unfinished.
-        a.conn.set_phase(Phase::Head);
-        a.conn.request_started();
+        a.conn.set_phase(Phase::Serving);
+        a.conn.request_started(true);
+        assert_eq!(registry.unfinished(), 3, "a's body is still arriving");
+        a.conn.request_received();
         assert_eq!(registry.unfinished(), 2);
         assert_eq!(registry.close_oldest_unfinished(None), Some(0));
         assert!(b.conn.closing.load(Ordering::Acquire));
@@ -413,18 +438,23 @@ mod tests {
         let a = registry.register();
         tokio::time::sleep(Duration::from_millis(2)).await;
         let b = registry.register();
-        registry.hold(&a.conn, 600);
-        registry.hold(&b.conn, 300);
+        registry.hold_head(&a.conn, 200);
+        registry.add_body(&a.conn, 400);
+        registry.hold_head(&b.conn, 300);
         assert!(!a.conn.closing.load(Ordering::Acquire));
-        registry.hold(&b.conn, 500);
+        registry.hold_head(&b.conn, 500);
         assert!(
             a.conn.closing.load(Ordering::Acquire),
             "a held the most, longest"
         );
         assert!(!b.conn.closing.load(Ordering::Acquire));
         assert_eq!(registry.held(), 500, "a's bytes count no more");
-        registry.hold(&a.conn, 700);
+        registry.hold_head(&a.conn, 700);
+        registry.remove_body(&a.conn, 400);
         assert_eq!(registry.held(), 500, "nor anything a reads while closing");
+        registry.add_body(&b.conn, 100);
+        registry.remove_body(&b.conn, 100);
+        assert_eq!(registry.held(), 500);
         drop(a);
         assert_eq!(registry.held(), 500);
         drop(b);
