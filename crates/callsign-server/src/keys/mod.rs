@@ -221,7 +221,7 @@ impl DataDir {
     /// The files that together are a resource's keys, relative to the data dir.
     const KEY_FILES: [&'static str; 3] = ["resource-id", "access-keys.json", "signing/ring.json"];
 
-    /// Creates the keys of a new data dir (none of [`Self::KEY_FILES`] there, and `holds_data`
+    /// Creates the keys of a new data dir (none of its key files there, and `holds_data`
     /// false: the database has no identities or assignments) or checks that an existing one is
     /// complete, then loads the keys. `seed` becomes the primary key of a new data dir; for an
     /// existing one it must equal the stored primary key. A data dir with some of the files, or

@@ -1,6 +1,6 @@
 //! The keys of a resource — its id, the two access keys and the signing-key ring — and the
 //! contract every backend keeps for them. The server keeps a live copy ([`crate::keys::LiveKeys`])
-//! and reloads it whenever [`KeyStore::version`] moves.
+//! and reloads it whenever [`KeyStore::key_version`] moves.
 
 use crate::domain::ids::ResourceId;
 use crate::keys::{KeyError, KeyKind, ResourceKeys, SigningAlg, TransferredKeys};
