@@ -70,6 +70,11 @@ pub enum ConnectionStringError {
     /// The endpoint URL has no host.
     #[error("the connection string's endpoint has no host")]
     EndpointWithoutHost,
+    /// The endpoint holds a `;` once parsed: URL parsing maps look-alikes in a host name, such as
+    /// the Greek question mark `;` (U+037E) or the full-width `；`, to the `;` that separates a
+    /// connection string's segments, so the endpoint could not be written back into one.
+    #[error("the connection string's endpoint host holds a character that becomes `;`")]
+    EndpointSemicolon,
     /// The access key is not valid base64.
     #[error("the connection string's access key is invalid")]
     InvalidAccessKey(#[source] InvalidAccessKey),
@@ -157,6 +162,9 @@ fn parse_endpoint(endpoint: &str) -> Result<Url, ConnectionStringError> {
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(ConnectionStringError::EndpointWithoutHost);
+    }
+    if url.as_str().contains(';') {
+        return Err(ConnectionStringError::EndpointSemicolon);
     }
     Ok(url)
 }
@@ -339,6 +347,16 @@ mod tests {
                 format!("endpoint=file:///etc/passwd;accesskey={SECRET}"),
                 E::EndpointScheme,
             ),
+            // Found by fuzzing (fuzz/corpus/connection_string/crash-greek-question-mark): the
+            // host name's U+037E is mapped to `;`, which a connection string cannot hold.
+            (
+                format!("endpoint=https://h\u{37e}evil.example/;accesskey={SECRET}"),
+                E::EndpointSemicolon,
+            ),
+            (
+                format!("endpoint=https://h\u{ff1b}evil.example/;accesskey={SECRET}"),
+                E::EndpointSemicolon,
+            ),
             (
                 format!("{ep};accesskey={}", &SECRET[..SECRET.len() - 1]),
                 E::InvalidAccessKey(InvalidAccessKey),
@@ -352,6 +370,25 @@ mod tests {
                 E::InvalidAccessKey(InvalidAccessKey),
             ),
         ]
+    }
+
+    /// What is accepted can be written back as `endpoint=…;accesskey=…` and parses the same
+    /// (the fuzz target `connection_string` checks this for any input).
+    #[test]
+    fn accepted_strings_round_trip() {
+        for input in [
+            format!("endpoint=https://h.example/;accesskey={SECRET}"),
+            format!("endpoint=https://h.example:8443/a%3Bb?c=d;accesskey={SECRET}"),
+            format!("endpoint=https://\u{ff48}.example/p\u{37e};accesskey={SECRET}"),
+        ] {
+            let parsed = parse(&input).unwrap();
+            let written = format!(
+                "endpoint={};accesskey={}",
+                parsed.endpoint(),
+                parsed.access_key().to_base64()
+            );
+            assert_eq!(parse(&written), Ok(parsed), "{input:?}");
+        }
     }
 
     #[test]
