@@ -26,11 +26,21 @@ fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/python/requirements.txt"
 (cd "$here/python" && "$venv/bin/python" -m pytest -q -p no:cacheprovider) || status=1
 
-echo "== python, cluster: two nodes on one PostgreSQL database (creates on node A, the rest on B)"
+echo "== python, cluster: a data dir moved into PostgreSQL (callsign export | callsign import), then"
+echo "   two nodes on that database (creates on node A, the rest on B)"
 # shellcheck source=pg-cluster.sh
 source "$here/pg-cluster.sh"
 pg_cluster_start
 trap pg_cluster_stop EXIT
+CALLSIGN_MASTER_KEY="$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
+export CALLSIGN_MASTER_KEY
+# The data dir an earlier release wrote (crates/callsign-server/tests/fixtures), with its keys.
+moved="$(mktemp -d -t callsign-moved-XXXXXX)"
+cp -r "$here/../crates/callsign-server/tests/fixtures/legacy-035d746/datadir" "$moved/data"
+chmod 600 "$moved/data/access-keys.json" "$moved"/data/signing/*.key.pem
+"$CALLSIGN_BIN" export --data "$moved/data" --include-keys >"$moved/export.jsonl" 2>/dev/null
+"$CALLSIGN_BIN" import "$moved/export.jsonl" --database-url "$PG_CLUSTER_URL"
+rm -rf "$moved"
 (cd "$here/python" && CALLSIGN_CONFORMANCE_DATABASE_URL="$PG_CLUSTER_URL" \
   "$venv/bin/python" -m pytest -q -p no:cacheprovider) || status=1
 pg_cluster_stop
