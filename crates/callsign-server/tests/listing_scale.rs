@@ -35,7 +35,10 @@ async fn walk_with_churn(storage: TestStorage, name: &str) {
     let mut churn = 0;
     loop {
         let asked = Instant::now();
-        let page = store.list_identities(after.clone(), PAGE, None).await.unwrap();
+        let page = store
+            .list_identities(after.clone(), PAGE, None)
+            .await
+            .unwrap();
         pages.push(asked.elapsed());
         let Some(last) = page.last() else { break };
         after = Some(last.id.clone());
@@ -58,11 +61,12 @@ async fn walk_with_churn(storage: TestStorage, name: &str) {
         churn += 1;
     }
     let stable_ids: Vec<String> = stable.into_iter().map(|r| r.id).collect();
-    let seen_stable: Vec<String> = seen
-        .into_iter()
-        .filter(|id| !id.contains('x'))
-        .collect();
-    assert_eq!(seen_stable.len(), IDENTITIES, "{name}: nothing skipped or repeated");
+    let seen_stable: Vec<String> = seen.into_iter().filter(|id| !id.contains('x')).collect();
+    assert_eq!(
+        seen_stable.len(),
+        IDENTITIES,
+        "{name}: nothing skipped or repeated"
+    );
     assert_eq!(seen_stable, stable_ids, "{name}: in id order");
     pages.sort();
     let median = pages[pages.len() / 2];
