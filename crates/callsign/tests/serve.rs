@@ -103,7 +103,7 @@ async fn trace_logs_hold_no_secrets() {
 
     let logged = std::fs::read_to_string(&log_path).unwrap();
     assert!(
-        logged.contains("authentication failed") && logged.contains("token rejected"),
+        logged.contains("authentication refused") && logged.contains("token rejected"),
         "the refused requests were logged:\n{logged}"
     );
     let mut secrets = vec![key.clone()];
@@ -772,4 +772,63 @@ fn start_up_refusals_name_the_file_and_say_it_once() {
         "{stderr}"
     );
     assert!(stderr.contains("--addr"), "{stderr}");
+}
+
+/// One INFO line per request (route template, never the id), refused authentication at INFO with
+/// its reason, no colours off a terminal, and the same as JSON with `--log-format json`.
+#[tokio::test]
+async fn requests_and_refusals_are_logged_one_line_each_without_ids() {
+    for json in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let log_path = dir.path().join("server.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let extra: &[&str] = if json { &["--log-format", "json"] } else { &[] };
+        let server = serve_logging(
+            &dir.path().join("data"),
+            None,
+            extra,
+            ("info", Stdio::from(log)),
+        );
+        let client = server.client();
+        let id = client.create_user().await;
+        client.issue_token(&id, &["chat"]).await;
+        let stranger = Client::new(&server.endpoint, AccessKey::from_bytes(vec![9; 32]));
+        let refused = stranger
+            .post("/identities?api-version=2023-10-01", &json!({}))
+            .await;
+        assert_eq!(refused.status, 401);
+        server.signal("-TERM");
+        assert!(server.wait().success());
+
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        assert!(!text.contains('\u{1b}'), "no colours in a file: {text}");
+        let resource = id.split(':').nth(2).unwrap().split('_').next().unwrap();
+        assert!(
+            !text.contains(&id) && !text.contains(resource),
+            "no ids: {text}"
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        let has = |words: &[&str]| lines.iter().any(|l| words.iter().all(|w| l.contains(w)));
+        assert!(has(&["request", "POST", "/identities", "201"]), "{text}");
+        assert!(
+            has(&["/identities/{id}/:issueAccessToken", "200"]),
+            "{text}"
+        );
+        assert!(has(&["request", "/identities", "401"]), "{text}");
+        assert!(
+            has(&[
+                "INFO",
+                "authentication refused",
+                "the signature does not match"
+            ]),
+            "{text}"
+        );
+        if json {
+            for line in &lines {
+                let parsed: serde_json::Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                assert!(parsed["level"].is_string(), "{line}");
+            }
+        }
+    }
 }

@@ -112,6 +112,31 @@ pub fn router(state: Arc<AppState>) -> Router {
             wellformed::refuse_malformed,
         ))
         .layer(axum::middleware::from_fn(headers::service_headers))
+        .layer(axum::middleware::from_fn(log_request))
+}
+
+/// One INFO line per request: method, route template (never ids or query values), status,
+/// milliseconds and the client's request id.
+async fn log_request(request: Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let route = routes::template_of(&method, request.uri().path());
+    let client_request_id = request
+        .headers()
+        .get("x-ms-client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let response = next.run(request).await;
+    tracing::info!(
+        method = %method,
+        route,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        client_request_id = %client_request_id,
+        "request"
+    );
+    response
 }
 
 async fn jwks(State(state): State<Arc<AppState>>) -> Response {
@@ -277,7 +302,11 @@ async fn authenticated_body(
         authenticate_bearer(&state.issuers, &state.management, token)
             .await
             .map_err(|e| {
-                tracing::debug!(reason = %e, path = parts.uri.path(), "authentication failed");
+                tracing::info!(
+                    reason = %e,
+                    route = routes::template_of(&parts.method, parts.uri.path()),
+                    "authentication refused"
+                );
                 ApiError::denied()
             })?;
         return Ok(bytes);
@@ -301,7 +330,11 @@ async fn authenticated_body(
     };
     let now = state.identities.clock().now();
     authenticate_hmac(&keys.access, &request, now, state.config.max_clock_skew).map_err(|e| {
-        tracing::debug!(reason = %e, path = parts.uri.path(), "authentication failed");
+        tracing::info!(
+            reason = %e,
+            route = routes::template_of(&parts.method, parts.uri.path()),
+            "authentication refused"
+        );
         ApiError::denied()
     })?;
     Ok(bytes)

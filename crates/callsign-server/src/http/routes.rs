@@ -69,6 +69,31 @@ impl AcsOperation {
         }
     }
 
+    /// The route's path template, for logs: ids are never logged.
+    pub fn template(&self) -> &'static str {
+        match self {
+            AcsOperation::CreateIdentity => "/identities",
+            AcsOperation::GetIdentity(_) | AcsOperation::DeleteIdentity(_) => "/identities/{id}",
+            AcsOperation::RevokeTokens(_) => "/identities/{id}/:revokeAccessTokens",
+            AcsOperation::IssueToken(_) => "/identities/{id}/:issueAccessToken",
+            AcsOperation::IssueTokenLegacy(_) => "/identities/{id}/token",
+            AcsOperation::TeamsUserExchange => "/teamsUser/:exchangeAccessToken",
+            AcsOperation::TeamsExtensionExchange => "/access/teamsExtension/:exchangeAccessToken",
+            AcsOperation::GetTeamsExtensionAssignment(..)
+            | AcsOperation::PutTeamsExtensionAssignment(..)
+            | AcsOperation::DeleteTeamsExtensionAssignment(..) => {
+                "/access/teamsExtension/tenants/{tenantId}/assignments/{objectId}"
+            }
+            AcsOperation::EntraExchange => "/access/entra/:exchangeAccessToken",
+            AcsOperation::ListEntraAssignments | AcsOperation::UpdateEntraAssignments => {
+                "/access/entra/assignments"
+            }
+            AcsOperation::GetEntraAssignment(_)
+            | AcsOperation::PutEntraAssignment(_)
+            | AcsOperation::DeleteEntraAssignment(_) => "/access/entra/assignments/{objectId}",
+        }
+    }
+
     /// Whether the operation is one of the identity routes (every path under `/identities`).
     pub fn is_identity_route(&self) -> bool {
         matches!(
@@ -94,6 +119,28 @@ pub enum Route {
     ListIdentities,
     /// `POST /callsign/:reset` (only when the server allows it)
     Reset,
+}
+
+impl Route {
+    /// The route's path template, for logs.
+    pub fn template(&self) -> &'static str {
+        match self {
+            Route::Acs(op) => op.template(),
+            Route::Introspect => "/callsign/tokens/:introspect",
+            Route::ListIdentities => "/callsign/identities",
+            Route::Reset => "/callsign/:reset",
+        }
+    }
+}
+
+/// The path template of a request for logs: its route's, the fixed path of `/healthz` and the
+/// JWKS, or `-` for anything else (never the path itself, which may hold ids).
+pub fn template_of(method: &Method, path: &str) -> &'static str {
+    match path {
+        "/healthz" => "/healthz",
+        "/.well-known/jwks.json" => "/.well-known/jwks.json",
+        _ => resolve(method, path).map_or("-", |route| route.template()),
+    }
 }
 
 /// Resolves a request path (still percent-encoded) and method.
