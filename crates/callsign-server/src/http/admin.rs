@@ -3,6 +3,7 @@
 
 use super::error::ApiError;
 use super::identities::json;
+use super::paging;
 use crate::domain::identities::CustomId;
 use crate::domain::IdentityService;
 use crate::store::IdentityRecord;
@@ -13,11 +14,6 @@ use base64::Engine;
 use callsign_common::time_format;
 use chrono::DateTime;
 use serde::Serialize;
-
-/// Page size of the identity list when `maxpagesize` is not given.
-const DEFAULT_PAGE_SIZE: u32 = 100;
-/// The largest page size served.
-const MAX_PAGE_SIZE: u32 = 1000;
 
 /// One identity of the list.
 #[derive(Serialize)]
@@ -67,26 +63,13 @@ struct ListQuery {
 impl ListQuery {
     fn parse(query: Option<&str>) -> Result<Self, ApiError> {
         let mut parsed = ListQuery {
-            page_size: DEFAULT_PAGE_SIZE,
+            page_size: paging::DEFAULT_PAGE_SIZE,
             after: None,
             custom_id: None,
         };
         for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             match name.as_ref() {
-                "maxpagesize" => {
-                    parsed.page_size = value
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-                        .ok_or_else(|| {
-                            ApiError::validation(
-                                format!(
-                                    "maxpagesize must be within the [1, {MAX_PAGE_SIZE}] interval."
-                                ),
-                                "maxpagesize",
-                            )
-                        })?
-                }
+                "maxpagesize" => parsed.page_size = paging::page_size(&value)?,
                 "continuationToken" => parsed.after = Some(cursor_id(&value)?),
                 "customId" => {
                     parsed.custom_id = Some(CustomId::new(&value).ok_or_else(|| {

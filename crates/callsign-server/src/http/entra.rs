@@ -5,6 +5,7 @@ use super::body::{strings, Field, JsonBody};
 use super::error::ApiError;
 use super::exchange::{exchanged, verify_bearer};
 use super::identities::json;
+use super::paging;
 use crate::auth::entra::ENTRA_CLIENTS_AUDIENCE;
 use crate::auth::TrustedIssuers;
 use crate::domain::entra::{EntraAccessError, EntraAccessService, ENTRA_PRINCIPAL_TYPES};
@@ -15,11 +16,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use callsign_common::ApiVersion;
 use serde::Serialize;
-
-/// Page size of the assignment list when `maxpagesize` is not given.
-const DEFAULT_PAGE_SIZE: u32 = 100;
-/// The largest page size served.
-const MAX_PAGE_SIZE: u32 = 1000;
 
 /// An assignment as the wire shows it.
 #[derive(Serialize)]
@@ -157,7 +153,7 @@ pub async fn list(
     version: ApiVersion,
     query: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let mut page_size = DEFAULT_PAGE_SIZE;
+    let mut page_size = paging::DEFAULT_PAGE_SIZE;
     let mut after = None;
     for (name, value) in query
         .unwrap_or_default()
@@ -165,16 +161,7 @@ pub async fn list(
         .filter_map(|pair| pair.split_once('='))
     {
         if name.eq_ignore_ascii_case("maxpagesize") {
-            page_size = value
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-                .ok_or_else(|| {
-                    ApiError::validation(
-                        format!("maxpagesize must be within the [1, {MAX_PAGE_SIZE}] interval."),
-                        "maxpagesize",
-                    )
-                })?;
+            page_size = paging::page_size(value)?;
         } else if name.eq_ignore_ascii_case("skipToken") {
             if !is_guid_shaped(value) {
                 return Err(ApiError::validation(

@@ -11,6 +11,7 @@ pub mod exchange;
 pub mod headers;
 pub mod identities;
 pub mod introspect;
+pub mod paging;
 pub mod routes;
 pub mod wellformed;
 
