@@ -142,6 +142,10 @@ pub struct TokenIntrospection {
     /// Token id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// Why an inactive token is inactive: `expired`, `revoked`, `identityNotFound`,
+    /// `unknownKey`, `badSignature`, `otherResource` or `malformed` (servers may add others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A user as callsign's identity list reports it (`list_users`, a callsign extension).

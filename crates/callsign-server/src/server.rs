@@ -119,7 +119,7 @@ pub enum ServerError {
     #[error(transparent)]
     Tls(#[from] TlsError),
     /// Listening failed.
-    #[error("listening on {addr} (choose another with --addr)")]
+    #[error("listening on {addr}")]
     Listen {
         /// The address.
         addr: SocketAddr,
