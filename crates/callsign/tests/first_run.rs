@@ -472,3 +472,45 @@ fn completions_for_every_shell() {
         assert!(loaded.status.success(), "{}", text(&loaded.stderr));
     }
 }
+
+/// A service that is there but busy is retried, briefly: three retries honouring `Retry-After`,
+/// then the service's own error.
+#[tokio::test]
+async fn busy_services_are_retried_within_a_short_budget() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counter = asked.clone();
+    let app = axum::Router::new().fallback(move || {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            (
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "1"), ("content-type", "application/json")],
+                r#"{"error":{"code":"TooManyRequests","message":"Too many requests."}}"#,
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = callsign(dir.path());
+    cmd.args(["user", "create", "--connection-string"])
+        .arg(format!(
+            "endpoint={endpoint};accesskey=QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
+        ));
+    let (output, took) = tokio::task::spawn_blocking(move || timed(&mut cmd))
+        .await
+        .unwrap();
+    let stderr = one_line_failure(&output, 1);
+    assert!(
+        stderr.contains("429") && stderr.contains("TooManyRequests"),
+        "{stderr}"
+    );
+    assert_eq!(asked.load(Ordering::SeqCst), 4, "one try and three retries");
+    // Three waits of at least the 1 s Retry-After each: the budget was used, not skipped.
+    assert!(took >= Duration::from_secs(3), "took {took:?}");
+}
