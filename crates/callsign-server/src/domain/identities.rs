@@ -258,15 +258,7 @@ impl IdentityService {
         };
         // Tokens exchanged for Teams users, Teams extension users and Entra users (`_wf_`) name
         // no identity of the store: signature and expiry are all there is to check.
-        let raw_id = claims.raw_id();
-        let teams_extension = raw_id
-            .strip_prefix(&format!("8:acs:{}_", keys.resource_id))
-            .map(|rest| rest.strip_prefix("wf_").unwrap_or(rest))
-            .and_then(|rest| rest.split_once('_'))
-            .is_some_and(|(tenant, object)| {
-                super::ids::is_guid_shaped(tenant) && super::ids::is_guid_shaped(object)
-            });
-        if raw_id.starts_with("8:orgid:") || teams_extension {
+        if super::ids::is_exchanged_user(&claims.raw_id(), keys.resource_id) {
             return Ok(Introspection::Active {
                 sub: claims.raw_id().to_string(),
                 scopes: claims.scopes().into_iter().map(str::to_owned).collect(),

@@ -43,11 +43,6 @@ struct Inner<'a> {
 }
 
 impl ApiError {
-    /// An error with its own status, code and message.
-    pub fn new_public(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(status, code, message)
-    }
-
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,

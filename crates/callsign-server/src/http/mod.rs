@@ -4,6 +4,7 @@
 pub mod access;
 pub mod admin;
 pub mod api_version;
+pub mod assignment_fields;
 pub mod body;
 pub mod entra;
 pub mod error;
