@@ -211,9 +211,11 @@ impl Server {
                 source,
             })?;
         let endpoint = endpoint_for(local, tls.is_some());
-        // Remembered so that `callsign connection-string` can print it later; not essential.
+        // Remembered for `callsign connection-string` and the client commands, which find the
+        // server by it: written whole (a reader never sees half a URL); not essential.
         if let Some(data_dir) = &data_dir {
-            let _ = std::fs::write(data_dir.endpoint_path(), &endpoint);
+            let _ =
+                crate::keys::files::write_public(&data_dir.endpoint_path(), endpoint.as_bytes());
         }
         let stamps = Arc::new(Stamps::new(clock));
         let connections = connection_settings(&config);

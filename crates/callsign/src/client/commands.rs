@@ -5,9 +5,12 @@
 use super::Session;
 use crate::failure::Failure;
 use callsign_identity::{
-    ApiVersion, CommunicationUserIdentifier, CreateUserAndTokenOptions, CreateUserOptions,
-    EntraAssignmentRequest, EntraPrincipalType, GetTokenOptions, IdentityError,
-    ListEntraAssignmentsOptions, ListUsersOptions, ListedUser, TokenExpiry, TokenScope,
+    ApiVersion, CommunicationIdentityClientCreateUserAndTokenOptions,
+    CommunicationIdentityClientCreateUserOptions, CommunicationIdentityClientGetTokenOptions,
+    CommunicationIdentityClientListEntraAssignmentsOptions,
+    CommunicationIdentityClientListUsersOptions, CommunicationUserIdentifier, EntraAssignment,
+    EntraAssignmentRequest, EntraPrincipalType, IdentityError, ListedUser,
+    TeamsExtensionAssignmentRequest, TeamsExtensionPrincipalType, TokenExpiry, TokenScope,
 };
 use clap::{Subcommand, ValueEnum};
 use futures::TryStreamExt;
@@ -202,12 +205,11 @@ pub enum TeamsPrincipalTypeArg {
     ResourceAccount,
 }
 
-impl TeamsPrincipalTypeArg {
-    /// The wire value.
-    fn as_str(self) -> &'static str {
-        match self {
-            TeamsPrincipalTypeArg::User => "user",
-            TeamsPrincipalTypeArg::ResourceAccount => "resourceAccount",
+impl From<TeamsPrincipalTypeArg> for TeamsExtensionPrincipalType {
+    fn from(arg: TeamsPrincipalTypeArg) -> Self {
+        match arg {
+            TeamsPrincipalTypeArg::User => TeamsExtensionPrincipalType::User,
+            TeamsPrincipalTypeArg::ResourceAccount => TeamsExtensionPrincipalType::ResourceAccount,
         }
     }
 }
@@ -376,14 +378,14 @@ async fn create_user(
         None => s.client()?,
     };
     let mut value = if scopes.is_empty() {
-        let options = CreateUserOptions {
+        let options = CommunicationIdentityClientCreateUserOptions {
             custom_id: custom_id.clone(),
             ..Default::default()
         };
         let user = client.create_user(Some(options)).await?;
         json!({ "id": user.id() })
     } else {
-        let options = CreateUserAndTokenOptions {
+        let options = CommunicationIdentityClientCreateUserAndTokenOptions {
             custom_id: custom_id.clone(),
             expires_in,
             ..Default::default()
@@ -420,7 +422,7 @@ async fn list_users(
     custom_id: Option<String>,
     max_page_size: Option<u32>,
 ) -> Result<Vec<ListedUser>> {
-    let options = ListUsersOptions {
+    let options = CommunicationIdentityClientListUsersOptions {
         custom_id,
         max_page_size,
         ..Default::default()
@@ -521,8 +523,7 @@ pub async fn assignment(s: &Session, command: AssignmentCommand) -> Result<()> {
                 .set_teams_extension_assignment(
                     &tenant,
                     &object,
-                    principal_type.as_str(),
-                    client_ids,
+                    &TeamsExtensionAssignmentRequest::new(principal_type.into(), client_ids),
                     None,
                 )
                 .await?;
@@ -543,11 +544,15 @@ pub async fn entra_assignment(s: &Session, command: EntraAssignmentCommand) -> R
     let client = s.client_needing(ApiVersion::V2025_03_02Preview, "entra-assignment")?;
     match command {
         EntraAssignmentCommand::List { max_page_size } => {
-            let options = ListEntraAssignmentsOptions {
+            let options = CommunicationIdentityClientListEntraAssignmentsOptions {
                 max_page_size,
                 ..Default::default()
             };
-            let all = client.list_entra_assignments(Some(options)).await?;
+            let all: Vec<EntraAssignment> = client
+                .list_entra_assignments(Some(options))?
+                .try_collect()
+                .await
+                .map_err(IdentityError::from)?;
             s.print_rows(serde_json::to_value(all).expect("serializable"));
         }
         EntraAssignmentCommand::Get { object } => {
@@ -560,11 +565,7 @@ pub async fn entra_assignment(s: &Session, command: EntraAssignmentCommand) -> R
             principal_type,
             client_ids,
         } => {
-            let request = EntraAssignmentRequest {
-                tenant_id: tenant,
-                principal_type: principal_type.into(),
-                client_ids,
-            };
+            let request = EntraAssignmentRequest::new(tenant, principal_type.into(), client_ids);
             let set = client.set_entra_assignment(&object, &request, None).await?;
             s.print(serde_json::to_value(set).expect("serializable"));
         }
@@ -584,7 +585,7 @@ pub async fn token(s: &Session, command: TokenCommand) -> Result<()> {
             scopes,
             expires_in,
         } => {
-            let options = GetTokenOptions {
+            let options = CommunicationIdentityClientGetTokenOptions {
                 expires_in,
                 ..Default::default()
             };
