@@ -3,6 +3,7 @@
 
 use super::api_version::ApiVersion;
 use super::error::ApiError;
+use crate::throttling::OperationGroup;
 use axum::http::Method;
 use percent_encoding::percent_decode_str;
 
@@ -91,6 +92,23 @@ impl AcsOperation {
             AcsOperation::GetEntraAssignment(_)
             | AcsOperation::PutEntraAssignment(_)
             | AcsOperation::DeleteEntraAssignment(_) => "/access/entra/assignments/{objectId}",
+        }
+    }
+
+    /// The group whose limit the operation counts against, if it is throttled at all (ACS
+    /// documents limits for these operations only).
+    pub fn throttling_group(&self) -> Option<OperationGroup> {
+        match self {
+            AcsOperation::CreateIdentity
+            | AcsOperation::IssueToken(_)
+            | AcsOperation::IssueTokenLegacy(_) => Some(OperationGroup::Issue),
+            AcsOperation::DeleteIdentity(_) | AcsOperation::RevokeTokens(_) => {
+                Some(OperationGroup::Revoke)
+            }
+            AcsOperation::TeamsUserExchange
+            | AcsOperation::TeamsExtensionExchange
+            | AcsOperation::EntraExchange => Some(OperationGroup::Exchange),
+            _ => None,
         }
     }
 
