@@ -39,7 +39,8 @@ impl OperationGroup {
 }
 
 /// A named set of limits (`--limits`, `preset` in `[limits]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ThrottlePreset {
     /// Nothing is throttled.
     #[default]
