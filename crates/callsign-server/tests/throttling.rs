@@ -186,3 +186,75 @@ async fn nodes_on_one_database_share_the_limit() {
     assert_eq!(issue(&b.client(), &user).await.status, 200);
     assert_eq!(issue(&a.client(), &user).await.status, 200);
 }
+
+/// What counting costs a token issue, on a data dir and on PostgreSQL: the counter alone
+/// (sequential `count_request`s), and the median latency of sequential issue-token requests sent
+/// in turn to a server with throttling off and one with it on (a limit never reached), so that
+/// both see the same load. A measurement, not a check:
+/// `cargo test -p callsign-server --test throttling -- --ignored --nocapture counter_cost`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement"]
+async fn counter_cost_on_the_token_path() {
+    use std::time::Instant;
+    let on = ThrottleConfig {
+        issue: Some(u32::MAX),
+        ..ThrottleConfig::acs()
+    };
+    for name in ["sqlite", "postgres"] {
+        // Two data dirs (one process each), or the two nodes of one database.
+        let storages = match name {
+            "sqlite" => vec![TestStorage::sqlite(), TestStorage::sqlite()],
+            _ => vec![TestStorage::postgres()],
+        };
+        let store = storages[0].open().await;
+        let n = 5000;
+        let started = Instant::now();
+        for _ in 0..n {
+            store.count_request("measure", 0).await.unwrap();
+        }
+        let counter_us = started.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+        drop(store);
+
+        let clock = ManualClock::new(window_start());
+        let mut servers = Vec::new();
+        for (i, limits) in [ThrottleConfig::off(), on].into_iter().enumerate() {
+            let storage = storages[i % storages.len()].config();
+            servers.push(
+                TestServer::start_with(Arc::new(clock.clone()), |config| {
+                    config.storage = storage;
+                    config.throttling = limits;
+                })
+                .await,
+            );
+        }
+        let clients: Vec<Client> = servers.iter().map(TestServer::client).collect();
+        let mut users = Vec::new();
+        for client in &clients {
+            users.push(client.create_user().await);
+        }
+        let mut latencies = [Vec::new(), Vec::new()];
+        for round in 0..3000 {
+            let which = round % 2;
+            let started = Instant::now();
+            let reply = issue(&clients[which], &users[which]).await;
+            let elapsed = started.elapsed().as_secs_f64() * 1e6;
+            assert_eq!(reply.status, 200);
+            if round >= 200 {
+                latencies[which].push(elapsed);
+            }
+        }
+        let [off, on] = latencies.map(|mut l| {
+            l.sort_by(f64::total_cmp);
+            (l[l.len() / 2], l[l.len() * 9 / 10])
+        });
+        println!(
+            "{name}: counter {counter_us:.1} µs/call; issue-token request (1,400 each, in turn), \
+             median off {:.0} µs, on {:.0} µs ({:+.0} µs); p90 off {:.0} µs, on {:.0} µs",
+            off.0,
+            on.0,
+            on.0 - off.0,
+            off.1,
+            on.1
+        );
+    }
+}

@@ -285,6 +285,47 @@ mod tests {
     }
 
     #[test]
+    fn throttling_groups_follow_the_documented_limits() {
+        let id = || "8:acs:x_y".to_owned();
+        let group = |method: Method, path: &str| match resolve(&method, path).unwrap() {
+            Route::Acs(op) => op.throttling_group(),
+            other => panic!("{other:?}"),
+        };
+        let issue = Some(OperationGroup::Issue);
+        let revoke = Some(OperationGroup::Revoke);
+        let exchange = Some(OperationGroup::Exchange);
+        assert_eq!(group(Method::POST, "/identities"), issue);
+        assert_eq!(
+            group(Method::POST, "/identities/x/:issueAccessToken"),
+            issue
+        );
+        assert_eq!(group(Method::POST, "/identities/x/token"), issue);
+        assert_eq!(group(Method::DELETE, "/identities/x"), revoke);
+        assert_eq!(
+            group(Method::POST, "/identities/x/:revokeAccessTokens"),
+            revoke
+        );
+        assert_eq!(
+            group(Method::POST, "/teamsUser/:exchangeAccessToken"),
+            exchange
+        );
+        assert_eq!(
+            group(Method::POST, "/access/teamsExtension/:exchangeAccessToken"),
+            exchange
+        );
+        assert_eq!(
+            group(Method::POST, "/access/entra/:exchangeAccessToken"),
+            exchange
+        );
+        assert_eq!(group(Method::GET, "/identities/x"), None);
+        assert_eq!(group(Method::GET, "/access/entra/assignments"), None);
+        assert_eq!(
+            AcsOperation::GetEntraAssignment(id()).throttling_group(),
+            None
+        );
+    }
+
+    #[test]
     fn unknown_routes_and_methods() {
         assert_eq!(resolve(&Method::GET, "/nope").unwrap_err().code, "NotFound");
         assert_eq!(
