@@ -248,7 +248,7 @@ async fn counter_cost_on_the_token_path() {
             (l[l.len() / 2], l[l.len() * 9 / 10])
         });
         println!(
-            "{name}: counter {counter_us:.1} µs/call; issue-token request (1,400 each, in turn), \
+            "{name}: counter {counter_us:.2} µs/call; issue-token request (1,400 each, in turn), \
              median off {:.0} µs, on {:.0} µs ({:+.0} µs); p90 off {:.0} µs, on {:.0} µs",
             off.0,
             on.0,

@@ -302,7 +302,8 @@ impl From<DomainError> for ApiError {
 impl From<ThrottleError> for ApiError {
     fn from(e: ThrottleError) -> Self {
         match e {
-            ThrottleError::Throttled { retry_after, .. } => {
+            ThrottleError::Throttled { group, retry_after } => {
+                tracing::debug!(group, retry_after, "throttled");
                 ApiError::too_many_requests(retry_after)
             }
             ThrottleError::Store(e) => DomainError::Store(e).into(),
