@@ -8,6 +8,7 @@ use callsign_server::domain::Minutes;
 use callsign_server::http::api_version::VersionPolicy;
 use callsign_server::keys::access::dev_access_key;
 use callsign_server::keys::{DataDir, SigningAlg};
+use callsign_server::throttling::ThrottlePreset;
 use callsign_server::{Server, ServerConfig, StorageConfig, TlsMode};
 use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
@@ -71,6 +72,17 @@ pub struct ServeArgs {
     /// for a new data dir), which is what the official SDKs are tested with.
     #[arg(long, value_enum)]
     signing_alg: Option<SigningAlgArg>,
+    /// Throttle as ACS does: `acs` admits 1,000 create-identity and issue-token requests and 500
+    /// delete, revoke and exchange requests per 30 s (then 429 with Retry-After); `off` admits
+    /// everything. Default: the config file's `[limits]`, else off.
+    #[arg(long, value_enum)]
+    limits: Option<LimitsArg>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LimitsArg {
+    Acs,
+    Off,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -94,6 +106,10 @@ pub fn serve(args: ServeArgs) -> Result<(), Failure> {
     };
     let mut http = callsign_server::http::HttpConfig::default();
     file.apply_http(&mut http)?;
+    let throttling = file.throttling(args.limits.map(|limits| match limits {
+        LimitsArg::Acs => ThrottlePreset::Acs,
+        LimitsArg::Off => ThrottlePreset::Off,
+    }))?;
     let addr = args
         .addr
         .or(file.addr)
@@ -143,6 +159,10 @@ pub fn serve(args: ServeArgs) -> Result<(), Failure> {
         SigningAlgArg::Es256 => SigningAlg::Es256,
         SigningAlgArg::Eddsa => SigningAlg::EdDsa,
     });
+    config.throttling = throttling;
+    if !config.throttling.is_off() {
+        tracing::info!(limits = ?config.throttling, "throttling");
+    }
     config.trusted_issuers = file.trusted_issuers;
     config.management = file.management.unwrap_or_default();
     config.access_key_seed = access_key_seed()?;

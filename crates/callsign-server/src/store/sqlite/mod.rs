@@ -14,7 +14,7 @@ mod keys;
 mod transfer;
 mod writer;
 
-use super::{OpenMode, StoreError};
+use super::{LocalWindows, OpenMode, StoreError, ThrottleStore};
 use crate::keys::{files, DataDir};
 use rusqlite::{Connection, OpenFlags};
 use std::fs::File;
@@ -80,6 +80,8 @@ struct Inner {
     /// One permit per read connection that may be open.
     reading: tokio::sync::Semaphore,
     stamps: Arc<PendingStamps>,
+    /// Throttling counts: in memory, since a data dir serves one process at a time.
+    windows: LocalWindows,
     /// Held (locked) for the life of a serving process; the lock goes with the process.
     _claim: Option<File>,
 }
@@ -138,6 +140,7 @@ impl SqliteBackend {
                 readers: Mutex::new(Vec::new()),
                 reading: tokio::sync::Semaphore::new(MAX_READERS),
                 stamps,
+                windows: LocalWindows::default(),
                 _claim: claim,
             }),
             data_dir,
@@ -189,6 +192,14 @@ impl SqliteBackend {
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?
         .map_err(unavailable)
+    }
+}
+
+/// Exact: the data dir's one serving process holds every count.
+#[async_trait::async_trait]
+impl ThrottleStore for SqliteBackend {
+    async fn count_request(&self, group: &str, window_start: i64) -> Result<u64, StoreError> {
+        Ok(self.inner.windows.count(group, window_start))
     }
 }
 
