@@ -11,6 +11,7 @@ use crate::export::ExportFile;
 use crate::http::{router, AppState, HttpConfig};
 use crate::keys::{DataDir, KeyError, KeyWatcher, LiveKeys, SigningAlg};
 use crate::limits::OpenFiles;
+use crate::readiness::Readiness;
 use crate::store::{self, Backend, OpenMode, StorageConfig, StoreError};
 use crate::throttling::{Throttle, ThrottleConfig};
 use crate::tls::{self, TlsError, TlsFiles};
@@ -137,6 +138,7 @@ pub struct Server {
     listener: std::net::TcpListener,
     app: axum::Router,
     keys: Arc<KeyWatcher>,
+    readiness: Arc<Readiness>,
     tls: Option<(Arc<rustls::ServerConfig>, Option<PathBuf>)>,
     endpoint: String,
     connections: connections::Settings,
@@ -171,13 +173,15 @@ impl Server {
             backend.ensure_signing_alg(alg, clock.now()).await?;
         }
         let keys = Arc::new(KeyWatcher::start(backend.clone(), clock.clone()).await?);
-        Self::assemble(config, backend, keys)
+        let readiness = Readiness::start(backend.clone()).await;
+        Self::assemble(config, backend, keys, readiness)
     }
 
     fn assemble(
         config: ServerConfig,
         backend: Arc<dyn Backend>,
         keys: Arc<KeyWatcher>,
+        readiness: Arc<Readiness>,
     ) -> Result<Server, ServerError> {
         let clock = config.clock.clone();
         let data_dir = config.data_dir.as_ref().map(DataDir::new);
@@ -233,11 +237,13 @@ impl Server {
             access: AccessService::new(backend.clone()),
             entra: EntraAccessService::new(backend),
             throttle,
+            readiness: readiness.clone(),
         });
         Ok(Server {
             listener,
             app: router(state),
             keys,
+            readiness,
             tls,
             endpoint,
             connections,
@@ -294,6 +300,7 @@ impl Server {
             tracing::info!("shutting down");
         };
         let refresher = tokio::spawn(self.keys.clone().run());
+        let checker = tokio::spawn(self.readiness.clone().run());
         let result = connections::serve(
             self.listener,
             self.app,
@@ -303,6 +310,7 @@ impl Server {
         )
         .await;
         refresher.abort();
+        checker.abort();
         result
     }
 }

@@ -101,12 +101,24 @@ pub struct AppState {
     pub entra: EntraAccessService,
     /// Each operation group's limit per window (`[limits]`).
     pub throttle: Throttle,
+    /// Whether the storage takes writes (`/readyz`).
+    pub readiness: Arc<crate::readiness::Readiness>,
+}
+
+/// `GET /readyz`: 200 `ready` while the storage takes writes, else 503 `ServiceUnavailable`
+/// saying why (docs/protocol.md §7.6). No authentication, like `/healthz`: it holds no secret.
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match state.readiness.status() {
+        Ok(()) => "ready".into_response(),
+        Err(reason) => ApiError::not_ready(&reason).into_response(),
+    }
 }
 
 /// The service's router.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/.well-known/jwks.json", get(jwks))
         .fallback(dispatch)
         // A wrong method on /healthz or the JWKS gets the ACS body too, not axum's empty 405.

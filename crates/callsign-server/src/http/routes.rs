@@ -151,11 +151,12 @@ impl Route {
     }
 }
 
-/// The path template of a request for logs: its route's, the fixed path of `/healthz` and the
-/// JWKS, or `-` for anything else (never the path itself, which may hold ids).
+/// The path template of a request for logs: its route's, the fixed path of `/healthz`, `/readyz`
+/// and the JWKS, or `-` for anything else (never the path itself, which may hold ids).
 pub fn template_of(method: &Method, path: &str) -> &'static str {
     match path {
         "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
         "/.well-known/jwks.json" => "/.well-known/jwks.json",
         _ => resolve(method, path).map_or("-", |route| route.template()),
     }

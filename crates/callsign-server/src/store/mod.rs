@@ -13,6 +13,7 @@
 //! record type here, and read/write it in each backend's module. Handlers are untouched.
 
 pub mod assignments;
+pub mod health;
 pub mod identities;
 pub mod keys;
 pub mod memory;
@@ -22,6 +23,7 @@ pub mod throttle;
 pub mod transfer;
 
 pub use assignments::{AssignmentStore, EntraAssignment, TeamsExtensionAssignment};
+pub use health::HealthStore;
 pub use identities::{IdentityRecord, IdentityStore};
 pub use keys::{KeyStore, KeyVersion};
 pub use memory::MemoryStorage;
@@ -124,12 +126,19 @@ pub enum OpenMode {
 /// One deployment's storage: identities, assignments and keys, moving them in and out, and the
 /// throttling windows' counts. Every write but the counts' is durable before its future resolves.
 pub trait Backend:
-    IdentityStore + AssignmentStore + KeyStore + TransferStore + ThrottleStore
+    IdentityStore + AssignmentStore + KeyStore + TransferStore + ThrottleStore + HealthStore
 {
 }
 
-impl<T: IdentityStore + AssignmentStore + KeyStore + TransferStore + ThrottleStore + ?Sized> Backend
-    for T
+impl<
+        T: IdentityStore
+            + AssignmentStore
+            + KeyStore
+            + TransferStore
+            + ThrottleStore
+            + HealthStore
+            + ?Sized,
+    > Backend for T
 {
 }
 
