@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting, lints, the Rust unit and integration tests, a short
 # run of the fuzz targets, the conformance suites that drive a real callsign server with the
-# official ACS SDKs (Python, JS), and the container image, built from the release binary and
-# smoke-tested.
+# official ACS SDKs (Python, JS), the README's samples, and the container image, built from the
+# release binary and smoke-tested.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -47,6 +47,9 @@ target/debug/callsign-bench --server-bin target/debug/callsign --duration 0.5 --
 
 echo "== conformance: the official SDKs against callsign"
 conformance/run.sh target/debug/callsign
+
+echo "== README samples: each marked block of README.md run against a real server (samples/run.sh)"
+samples/run.sh target/debug/callsign
 
 # One release build, shared by the steps below (and any later one that needs a release binary).
 echo "== cargo build --release -p callsign"
