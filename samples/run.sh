@@ -136,17 +136,9 @@ start_server() {
 
 needs() { local s; for s in "${selected[@]}"; do [[ "$s" == "$1"* ]] && return 0; done; return 1; }
 
-# The official SDKs as conformance/run.sh installs them (same pins); set up here only when that has
-# not run, so that this script also works on its own.
+# The official SDKs the conformance suites use, same pins (quick when already installed).
+if needs python || needs js; then "$root/conformance/setup.sh"; fi
 venv="$root/conformance/python/.venv"
-if needs python && [[ ! -x "$venv/bin/python" ]]; then
-  python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    -r "$root/conformance/python/requirements.txt"
-fi
-if needs js && [[ ! -d "$root/conformance/js/node_modules/@azure/communication-identity" ]]; then
-  (cd "$root/conformance/js" && npm ci --silent --no-audit --no-fund)
-fi
 # Node resolves an ES module's imports from node_modules beside it or above it.
 ln -s "$root/conformance/js/node_modules" "$work/node_modules"
 
@@ -168,6 +160,8 @@ if needs rust; then
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 fi
 
+# Set by start_server (printf -v).
+dev_addr="" dev_cs="" tls_cs="" tls_ca=""
 if needs python-http || needs js-http || needs cli || needs rust; then start_server dev --dev; fi
 if needs python-tls || needs js-tls; then start_server tls --tls --data "$work/tls-data"; fi
 
@@ -179,7 +173,6 @@ for name in "${selected[@]}"; do
     exit 2
   fi
   # Written for serve --dev on 127.0.0.1:8080: point it at the server started above.
-  src="$work/$name.block"
   case "$name" in
     *-http | cli | rust) sed "s/127\.0\.0\.1:8080/${dev_addr}/g" "$work/$name.block" >"$work/$name.src" ;;
     *) cp "$work/$name.block" "$work/$name.src" ;;
