@@ -126,5 +126,17 @@ samples/run.sh target/debug/callsign
 echo "== cargo build --release -p callsign"
 cargo build --release -p callsign --locked
 
+# The README's install command, checked to be there and to work: into a throwaway root, reusing
+# the release build above (seconds; same profile and features).
+echo "== cargo install --path crates/callsign --locked (README, Quick start)"
+if ! grep -qxF 'cargo install --path crates/callsign --locked' README.md; then
+  echo "error: README.md no longer says cargo install --path crates/callsign --locked; update test.sh" >&2
+  exit 1
+fi
+install_root=$(mktemp -d -t callsign-install-XXXXXX)
+cargo install --path crates/callsign --locked --quiet --root "$install_root" --target-dir target
+"$install_root/bin/callsign" --version
+rm -rf "$install_root"
+
 echo "== container image: build it from target/release/callsign and smoke-test it"
 container/build.sh --smoke-test target/release/callsign
