@@ -11,9 +11,9 @@
 #
 #   NAME         runs as                                     against
 #   python-http  conformance/python/.venv/bin/python FILE    serve --dev (http)
-#   python-tls   the same, REQUESTS_CA_BUNDLE=<ca.pem>       serve --tls (its own data dir and key)
+#   python-tls   the same, with the export lines serve printed serve --tls (its own data dir, key)
 #   js-http      node FILE.mjs (conformance/js/node_modules) serve --dev (http)
-#   js-tls       the same, NODE_EXTRA_CA_CERTS=<ca.pem>      serve --tls
+#   js-tls       the same, with the export lines serve printed serve --tls
 #   cli          bash FILE, with the binary's directory first in PATH (a bare `callsign`)
 #                                                            serve --dev (http)
 #   rust         crates/callsign-identity/examples/quickstart.rs, which the block must equal
@@ -21,8 +21,9 @@
 #
 # The samples are written for `callsign serve --dev` on its default address: 127.0.0.1:8080 in a
 # sample becomes the address of the server started here (a free port, since other test runs may
-# hold 8080). The TLS samples and the Rust one read CALLSIGN_CONNECTION_STRING, set here to the
-# connection string the server printed. A sample passes when it exits 0 within 120 s and its
+# hold 8080). The TLS samples run with the environment that the `export` lines serve --tls prints
+# give (CALLSIGN_CONNECTION_STRING, REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS), as the README says to
+# paste them; the Rust one gets CALLSIGN_CONNECTION_STRING, the connection string serve printed. A sample passes when it exits 0 within 120 s and its
 # stdout has a line matching each of its expected patterns; otherwise this script names it, shows
 # its output and exits 1.
 set -euo pipefail
@@ -112,7 +113,8 @@ readme_line() { awk -F'\t' -v n="$1" '$1 == n { print $2 }' "$work/index"; }
 
 # --- servers ---------------------------------------------------------------------------------------
 # start_server NAME ARGS...: runs `callsign serve ARGS` on a free port and waits (up to 30 s) for
-# the lines it prints once listening; sets <NAME>_addr, <NAME>_cs and <NAME>_ca.
+# the lines it prints, in one write, once listening (the export lines last); sets <NAME>_addr and
+# <NAME>_cs, and writes $work/NAME.env.
 start_server() {
   local name=$1 out="$work/$1.stdout" err="$work/$1.stderr" pid deadline
   shift
@@ -121,9 +123,11 @@ start_server() {
   pid=$!
   pids+=("$pid")
   deadline=$((SECONDS + 30))
-  until grep -q '^connection string: ' "$out" && { [[ " $* " != *" --tls "* ]] || grep -q '^ca certificate: ' "$out"; }; do
+  until grep -q '^export CALLSIGN_CONNECTION_STRING=' "$out"; do
     if ! kill -0 "$pid" 2>/dev/null || ((SECONDS > deadline)); then
-      echo "error: callsign serve $* did not start; its stderr:" >&2
+      echo "error: callsign serve $* did not start (or printed no export CALLSIGN_CONNECTION_STRING" >&2
+      echo "       line); its stdout, then stderr:" >&2
+      cat "$out" >&2
       tail -n 20 "$err" >&2
       exit 1
     fi
@@ -131,7 +135,8 @@ start_server() {
   done
   printf -v "${name}_cs" '%s' "$(sed -n 's/^connection string: //p' "$out")"
   printf -v "${name}_addr" '%s' "$(sed -n 's|^endpoint: https\{0,1\}://\([^/]*\)/.*|\1|p' "$out")"
-  printf -v "${name}_ca" '%s' "$(sed -n 's/^ca certificate: //p' "$out")"
+  # The `export NAME='value'` lines it prints to paste into another shell, as NAME=value lines.
+  sed -n "s/^export \([A-Z_]*\)='\(.*\)'\$/\1=\2/p" "$out" >"$work/$name.env"
 }
 
 needs() { local s; for s in "${selected[@]}"; do [[ "$s" == "$1"* ]] && return 0; done; return 1; }
@@ -161,7 +166,7 @@ if needs rust; then
 fi
 
 # Set by start_server (printf -v).
-dev_addr="" dev_cs="" tls_cs="" tls_ca=""
+dev_addr="" dev_cs=""
 if needs python-http || needs js-http || needs cli || needs rust; then start_server dev --dev; fi
 if needs python-tls || needs js-tls; then start_server tls --tls --data "$work/tls-data"; fi
 
@@ -182,13 +187,14 @@ for name in "${selected[@]}"; do
   case "$name" in
     python-http) cmd=("$venv/bin/python" "$src") ;;
     python-tls)
+      # As the README says: in a shell where the export lines serve --tls printed were pasted.
       cmd=("$venv/bin/python" "$src")
-      env_args=("REQUESTS_CA_BUNDLE=$tls_ca" "CALLSIGN_CONNECTION_STRING=$tls_cs")
+      mapfile -t env_args <"$work/tls.env"
       ;;
     js-http) cp "$src" "$work/$name.mjs" && cmd=(node "$work/$name.mjs") ;;
     js-tls)
       cp "$src" "$work/$name.mjs" && cmd=(node "$work/$name.mjs")
-      env_args=("NODE_EXTRA_CA_CERTS=$tls_ca" "CALLSIGN_CONNECTION_STRING=$tls_cs")
+      mapfile -t env_args <"$work/tls.env"
       ;;
     cli)
       # As a reader would paste it into a shell, which stops at the first failing command here.

@@ -1,6 +1,9 @@
 // CALLSIGN_CONNECTION_STRING="endpoint=http://127.0.0.1:8080/;accesskey=..." \
 //   cargo run -p callsign-identity --example quickstart
-use callsign_identity::{CommunicationIdentityClient, GetTokenOptions, TokenExpiry, TokenScope};
+use callsign_identity::{
+    CommunicationIdentityClient, CommunicationIdentityClientGetTokenOptions, TokenExpiry,
+    TokenScope,
+};
 use std::time::Duration;
 
 #[tokio::main]
@@ -8,7 +11,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let connection_string = std::env::var("CALLSIGN_CONNECTION_STRING")?;
     let client = CommunicationIdentityClient::from_connection_string(&connection_string, None)?;
     let user = client.create_user(None).await?;
-    let options = GetTokenOptions {
+    let options = CommunicationIdentityClientGetTokenOptions {
         expires_in: Some(TokenExpiry::new(Duration::from_secs(90 * 60))?),
         ..Default::default()
     };

@@ -5,10 +5,11 @@
 use crate::client::CommunicationIdentityClient;
 use crate::error::{IdentityError, Result};
 use crate::models::ListUsersPage;
-use crate::options::{IdentityMethodOptions, ListUsersOptions};
-use azure_core::error::ErrorKind;
-use azure_core::http::pager::{PagerContinuation, PagerOptions, PagerResult, PagerState};
-use azure_core::http::{Method, Pager, Url};
+use crate::options::{
+    CommunicationIdentityClientListUsersOptions, CommunicationIdentityClientResetOptions,
+};
+use crate::paging::Links;
+use azure_core::http::{Method, Pager};
 
 /// The identity list.
 const LIST_PATH: &str = "/callsign/identities";
@@ -29,11 +30,11 @@ impl CommunicationIdentityClient {
     /// the options to resume is held to the same endpoint.
     ///
     /// ```no_run
-    /// use callsign_identity::{CommunicationIdentityClient, ListUsersOptions};
+    /// use callsign_identity::{CommunicationIdentityClient, CommunicationIdentityClientListUsersOptions};
     /// use futures::TryStreamExt;
     ///
     /// # async fn example(client: CommunicationIdentityClient) -> Result<(), Box<dyn std::error::Error>> {
-    /// let options = ListUsersOptions { max_page_size: Some(50), ..Default::default() };
+    /// let options = CommunicationIdentityClientListUsersOptions { max_page_size: Some(50), ..Default::default() };
     /// let mut users = client.list_users(Some(options))?;
     /// while let Some(user) = users.try_next().await? {
     ///     println!("{} created {}", user.id, user.created_at);
@@ -45,7 +46,7 @@ impl CommunicationIdentityClient {
     /// [`ListedUser`]: crate::ListedUser
     pub fn list_users(
         &self,
-        options: Option<ListUsersOptions<'_>>,
+        options: Option<CommunicationIdentityClientListUsersOptions<'_>>,
     ) -> Result<Pager<ListUsersPage>> {
         let options = options.unwrap_or_default();
         let mut first = self.on_endpoint_as_is(LIST_PATH)?;
@@ -67,64 +68,17 @@ impl CommunicationIdentityClient {
             }
             first.query_pairs_mut().append_pair("customId", custom_id);
         }
-        let pager_options = PagerOptions {
-            context: options.method_options.context.into_owned(),
-            continuation: options.method_options.continuation,
-        };
-        let client = self.clone();
-        Ok(Pager::new(
-            move |state: PagerState, options: PagerOptions<'static>| {
-                let (client, first) = (client.clone(), first.clone());
-                Box::pin(async move {
-                    let url = match state {
-                        PagerState::Initial => first,
-                        PagerState::More(next) => client.next_page(next.as_ref())?,
-                    };
-                    client.list_page(url, options).await
-                })
-            },
-            Some(pager_options),
-        ))
-    }
-
-    /// Reads the page at `url` and says where the next one is.
-    async fn list_page(
-        &self,
-        url: Url,
-        options: PagerOptions<'static>,
-    ) -> azure_core::Result<PagerResult<azure_core::http::Response<ListUsersPage>>> {
-        let response = self
-            .send_raw(url.clone(), Method::Get, None, &options.context)
-            .await?;
-        let page: ListUsersPage = response.body().json()?;
-        let response = response.into();
-        let Some(link) = page.next_link.filter(|link| !link.is_empty()) else {
-            return Ok(PagerResult::Done { response });
-        };
-        let next = self.next_page(&link)?;
-        if next == url {
-            return Err(azure_core::Error::with_message(
-                ErrorKind::DataConversion,
-                "the service answered a nextLink to the same page",
-            ));
-        }
-        Ok(PagerResult::More {
-            response,
-            continuation: PagerContinuation::Link(next),
-        })
-    }
-
-    /// A `nextLink` (or a continuation given to resume), on this client's endpoint only.
-    fn next_page(&self, link: &str) -> azure_core::Result<Url> {
-        self.on_endpoint_as_is(link)
-            .map_err(|e| azure_core::Error::with_message(ErrorKind::DataConversion, e.to_string()))
+        Ok(self.pager(first, Links::AsIs, options.method_options))
     }
 
     /// callsign extension, for development servers: deletes every identity (with its tokens),
     /// Teams extension assignment and Entra assignment; the access keys and signing keys stay.
     /// Only a server started with `--dev` or `--allow-reset` has it; any other answers 404
     /// `NotFound`. Azure Communication Services has no such operation.
-    pub async fn reset(&self, options: Option<IdentityMethodOptions<'_>>) -> Result<()> {
+    pub async fn reset(
+        &self,
+        options: Option<CommunicationIdentityClientResetOptions<'_>>,
+    ) -> Result<()> {
         let options = options.unwrap_or_default();
         let url = self.on_endpoint_as_is(RESET_PATH)?;
         self.send_to(url, Method::Post, None, &options.method_options.context)

@@ -3,13 +3,13 @@
 use crate::error::{IdentityError, Result};
 use crate::models::{
     CommunicationUserDetails, CreateWire, IdentityWire, TeamsExtensionAssignment,
-    TokenIntrospection, TokenScope, TokenWire,
+    TeamsExtensionAssignmentRequest, TokenIntrospection, TokenScope, TokenWire,
 };
 use crate::options::*;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
 use azure_core::http::policies::Policy;
-use azure_core::http::{Context, Method, Pipeline, RawResponse, Request, Url};
+use azure_core::http::{ClientMethodOptions, Context, Method, Pipeline, RawResponse, Request, Url};
 use callsign_common::identifier::CommunicationUserIdentifier;
 use callsign_common::{AccessKey, AccessToken, ConnectionString, HmacAuthenticationPolicy};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -94,7 +94,9 @@ impl CommunicationIdentityClient {
         endpoint.set_path("");
         endpoint.set_query(None);
         let pipeline = Pipeline::new(
-            Some(env!("CARGO_PKG_NAME")),
+            // `azsdk-rust-callsign_identity/<version> (<rustc>; <os>; <arch>)`, as the Azure SDK
+            // crates name themselves (crate names with `_`).
+            Some(env!("CARGO_CRATE_NAME")),
             Some(env!("CARGO_PKG_VERSION")),
             options.client_options,
             Vec::new(),
@@ -121,7 +123,7 @@ impl CommunicationIdentityClient {
     /// Creates a user.
     pub async fn create_user(
         &self,
-        options: Option<CreateUserOptions<'_>>,
+        options: Option<CommunicationIdentityClientCreateUserOptions<'_>>,
     ) -> Result<CommunicationUserIdentifier> {
         let options = options.unwrap_or_default();
         let mut body = Map::new();
@@ -141,7 +143,7 @@ impl CommunicationIdentityClient {
     pub async fn create_user_and_token(
         &self,
         scopes: &[TokenScope],
-        options: Option<CreateUserAndTokenOptions<'_>>,
+        options: Option<CommunicationIdentityClientCreateUserAndTokenOptions<'_>>,
     ) -> Result<(CommunicationUserIdentifier, AccessToken)> {
         let options = options.unwrap_or_default();
         // Field order as the official clients send it (recording X21).
@@ -174,7 +176,7 @@ impl CommunicationIdentityClient {
         &self,
         user: &CommunicationUserIdentifier,
         scopes: &[TokenScope],
-        options: Option<GetTokenOptions<'_>>,
+        options: Option<CommunicationIdentityClientGetTokenOptions<'_>>,
     ) -> Result<AccessToken> {
         let options = options.unwrap_or_default();
         let mut body = Map::new();
@@ -202,7 +204,7 @@ impl CommunicationIdentityClient {
         token: &str,
         app_id: &str,
         user_id: &str,
-        options: Option<IdentityMethodOptions<'_>>,
+        options: Option<CommunicationIdentityClientGetTokenForTeamsUserOptions<'_>>,
     ) -> Result<AccessToken> {
         if !self.api_version.has_teams_user_ids() {
             return Err(IdentityError::UnsupportedByApiVersion {
@@ -239,30 +241,38 @@ impl CommunicationIdentityClient {
         &self,
         tenant_id: &str,
         object_id: &str,
-        options: Option<IdentityMethodOptions<'_>>,
+        options: Option<CommunicationIdentityClientGetTeamsExtensionAssignmentOptions<'_>>,
     ) -> Result<TeamsExtensionAssignment> {
         let path = self.assignment_path(tenant_id, object_id)?;
-        self.call_json(Method::Get, &path, None, options).await
+        self.call_json(
+            Method::Get,
+            &path,
+            None,
+            options.unwrap_or_default().method_options,
+        )
+        .await
     }
 
-    /// Creates or replaces a Teams extension assignment: `principal_type` is `user` or
-    /// `resourceAccount`; `client_ids` limits the exchange to those applications (`None`: any).
+    /// Creates or replaces a Teams extension assignment (api-version 2025-06-30 or the preview).
     pub async fn set_teams_extension_assignment(
         &self,
         tenant_id: &str,
         object_id: &str,
-        principal_type: &str,
-        client_ids: Option<Vec<String>>,
-        options: Option<IdentityMethodOptions<'_>>,
+        assignment: &TeamsExtensionAssignmentRequest,
+        options: Option<CommunicationIdentityClientSetTeamsExtensionAssignmentOptions<'_>>,
     ) -> Result<TeamsExtensionAssignment> {
         let path = self.assignment_path(tenant_id, object_id)?;
-        let mut body = Map::new();
-        body.insert("principalType".into(), json!(principal_type));
-        if let Some(ids) = client_ids {
-            body.insert("clientIds".into(), json!(ids));
-        }
-        self.call_json(Method::Put, &path, Some(body), options)
-            .await
+        let body = match serde_json::to_value(assignment).expect("requests serialize") {
+            Value::Object(map) => map,
+            _ => unreachable!("a struct serializes to an object"),
+        };
+        self.call_json(
+            Method::Put,
+            &path,
+            Some(body),
+            options.unwrap_or_default().method_options,
+        )
+        .await
     }
 
     /// Deletes a Teams extension assignment.
@@ -270,10 +280,15 @@ impl CommunicationIdentityClient {
         &self,
         tenant_id: &str,
         object_id: &str,
-        options: Option<IdentityMethodOptions<'_>>,
+        options: Option<CommunicationIdentityClientDeleteTeamsExtensionAssignmentOptions<'_>>,
     ) -> Result<()> {
         let path = self.assignment_path(tenant_id, object_id)?;
-        self.call_empty(Method::Delete, &path, options).await
+        self.call_empty(
+            Method::Delete,
+            &path,
+            options.unwrap_or_default().method_options,
+        )
+        .await
     }
 
     fn assignment_path(&self, tenant_id: &str, object_id: &str) -> Result<String> {
@@ -295,11 +310,16 @@ impl CommunicationIdentityClient {
     pub async fn get_user(
         &self,
         user: &CommunicationUserIdentifier,
-        options: Option<IdentityMethodOptions<'_>>,
+        options: Option<CommunicationIdentityClientGetUserOptions<'_>>,
     ) -> Result<CommunicationUserDetails> {
         self.require_preview("get_user")?;
         let identity: IdentityWire = self
-            .call_json(Method::Get, &identity_path(user), None, options)
+            .call_json(
+                Method::Get,
+                &identity_path(user),
+                None,
+                options.unwrap_or_default().method_options,
+            )
             .await?;
         Ok(identity.into())
     }
@@ -308,20 +328,29 @@ impl CommunicationIdentityClient {
     pub async fn revoke_tokens(
         &self,
         user: &CommunicationUserIdentifier,
-        options: Option<IdentityMethodOptions<'_>>,
+        options: Option<CommunicationIdentityClientRevokeTokensOptions<'_>>,
     ) -> Result<()> {
         let path = format!("{}/:revokeAccessTokens", identity_path(user));
-        self.call_empty(Method::Post, &path, options).await
+        self.call_empty(
+            Method::Post,
+            &path,
+            options.unwrap_or_default().method_options,
+        )
+        .await
     }
 
     /// Deletes the user and revokes its tokens.
     pub async fn delete_user(
         &self,
         user: &CommunicationUserIdentifier,
-        options: Option<IdentityMethodOptions<'_>>,
+        options: Option<CommunicationIdentityClientDeleteUserOptions<'_>>,
     ) -> Result<()> {
-        self.call_empty(Method::Delete, &identity_path(user), options)
-            .await
+        self.call_empty(
+            Method::Delete,
+            &identity_path(user),
+            options.unwrap_or_default().method_options,
+        )
+        .await
     }
 
     /// callsign extension: asks the server whether a token is valid now (signature, expiry,
@@ -329,7 +358,7 @@ impl CommunicationIdentityClient {
     pub async fn introspect_token(
         &self,
         token: &str,
-        options: Option<IdentityMethodOptions<'_>>,
+        options: Option<CommunicationIdentityClientIntrospectTokenOptions<'_>>,
     ) -> Result<TokenIntrospection> {
         let options = options.unwrap_or_default();
         let mut body = Map::new();
@@ -390,10 +419,9 @@ impl CommunicationIdentityClient {
         method: Method,
         path: &str,
         body: Option<Map<String, Value>>,
-        options: Option<IdentityMethodOptions<'_>>,
+        method_options: ClientMethodOptions<'_>,
     ) -> Result<T> {
-        let options = options.unwrap_or_default();
-        self.send_json(method, path, body, &options.method_options.context)
+        self.send_json(method, path, body, &method_options.context)
             .await
     }
 
@@ -402,10 +430,9 @@ impl CommunicationIdentityClient {
         &self,
         method: Method,
         path: &str,
-        options: Option<IdentityMethodOptions<'_>>,
+        method_options: ClientMethodOptions<'_>,
     ) -> Result<()> {
-        let options = options.unwrap_or_default();
-        self.send(method, path, None, &options.method_options.context)
+        self.send(method, path, None, &method_options.context)
             .await
             .map(drop)
     }

@@ -4,15 +4,17 @@
 
 use crate::client::{CommunicationIdentityClient, ID_SEGMENT};
 use crate::error::{IdentityError, Result};
-use crate::options::{IdentityMethodOptions, ListEntraAssignmentsOptions};
-use azure_core::http::{Method, StatusCode, Url};
+use crate::options::*;
+use crate::paging::Links;
+use azure_core::http::{Method, Pager, StatusCode, Url};
 use percent_encoding::utf8_percent_encode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// Whom an Entra assignment is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// Whom an Entra assignment is for. A value this client does not know (a newer service's) is kept
+/// as [`UnknownValue`](Self::UnknownValue) and sent back unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum EntraPrincipalType {
     /// One user (`oid` of the token).
     User,
@@ -20,11 +22,28 @@ pub enum EntraPrincipalType {
     Group,
     /// Every user of a tenant (`tid` of the token); the assignment's object id is the tenant id.
     Tenant,
+    /// Any other value, verbatim.
+    UnknownValue(String),
 }
+
+impl EntraPrincipalType {
+    /// The wire value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::User => "user",
+            Self::Group => "group",
+            Self::Tenant => "tenant",
+            Self::UnknownValue(value) => value,
+        }
+    }
+}
+
+crate::models::string_enum!(EntraPrincipalType, [User, Group, Tenant]);
 
 /// An Entra assignment as the service returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct EntraAssignment {
     /// The user, group or tenant.
     pub object_id: String,
@@ -36,9 +55,11 @@ pub struct EntraAssignment {
     pub client_ids: Vec<String>,
 }
 
-/// What to create or replace for one object id.
+/// What to create or replace for one object id (`set_entra_assignment`,
+/// `update_entra_assignments`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct EntraAssignmentRequest {
     /// The Entra tenant.
     pub tenant_id: String,
@@ -48,55 +69,68 @@ pub struct EntraAssignmentRequest {
     pub client_ids: Vec<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AssignmentPage {
-    value: Vec<EntraAssignment>,
-    next_link: Option<String>,
+impl EntraAssignmentRequest {
+    /// An assignment of `principal_type` in `tenant_id` for the client applications `client_ids`.
+    pub fn new(
+        tenant_id: impl Into<String>,
+        principal_type: EntraPrincipalType,
+        client_ids: Vec<String>,
+    ) -> Self {
+        Self {
+            tenant_id: tenant_id.into(),
+            principal_type,
+            client_ids,
+        }
+    }
 }
 
+/// One page of `list_entra_assignments`: what the pager's items come from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct EntraAssignmentPage {
+    /// The assignments of the page, ordered by object id.
+    pub value: Vec<EntraAssignment>,
+    /// Where the next page is, while more may follow.
+    #[serde(default)]
+    pub next_link: Option<String>,
+}
+
+crate::paging::value_page!(EntraAssignmentPage, EntraAssignment);
+
 impl CommunicationIdentityClient {
-    /// Lists every Entra assignment, following the service's `nextLink` from page to page.
-    pub async fn list_entra_assignments(
+    /// Every Entra assignment, as an azure_core [`Pager`] that follows the service's `nextLink`
+    /// page by page while it is polled (nothing is sent before); items are
+    /// `azure_core::Result<EntraAssignment>` (`IdentityError::from` gives this crate's error).
+    pub fn list_entra_assignments(
         &self,
-        options: Option<ListEntraAssignmentsOptions<'_>>,
-    ) -> Result<Vec<EntraAssignment>> {
+        options: Option<CommunicationIdentityClientListEntraAssignmentsOptions<'_>>,
+    ) -> Result<Pager<EntraAssignmentPage>> {
         self.require_preview("Entra assignments")?;
         let options = options.unwrap_or_default();
-        let context = &options.method_options.context;
-        let mut url = self.on_endpoint("/access/entra/assignments")?;
+        let mut first = self.on_endpoint("/access/entra/assignments")?;
         if let Some(size) = options.max_page_size {
-            url.query_pairs_mut()
+            first
+                .query_pairs_mut()
                 .append_pair("maxpagesize", &size.to_string());
         }
-        let mut all = Vec::new();
-        loop {
-            let response = self
-                .send_to(url.clone(), Method::Get, None, context)
-                .await?;
-            let page: AssignmentPage = response.body().json().map_err(IdentityError::Transport)?;
-            all.extend(page.value);
-            let Some(next) = page.next_link else {
-                return Ok(all);
-            };
-            let next = self.on_endpoint(&next)?;
-            if next == url {
-                return Err(IdentityError::InvalidArgument(
-                    "the service answered a nextLink to the same page".into(),
-                ));
-            }
-            url = next;
-        }
+        Ok(self.pager(first, Links::WithApiVersion, options.method_options))
     }
 
     /// Reads the Entra assignment of a user, group or tenant.
     pub async fn get_entra_assignment(
         &self,
         object_id: &str,
-        options: Option<IdentityMethodOptions<'_>>,
+        options: Option<CommunicationIdentityClientGetEntraAssignmentOptions<'_>>,
     ) -> Result<EntraAssignment> {
         let path = self.entra_assignment_path(object_id)?;
-        self.call_json(Method::Get, &path, None, options).await
+        self.call_json(
+            Method::Get,
+            &path,
+            None,
+            options.unwrap_or_default().method_options,
+        )
+        .await
     }
 
     /// Creates or replaces the Entra assignment of a user, group or tenant.
@@ -104,21 +138,31 @@ impl CommunicationIdentityClient {
         &self,
         object_id: &str,
         assignment: &EntraAssignmentRequest,
-        options: Option<IdentityMethodOptions<'_>>,
+        options: Option<CommunicationIdentityClientSetEntraAssignmentOptions<'_>>,
     ) -> Result<EntraAssignment> {
         let path = self.entra_assignment_path(object_id)?;
-        self.call_json(Method::Put, &path, Some(object(assignment)), options)
-            .await
+        self.call_json(
+            Method::Put,
+            &path,
+            Some(object(assignment)),
+            options.unwrap_or_default().method_options,
+        )
+        .await
     }
 
     /// Deletes the Entra assignment of a user, group or tenant.
     pub async fn delete_entra_assignment(
         &self,
         object_id: &str,
-        options: Option<IdentityMethodOptions<'_>>,
+        options: Option<CommunicationIdentityClientDeleteEntraAssignmentOptions<'_>>,
     ) -> Result<()> {
         let path = self.entra_assignment_path(object_id)?;
-        self.call_empty(Method::Delete, &path, options).await
+        self.call_empty(
+            Method::Delete,
+            &path,
+            options.unwrap_or_default().method_options,
+        )
+        .await
     }
 
     /// Changes many assignments at once (a JSON merge patch): `Some` creates or replaces the
@@ -127,7 +171,7 @@ impl CommunicationIdentityClient {
     pub async fn update_entra_assignments(
         &self,
         changes: &[(String, Option<EntraAssignmentRequest>)],
-        options: Option<IdentityMethodOptions<'_>>,
+        options: Option<CommunicationIdentityClientUpdateEntraAssignmentsOptions<'_>>,
     ) -> Result<Vec<EntraAssignment>> {
         self.require_preview("Entra assignments")?;
         let options = options.unwrap_or_default();
@@ -151,7 +195,7 @@ impl CommunicationIdentityClient {
         if response.status() == StatusCode::NoContent {
             return Ok(Vec::new());
         }
-        let page: AssignmentPage = response.body().json().map_err(IdentityError::Transport)?;
+        let page: EntraAssignmentPage = response.body().json().map_err(IdentityError::Transport)?;
         Ok(page.value)
     }
 

@@ -2,6 +2,7 @@
 
 /// Why an identity operation failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum IdentityError {
     /// The service answered with an error status.
     #[error("the service answered {status} {}: {message}", code.as_deref().unwrap_or("(no code)"))]

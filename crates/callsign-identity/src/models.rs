@@ -4,6 +4,31 @@ use crate::error::{IdentityError, Result};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
+/// Serde for a service enum with an `UnknownValue(String)`: known values by their `as_str`, read
+/// in any case; anything else kept verbatim.
+macro_rules! string_enum {
+    ($name:ident, [$($known:ident),*]) => {
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                d: D,
+            ) -> std::result::Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                Ok([$($name::$known),*]
+                    .into_iter()
+                    .find(|known| known.as_str().eq_ignore_ascii_case(&text))
+                    .unwrap_or($name::UnknownValue(text)))
+            }
+        }
+    };
+}
+pub(crate) use string_enum;
+
 /// What a token lets its holder do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -97,6 +122,7 @@ impl TryFrom<Duration> for TokenExpiry {
 
 /// A communication user as `get_user` (preview) reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CommunicationUserDetails {
     /// The raw id.
     pub id: String,
@@ -106,24 +132,77 @@ pub struct CommunicationUserDetails {
     pub last_token_issued_at: Option<DateTime<Utc>>,
 }
 
+/// What a Teams extension assignment names. A value this client does not know is kept as
+/// [`UnknownValue`](Self::UnknownValue) and sent back unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TeamsExtensionPrincipalType {
+    /// A Teams user.
+    User,
+    /// A Teams resource account (a call queue or auto attendant).
+    ResourceAccount,
+    /// Any other value, verbatim.
+    UnknownValue(String),
+}
+
+impl TeamsExtensionPrincipalType {
+    /// The wire value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::User => "user",
+            Self::ResourceAccount => "resourceAccount",
+            Self::UnknownValue(value) => value,
+        }
+    }
+}
+
+string_enum!(TeamsExtensionPrincipalType, [User, ResourceAccount]);
+
 /// A Teams extension assignment (api-version 2025-06-30): the Entra principal `object_id` of
 /// `tenant_id` may exchange its tokens, from any client or only from `client_ids`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct TeamsExtensionAssignment {
     /// The user's or resource account's object id.
     pub object_id: String,
     /// The Entra tenant.
     pub tenant_id: String,
-    /// `user` or `resourceAccount`.
-    pub principal_type: String,
+    /// What `object_id` names.
+    pub principal_type: TeamsExtensionPrincipalType,
     /// Client application ids allowed to exchange; absent means any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ids: Option<Vec<String>>,
 }
 
+/// What `set_teams_extension_assignment` creates or replaces.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct TeamsExtensionAssignmentRequest {
+    /// What the object id names.
+    pub principal_type: TeamsExtensionPrincipalType,
+    /// Client application ids allowed to exchange; `None`: any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ids: Option<Vec<String>>,
+}
+
+impl TeamsExtensionAssignmentRequest {
+    /// An assignment of `principal_type`, for the client applications `client_ids` (`None`: any).
+    pub fn new(
+        principal_type: TeamsExtensionPrincipalType,
+        client_ids: Option<Vec<String>>,
+    ) -> Self {
+        Self {
+            principal_type,
+            client_ids,
+        }
+    }
+}
+
 /// callsign's answer to token introspection.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[non_exhaustive]
 pub struct TokenIntrospection {
     /// Whether the token is valid now.
     pub active: bool,
@@ -142,6 +221,10 @@ pub struct TokenIntrospection {
     /// Token id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// Why an inactive token is inactive: `expired`, `revoked`, `identityNotFound`,
+    /// `unknownKey`, `badSignature`, `otherResource` or `malformed` (servers may add others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A user as callsign's identity list reports it (`list_users`, a callsign extension).
@@ -173,22 +256,7 @@ pub struct ListUsersPage {
     pub next_link: Option<String>,
 }
 
-impl azure_core::http::pager::Page for ListUsersPage {
-    type Item = ListedUser;
-    type IntoIter = std::vec::IntoIter<ListedUser>;
-
-    // `Page` is an `async_trait`; this is the signature its `async fn into_items` stands for.
-    fn into_items<'page>(
-        self,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = azure_core::Result<Self::IntoIter>> + Send + 'page>,
-    >
-    where
-        Self: 'page,
-    {
-        Box::pin(std::future::ready(Ok(self.value.into_iter())))
-    }
-}
+crate::paging::value_page!(ListUsersPage, ListedUser);
 
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]

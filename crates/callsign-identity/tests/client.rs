@@ -36,7 +36,7 @@ async fn every_operation_in_every_version() {
         let (other, token) = client
             .create_user_and_token(
                 &[TokenScope::Chat, TokenScope::Voip],
-                Some(CreateUserAndTokenOptions {
+                Some(CommunicationIdentityClientCreateUserAndTokenOptions {
                     expires_in: minutes(60),
                     ..Default::default()
                 }),
@@ -59,7 +59,7 @@ async fn every_operation_in_every_version() {
             .get_token(
                 &user,
                 &[TokenScope::Voip],
-                Some(GetTokenOptions {
+                Some(CommunicationIdentityClientGetTokenOptions {
                     expires_in: minutes(90),
                     ..Default::default()
                 }),
@@ -85,7 +85,7 @@ async fn every_operation_in_every_version() {
 async fn preview_custom_ids_and_get_user() {
     let server = TestServer::start().await;
     let client = client_for(&server, ApiVersion::V2025_03_02Preview);
-    let options = || CreateUserOptions {
+    let options = || CommunicationIdentityClientCreateUserOptions {
         custom_id: Some("alice@contoso.com".into()),
         ..Default::default()
     };
@@ -267,7 +267,7 @@ async fn throttling_and_server_errors_are_retried() {
 /// Every item of a `list_users` pager, or the first error as this crate's.
 async fn listed(
     client: &CommunicationIdentityClient,
-    options: ListUsersOptions<'_>,
+    options: CommunicationIdentityClientListUsersOptions<'_>,
 ) -> Result<Vec<ListedUser>> {
     use futures::TryStreamExt;
     let pager = client.list_users(Some(options))?;
@@ -282,7 +282,7 @@ async fn list_users_pages_through_every_user_once() {
     let before = chrono::Utc::now() - chrono::Duration::seconds(1);
     let mut created = Vec::new();
     for n in 0..7 {
-        let options = CreateUserOptions {
+        let options = CommunicationIdentityClientCreateUserOptions {
             custom_id: (n % 2 == 0).then(|| format!("user-{n}")),
             ..Default::default()
         };
@@ -296,7 +296,7 @@ async fn list_users_pages_through_every_user_once() {
     let mut expected: Vec<&str> = created.iter().map(|u| u.id()).collect();
     expected.sort();
 
-    let small = || ListUsersOptions {
+    let small = || CommunicationIdentityClientListUsersOptions {
         max_page_size: Some(3),
         ..Default::default()
     };
@@ -330,7 +330,7 @@ async fn list_users_pages_through_every_user_once() {
     let continuation = pages.into_continuation().expect("more pages follow");
     let rest = listed(
         &client,
-        ListUsersOptions {
+        CommunicationIdentityClientListUsersOptions {
             method_options: azure_core::http::pager::PagerOptions {
                 continuation: Some(continuation),
                 ..Default::default()
@@ -346,7 +346,12 @@ async fn list_users_pages_through_every_user_once() {
     // The stable api-version lists the same: the route takes none.
     let stable = client_for(&server, ApiVersion::V2023_10_01);
     assert_eq!(
-        listed(&stable, ListUsersOptions::default()).await.unwrap(),
+        listed(
+            &stable,
+            CommunicationIdentityClientListUsersOptions::default()
+        )
+        .await
+        .unwrap(),
         users
     );
     // Deleted users are gone from the list.
@@ -361,14 +366,14 @@ async fn list_users_filters_by_custom_id() {
     let server = TestServer::start().await;
     let client = client_for(&server, ApiVersion::V2025_03_02Preview);
     let alice = client
-        .create_user(Some(CreateUserOptions {
+        .create_user(Some(CommunicationIdentityClientCreateUserOptions {
             custom_id: Some("alice@contoso.com".into()),
             ..Default::default()
         }))
         .await
         .unwrap();
     client.create_user(None).await.unwrap();
-    let by_custom_id = |custom_id: &str| ListUsersOptions {
+    let by_custom_id = |custom_id: &str| CommunicationIdentityClientListUsersOptions {
         custom_id: Some(custom_id.into()),
         ..Default::default()
     };
@@ -383,20 +388,23 @@ async fn list_users_filters_by_custom_id() {
         .unwrap()
         .is_empty());
     assert_eq!(
-        listed(&client, ListUsersOptions::default())
-            .await
-            .unwrap()
-            .len(),
+        listed(
+            &client,
+            CommunicationIdentityClientListUsersOptions::default()
+        )
+        .await
+        .unwrap()
+        .len(),
         2
     );
 
     // Arguments the server would refuse are refused before sending.
     for options in [
-        ListUsersOptions {
+        CommunicationIdentityClientListUsersOptions {
             max_page_size: Some(0),
             ..Default::default()
         },
-        ListUsersOptions {
+        CommunicationIdentityClientListUsersOptions {
             max_page_size: Some(1001),
             ..Default::default()
         },
@@ -416,9 +424,12 @@ async fn list_users_filters_by_custom_id() {
         None,
     )
     .unwrap();
-    let denied = listed(&stranger, ListUsersOptions::default())
-        .await
-        .unwrap_err();
+    let denied = listed(
+        &stranger,
+        CommunicationIdentityClientListUsersOptions::default(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         (denied.status(), denied.code()),
         (Some(401), Some("Denied"))
@@ -438,18 +449,24 @@ async fn reset_empties_a_server_that_allows_it() {
         .unwrap();
     client.create_user(None).await.unwrap();
     assert_eq!(
-        listed(&client, ListUsersOptions::default())
-            .await
-            .unwrap()
-            .len(),
+        listed(
+            &client,
+            CommunicationIdentityClientListUsersOptions::default()
+        )
+        .await
+        .unwrap()
+        .len(),
         2
     );
 
     client.reset(None).await.unwrap();
-    assert!(listed(&client, ListUsersOptions::default())
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(listed(
+        &client,
+        CommunicationIdentityClientListUsersOptions::default()
+    )
+    .await
+    .unwrap()
+    .is_empty());
     assert_eq!(
         server.client().introspect(&token.token).await["active"],
         false
@@ -475,7 +492,12 @@ async fn reset_is_not_found_unless_the_server_allows_it() {
         (Some(404), Some("NotFound"))
     );
     // Nothing was removed.
-    let users = listed(&client, ListUsersOptions::default()).await.unwrap();
+    let users = listed(
+        &client,
+        CommunicationIdentityClientListUsersOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(users.len(), 1);
     assert_eq!(users[0].id, user.id());
 }

@@ -89,7 +89,15 @@ async fn the_entra_credential_exchanges_teams_extension_tokens_over_tls() {
     )
     .unwrap();
     admin
-        .set_teams_extension_assignment(TENANT, USER_OID, "user", Some(vec![APP_ID.into()]), None)
+        .set_teams_extension_assignment(
+            TENANT,
+            USER_OID,
+            &TeamsExtensionAssignmentRequest::new(
+                TeamsExtensionPrincipalType::User,
+                Some(vec![APP_ID.into()]),
+            ),
+            None,
+        )
         .await
         .unwrap();
 

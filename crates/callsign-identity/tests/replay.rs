@@ -134,7 +134,7 @@ async fn call(
     let custom_id = body["customId"].as_str().map(str::to_owned);
     match x["operation"].as_str().unwrap() {
         "create_user" | "create_user_custom_id" => {
-            let options = CreateUserOptions {
+            let options = CommunicationIdentityClientCreateUserOptions {
                 custom_id,
                 ..Default::default()
             };
@@ -142,7 +142,7 @@ async fn call(
             Ok(serde_json::json!({"id": user.id()}))
         }
         "create_user_and_token" | "create_user_custom_id_and_token" => {
-            let options = CreateUserAndTokenOptions {
+            let options = CommunicationIdentityClientCreateUserAndTokenOptions {
                 custom_id,
                 expires_in: expiry(body)?,
                 ..Default::default()
@@ -153,7 +153,7 @@ async fn call(
             Ok(serde_json::json!({"id": user.id(), "expiresOn": token.expires_on.timestamp()}))
         }
         "issue_token" => {
-            let options = GetTokenOptions {
+            let options = CommunicationIdentityClientGetTokenOptions {
                 expires_in: expiry(body)?,
                 ..Default::default()
             };
@@ -269,8 +269,12 @@ async fn requests_and_answers_match_the_recordings() {
             assert_eq!(sts, expected, "{id}: the recorded string-to-sign");
         }
         let user_agent = header("user-agent").unwrap();
+        // The Azure SDK pattern: `azsdk-rust-<crate>/<version> (<rustc>; <os>; <arch>)`.
         assert!(
-            user_agent.contains("callsign-identity/"),
+            user_agent.starts_with(&format!(
+                "azsdk-rust-callsign_identity/{} (",
+                env!("CARGO_PKG_VERSION")
+            )),
             "{id}: {user_agent}"
         );
 

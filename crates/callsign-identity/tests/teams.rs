@@ -5,6 +5,7 @@ use callsign_testkit::issuer;
 use callsign_identity::*;
 use callsign_server::clock::SystemClock;
 use callsign_testkit::TestServer;
+use futures::TryStreamExt;
 use issuer::{TestIssuer, APP_ID, USER_OID};
 use std::sync::Arc;
 
@@ -101,8 +102,10 @@ async fn teams_extension_assignments_need_2025_06_30() {
             .set_teams_extension_assignment(
                 issuer::TENANT,
                 USER_OID,
-                "user",
-                Some(vec![APP_ID.to_owned()]),
+                &TeamsExtensionAssignmentRequest::new(
+                    TeamsExtensionPrincipalType::User,
+                    Some(vec![APP_ID.to_owned()]),
+                ),
                 None,
             )
             .await
@@ -127,11 +130,11 @@ async fn teams_extension_assignments_need_2025_06_30() {
 }
 
 fn entra_request(principal_type: EntraPrincipalType, clients: &[&str]) -> EntraAssignmentRequest {
-    EntraAssignmentRequest {
-        tenant_id: issuer::TENANT.to_owned(),
+    EntraAssignmentRequest::new(
+        issuer::TENANT,
         principal_type,
-        client_ids: clients.iter().map(|c| c.to_string()).collect(),
-    }
+        clients.iter().map(|c| c.to_string()).collect(),
+    )
 }
 
 /// Entra assignments with the preview api-version: set, get, every page of the list, a merge
@@ -179,12 +182,14 @@ async fn entra_assignments_are_managed_and_listed_page_by_page() {
         .await
         .unwrap();
     assert_eq!(written.len(), 5);
-    let options = ListEntraAssignmentsOptions {
+    let options = CommunicationIdentityClientListEntraAssignmentsOptions {
         max_page_size: Some(2),
         ..Default::default()
     };
-    let listed = client
+    let listed: Vec<EntraAssignment> = client
         .list_entra_assignments(Some(options.clone()))
+        .unwrap()
+        .try_collect()
         .await
         .unwrap();
     let mut ids: Vec<&str> = listed.iter().map(|a| a.object_id.as_str()).collect();
@@ -206,7 +211,12 @@ async fn entra_assignments_are_managed_and_listed_page_by_page() {
         .update_entra_assignments(&changes, None)
         .await
         .unwrap();
-    let listed = client.list_entra_assignments(Some(options)).await.unwrap();
+    let listed: Vec<EntraAssignment> = client
+        .list_entra_assignments(Some(options))
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 5);
     assert!(listed.iter().all(|a| a.object_id != object(1)));
     let second = client.get_entra_assignment(&object(2), None).await.unwrap();
@@ -241,7 +251,7 @@ async fn entra_assignments_are_managed_and_listed_page_by_page() {
     // Only the preview has them: refused before anything is sent.
     let stable = client_for(&server, ApiVersion::V2025_06_30);
     assert!(matches!(
-        stable.list_entra_assignments(None).await,
+        stable.list_entra_assignments(None),
         Err(IdentityError::UnsupportedByApiVersion { .. })
     ));
 }

@@ -4,6 +4,7 @@
 
 use crate::domain::ResourceId;
 use crate::keys::{AccessKeys, SigningKeyPem, TransferredKeys};
+use crate::store::assignments::PrincipalType;
 use crate::store::{EntraAssignment, IdentityRecord, Snapshot, TeamsExtensionAssignment};
 use callsign_common::AccessKey;
 use chrono::{DateTime, Utc};
@@ -130,7 +131,7 @@ impl ExportFile {
             line(Line::TeamsExtensionAssignment {
                 tenant_id: a.tenant_id.clone(),
                 object_id: a.object_id.clone(),
-                principal_type: a.principal_type.clone(),
+                principal_type: a.principal_type.as_str().to_owned(),
                 client_ids: a.client_ids.clone(),
             })?;
         }
@@ -138,7 +139,7 @@ impl ExportFile {
             line(Line::EntraAssignment {
                 object_id: a.object_id.clone(),
                 tenant_id: a.tenant_id.clone(),
-                principal_type: a.principal_type.clone(),
+                principal_type: a.principal_type.as_str().to_owned(),
                 client_ids: a.client_ids.clone(),
             })?;
         }
@@ -294,7 +295,7 @@ impl Reader {
             } => self.data.teams_extension.push(TeamsExtensionAssignment {
                 tenant_id,
                 object_id,
-                principal_type,
+                principal_type: PrincipalType::parse(&principal_type),
                 client_ids,
             }),
             Line::EntraAssignment {
@@ -305,7 +306,7 @@ impl Reader {
             } => self.data.entra.push(EntraAssignment {
                 object_id,
                 tenant_id,
-                principal_type,
+                principal_type: PrincipalType::parse(&principal_type),
                 client_ids,
             }),
         }
@@ -366,7 +367,7 @@ mod tests {
                 entra: vec![EntraAssignment {
                     object_id: "o".into(),
                     tenant_id: "t".into(),
-                    principal_type: "tenant".into(),
+                    principal_type: PrincipalType::Tenant,
                     client_ids: vec!["c".into()],
                 }],
             },

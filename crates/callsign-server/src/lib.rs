@@ -3,7 +3,8 @@
 //! Layers, each depending only on the ones after it: [`http`] (routing, api-versions, error bodies)
 //! → [`auth`] and [`domain`] (identities, tokens, revocation) → [`store`] (one backend per
 //! deployment: a SQLite data dir, or PostgreSQL for a cluster), with [`keys`] holding the
-//! resource id, access keys and signing keys in force. [`server`] wires them together.
+//! resource id, access keys and signing keys in force, and [`throttling`] holding each operation
+//! group to its limit. [`server`] wires them together.
 
 pub mod auth;
 pub mod clock;
@@ -16,6 +17,7 @@ pub mod keys;
 pub mod limits;
 pub mod server;
 pub mod store;
+pub mod throttling;
 pub mod tls;
 
 pub use server::{Server, ServerConfig, ServerError, TlsMode};

@@ -12,6 +12,7 @@ use crate::http::{router, AppState, HttpConfig};
 use crate::keys::{DataDir, KeyError, KeyWatcher, LiveKeys, SigningAlg};
 use crate::limits::OpenFiles;
 use crate::store::{self, Backend, OpenMode, StorageConfig, StoreError};
+use crate::throttling::{Throttle, ThrottleConfig};
 use crate::tls::{self, TlsError, TlsFiles};
 use callsign_common::AccessKey;
 use std::future::Future;
@@ -67,6 +68,8 @@ pub struct ServerConfig {
     pub management: ManagementConfig,
     /// Identities, assignments and possibly keys to load at start (`--seed`), idempotently.
     pub seed: Option<ExportFile>,
+    /// Each operation group's limit per window (`[limits]`, `--limits`; off by default).
+    pub throttling: ThrottleConfig,
     /// The shortest token lifetime accepted (`--min-token-lifetime`; ACS's 60 minutes unless a
     /// development setup asks for less).
     pub min_token_lifetime: Minutes,
@@ -99,6 +102,7 @@ impl ServerConfig {
             management: ManagementConfig::default(),
             min_token_lifetime: Minutes::MIN,
             seed: None,
+            throttling: ThrottleConfig::off(),
         }
     }
 }
@@ -119,7 +123,7 @@ pub enum ServerError {
     #[error(transparent)]
     Tls(#[from] TlsError),
     /// Listening failed.
-    #[error("listening on {addr} (choose another with --addr)")]
+    #[error("listening on {addr}")]
     Listen {
         /// The address.
         addr: SocketAddr,
@@ -211,10 +215,13 @@ impl Server {
                 source,
             })?;
         let endpoint = endpoint_for(local, tls.is_some());
-        // Remembered so that `callsign connection-string` can print it later; not essential.
+        // Remembered for `callsign connection-string` and the client commands, which find the
+        // server by it: written whole (a reader never sees half a URL); not essential.
         if let Some(data_dir) = &data_dir {
-            let _ = std::fs::write(data_dir.endpoint_path(), &endpoint);
+            let _ =
+                crate::keys::files::write_public(&data_dir.endpoint_path(), endpoint.as_bytes());
         }
+        let throttle = Throttle::new(config.throttling, backend.clone(), clock.clone());
         let stamps = Arc::new(Stamps::new(clock));
         let connections = connection_settings(&config);
         let state = Arc::new(AppState {
@@ -225,6 +232,7 @@ impl Server {
             management: config.management,
             access: AccessService::new(backend.clone()),
             entra: EntraAccessService::new(backend),
+            throttle,
         });
         Ok(Server {
             listener,

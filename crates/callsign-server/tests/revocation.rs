@@ -31,18 +31,35 @@ async fn introspection_follows_the_token_lifecycle() {
     assert_eq!(active["jti"], claims["jti"]);
 
     assert_eq!(client.revoke(&id).await.status, 204);
-    assert_eq!(client.introspect(&token).await, json!({"active": false}));
+    assert_eq!(
+        client.introspect(&token).await,
+        json!({"active": false, "reason": "revoked"})
+    );
     let after = client.issue_token(&id, &["chat"]).await;
     assert_eq!(client.introspect(&after).await["active"], true);
 
     let reply = client.delete(&id).await;
     assert_eq!(reply.status, 204);
-    assert_eq!(client.introspect(&after).await, json!({"active": false}));
+    assert_eq!(
+        client.introspect(&after).await,
+        json!({"active": false, "reason": "identityNotFound"})
+    );
 
-    for garbage in ["", "abc", "a.b.c", &format!("{after}x")] {
+    // One character of the signature changed: still base64url, no longer the signature.
+    let mut tampered = after.clone().into_bytes();
+    let at = tampered.len() - 10;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    for (garbage, reason) in [
+        ("", "malformed"),
+        ("abc", "malformed"),
+        ("a.b.c", "malformed"),
+        (&format!("{after}x"), "malformed"),
+        (&tampered, "badSignature"),
+    ] {
         assert_eq!(
             client.introspect(garbage).await,
-            json!({"active": false}),
+            json!({"active": false, "reason": reason}),
             "{garbage:?}"
         );
     }
@@ -68,8 +85,8 @@ async fn expired_and_foreign_tokens_are_inactive() {
     assert_eq!(client.introspect(&token).await["active"], true);
     clock.advance(chrono::Duration::minutes(1));
     assert_eq!(
-        client.introspect(&token).await["active"],
-        false,
+        client.introspect(&token).await,
+        json!({"active": false, "reason": "expired"}),
         "expired at exp"
     );
 
@@ -80,7 +97,10 @@ async fn expired_and_foreign_tokens_are_inactive() {
     assert_eq!(foreign_client.introspect(&foreign).await["active"], true);
     let fresh = client.issue_token(&id, &["chat"]).await;
     assert_eq!(client.introspect(&fresh).await["active"], true);
-    assert_eq!(client.introspect(&foreign).await["active"], false);
+    assert_eq!(
+        client.introspect(&foreign).await,
+        json!({"active": false, "reason": "otherResource"})
+    );
 }
 
 #[tokio::test]

@@ -57,6 +57,7 @@ for_every_backend!(
     reset_removes_identities_and_assignments_but_keeps_keys,
     export_and_import_move_everything_once_and_refuse_a_taken_custom_id,
     an_empty_store_adopts_a_resource_and_its_keys,
+    throttle_counts_are_per_group_and_window,
 );
 
 fn record(id: &str, custom_id: Option<&str>) -> IdentityRecord {
@@ -611,4 +612,33 @@ async fn an_empty_store_adopts_a_resource_and_its_keys(backend: &TestStorage) {
     let other = ResourceId::random();
     let err = store.adopt_keys(other, None, now).await.unwrap_err();
     assert!(matches!(err, KeyError::OtherResource { .. }), "{err}");
+}
+
+async fn throttle_counts_are_per_group_and_window(backend: &TestStorage) {
+    let store = backend.open().await;
+    assert_eq!(store.count_request("issue", 30).await.unwrap(), 1);
+    assert_eq!(store.count_request("issue", 30).await.unwrap(), 2);
+    assert_eq!(store.count_request("revoke", 30).await.unwrap(), 1);
+    // A new window starts from one, and the counts of the earlier one are not added to it.
+    assert_eq!(store.count_request("issue", 60).await.unwrap(), 1);
+    assert_eq!(store.count_request("issue", 60).await.unwrap(), 2);
+    assert_eq!(store.count_request("revoke", 30).await.unwrap(), 2);
+    // Concurrent requests each see a count of their own.
+    let counts = count_at_once(&store, 20).await;
+    assert_eq!(counts, (3..23).collect::<Vec<u64>>());
+}
+
+/// Counts `n` issue requests in window 60 at once and returns the counts they saw, sorted.
+async fn count_at_once(
+    store: &std::sync::Arc<dyn callsign_server::store::Backend>,
+    n: usize,
+) -> Vec<u64> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let store = store.clone();
+        tasks.spawn(async move { store.count_request("issue", 60).await.unwrap() });
+    }
+    let mut counts = tasks.join_all().await;
+    counts.sort_unstable();
+    counts
 }

@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use callsign_server::auth::{IssuerConfig, ManagementConfig};
 use callsign_server::http::HttpConfig;
+use callsign_server::throttling::{ThrottleConfig, ThrottlePreset};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,25 @@ pub struct FileConfig {
     pub trusted_issuers: Vec<IssuerConfig>,
     /// Who may manage identities with a bearer token (`[management]`).
     pub management: Option<ManagementConfig>,
+    /// Throttling (`[limits]`): a preset and per-group limits per window; off by default.
+    pub limits: Option<LimitsConfig>,
+}
+
+/// `[limits]`: a preset (`off` or `acs`), and the window length and group limits that differ
+/// from it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// The limits to start from (`off` unless given).
+    pub preset: Option<ThrottlePreset>,
+    /// The window's length in seconds (the preset's 30 unless given).
+    pub window_seconds: Option<u32>,
+    /// Create-identity and issue-token requests per window.
+    pub issue: Option<u32>,
+    /// Delete-identity and revoke-tokens requests per window.
+    pub revoke: Option<u32>,
+    /// Token exchanges per window.
+    pub exchange: Option<u32>,
 }
 
 impl FileConfig {
@@ -96,6 +116,42 @@ impl FileConfig {
             http.max_unfinished_request_bytes = n;
         }
         Ok(())
+    }
+
+    /// The throttling limits: `--limits off` turns throttling off whatever the file says;
+    /// otherwise the preset (`--limits`, else the file's `preset`, else off) with the file's own
+    /// window and group limits over it. Zero is refused for each.
+    pub fn throttling(&self, flag: Option<ThrottlePreset>) -> Result<ThrottleConfig> {
+        if flag == Some(ThrottlePreset::Off) {
+            return Ok(ThrottleConfig::off());
+        }
+        let file = self.limits.as_ref();
+        let preset = flag
+            .or(file.and_then(|l| l.preset))
+            .unwrap_or(ThrottlePreset::Off);
+        let mut config = preset.config();
+        let Some(file) = file else {
+            return Ok(config);
+        };
+        let at_least_one = |value: Option<u32>, key: &str| -> Result<Option<u32>> {
+            match value {
+                Some(0) => anyhow::bail!("{key} in [limits] must be at least 1"),
+                other => Ok(other),
+            }
+        };
+        if let Some(seconds) = at_least_one(file.window_seconds, "window_seconds")? {
+            config.window_seconds = seconds;
+        }
+        for (value, key, limit) in [
+            (file.issue, "issue", &mut config.issue),
+            (file.revoke, "revoke", &mut config.revoke),
+            (file.exchange, "exchange", &mut config.exchange),
+        ] {
+            if let Some(n) = at_least_one(value, key)? {
+                *limit = Some(n);
+            }
+        }
+        Ok(config)
     }
 
     /// Reads and parses the file.
@@ -190,6 +246,39 @@ mod tests {
             err.to_string().contains("keep_alive_timeout_seconds"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn limits_take_a_preset_and_override_it_per_group() {
+        let none = load("").unwrap();
+        assert!(none.throttling(None).unwrap().is_off(), "off by default");
+        assert_eq!(
+            none.throttling(Some(ThrottlePreset::Acs)).unwrap(),
+            ThrottleConfig::acs()
+        );
+
+        let acs = load("[limits]\npreset = \"acs\"\nrevoke = 100\n").unwrap();
+        let config = acs.throttling(None).unwrap();
+        assert_eq!(config.window_seconds, 30);
+        assert_eq!(config.issue, Some(1000));
+        assert_eq!(config.revoke, Some(100));
+        assert_eq!(config.exchange, Some(500));
+        assert!(acs.throttling(Some(ThrottlePreset::Off)).unwrap().is_off());
+
+        let own = load("[limits]\nwindow_seconds = 2\nissue = 2\n").unwrap();
+        let config = own.throttling(None).unwrap();
+        assert_eq!(
+            (config.window_seconds, config.issue, config.revoke),
+            (2, Some(2), None),
+            "without a preset, only the groups given are limited"
+        );
+
+        let zero = load("[limits]\nissue = 0\n").unwrap();
+        let err = zero.throttling(None).unwrap_err();
+        assert!(err.to_string().contains("issue"), "{err}");
+        for text in ["[limits]\npreset = \"azure\"\n", "[limits]\nissues = 5\n"] {
+            assert!(load(text).is_err(), "{text}");
+        }
     }
 
     /// A misspelt key is an error, not a silently ignored setting (an ignored allow-list would

@@ -97,7 +97,7 @@ async fn user_and_token_commands_work_end_to_end() {
     assert_eq!(cli.json(&["token", "revoke", &id]).await["revoked"], true);
     assert_eq!(
         cli.json(&["token", "introspect", &token]).await,
-        serde_json::json!({"active": false})
+        serde_json::json!({"active": false, "reason": "revoked"})
     );
 
     assert_eq!(cli.json(&["user", "delete", &id]).await["deleted"], true);
@@ -117,7 +117,12 @@ async fn custom_ids_and_user_get() {
     let cli = Cli::new(&server);
     let first = cli.json(&["user", "create", "--custom-id", "bob"]).await;
     let again = cli.json(&["user", "create", "--custom-id", "bob"]).await;
-    assert_eq!(first, again);
+    assert_eq!(first["id"], again["id"]);
+    assert_eq!(
+        (&first["customId"], &first["created"]),
+        (&"bob".into(), &true.into())
+    );
+    assert_eq!(again["created"], false, "the second create finds the user");
     let id = first["id"].as_str().unwrap();
     cli.json(&["token", "issue", id, "--scopes", "voip.join"])
         .await;
@@ -184,9 +189,12 @@ async fn usage_errors_exit_2() {
         );
         assert!(!output.stderr.is_empty());
     }
+    let nowhere = tempfile::tempdir().unwrap();
     let output = Command::new(BIN)
         .args(["user", "create"])
         .env_remove("CALLSIGN_CONNECTION_STRING")
+        .env_remove("CALLSIGN_DATA")
+        .current_dir(nowhere.path())
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
@@ -488,7 +496,7 @@ async fn reset_empties_a_server_that_allows_it_and_fails_on_others() {
     assert_eq!(
         cli.json(&["token", "introspect", user["token"].as_str().unwrap()])
             .await,
-        serde_json::json!({"active": false})
+        serde_json::json!({"active": false, "reason": "identityNotFound"})
     );
     assert_eq!(cli.json(&["reset", "--yes"]).await["reset"], true);
 

@@ -37,10 +37,16 @@ fn seed() -> String {
 
 impl Node {
     fn start(url: &str, seed: Option<&str>) -> Self {
+        Self::start_with(url, seed, &[])
+    }
+
+    /// A node with more `serve` arguments.
+    fn start_with(url: &str, seed: Option<&str>, extra: &[&str]) -> Self {
         let data = tempfile::tempdir().unwrap();
         let mut cmd = callsign(url);
         cmd.args(["serve", "--addr", "127.0.0.1:0", "--data"])
             .arg(data.path())
+            .args(extra)
             .stderr(Stdio::inherit());
         if let Some(seed) = seed {
             cmd.env("CALLSIGN_ACCESS_KEY", seed);
@@ -359,7 +365,19 @@ async fn throughput_of_one_and_two_nodes_issuing_tokens() {
     for _ in 0..concurrency {
         users.push(a.client().create_user().await);
     }
-    for (label, nodes) in [("one node", vec![&a]), ("two nodes", vec![&a, &b])] {
+    // The same two nodes' database, with throttling on (counted in it) and a limit never reached.
+    let limits = tempfile::tempdir().unwrap();
+    let config = limits.path().join("callsign.toml");
+    std::fs::write(&config, "[limits]\npreset = \"acs\"\nissue = 1000000000\n").unwrap();
+    let throttled = ["--config", config.to_str().unwrap()];
+    let c = Node::start_with(&pg.url(), None, &throttled);
+    let d = Node::start_with(&pg.url(), None, &throttled);
+    for (label, nodes) in [
+        ("one node", vec![&a]),
+        ("two nodes", vec![&a, &b]),
+        ("one node, throttling on", vec![&c]),
+        ("two nodes, throttling on", vec![&c, &d]),
+    ] {
         let clients: Vec<Client> = nodes.iter().map(|n| n.client()).collect();
         let rate = issue_for(&clients, &users, Duration::from_secs(seconds)).await;
         println!("issue-token throughput, {label}: {rate:.0} tokens/s ({concurrency} concurrent clients, {seconds} s)");

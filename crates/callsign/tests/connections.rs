@@ -111,39 +111,7 @@ impl Drop for Running {
 fn serve_limited(dir: &Path, files: &str, config: &str) -> Running {
     let config_path = dir.join("callsign.toml");
     std::fs::write(&config_path, config).unwrap();
-    let log = dir.join("server.log");
-    let key = AccessKey::from_bytes((0..32).map(|i| i * 5 + 1).collect());
-    let mut child = Command::new("prlimit")
-        .arg(format!("--nofile={files}"))
-        .arg("--")
-        .arg(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--config"])
-        .arg(&config_path)
-        .env("CALLSIGN_DATA", dir.join("data"))
-        .env("CALLSIGN_ACCESS_KEY", key.to_base64())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-        .spawn()
-        .expect("prlimit (util-linux) runs the server");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines
-        .next()
-        .expect("the server printed its endpoint")
-        .unwrap();
-    let endpoint = line.strip_prefix("endpoint: ").unwrap().to_owned();
-    let line = lines
-        .next()
-        .expect("the server printed its connection string")
-        .unwrap();
-    assert!(line.starts_with("connection string: "), "{line}");
-    Running {
-        child,
-        _stdout: lines,
-        endpoint,
-        key,
-        log,
-    }
+    serve_under(BIN, dir, files, Some(&config_path))
 }
 
 /// This test process needs more than 1,100 files itself.
@@ -359,7 +327,7 @@ fn measure_held_connections() {
         ("30 KB of head", CONNECTIONS, head(30 * 1024)),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let server = serve_binary(&bin, dir.path(), "1024:1024");
+        let server = serve_under(&bin, dir.path(), "1024:1024", None);
         std::thread::sleep(Duration::from_millis(300));
         let (sockets_before, rss_before) = (sockets(server.pid()), server.rss_kib());
         let addr = server.host().parse().unwrap();
@@ -395,25 +363,39 @@ fn measure_held_connections() {
     }
 }
 
-/// `callsign serve` from `bin` under `prlimit --nofile=<files>`, defaults only.
-fn serve_binary(bin: &str, dir: &Path, files: &str) -> Running {
+/// `callsign serve` from `bin` under `prlimit --nofile=<files>`, with a config file or defaults
+/// only, its log in `dir/server.log`.
+fn serve_under(bin: &str, dir: &Path, files: &str, config: Option<&Path>) -> Running {
     let log = dir.join("server.log");
     let key = AccessKey::from_bytes((0..32).map(|i| i * 5 + 1).collect());
-    let mut child = Command::new("prlimit")
+    let mut command = Command::new("prlimit");
+    command
         .arg(format!("--nofile={files}"))
         .arg("--")
         .arg(bin)
-        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(["serve", "--addr", "127.0.0.1:0"]);
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    let mut child = command
         .env("CALLSIGN_DATA", dir.join("data"))
         .env("CALLSIGN_ACCESS_KEY", key.to_base64())
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
         .spawn()
-        .unwrap();
+        .expect("prlimit (util-linux) runs the server");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let endpoint = lines.next().unwrap().unwrap()["endpoint: ".len()..].to_owned();
-    lines.next().unwrap().unwrap();
+    let line = lines
+        .next()
+        .expect("the server printed its endpoint")
+        .unwrap();
+    let endpoint = line.strip_prefix("endpoint: ").unwrap().to_owned();
+    let line = lines
+        .next()
+        .expect("the server printed its connection string")
+        .unwrap();
+    assert!(line.starts_with("connection string: "), "{line}");
     Running {
         child,
         _stdout: lines,

@@ -154,7 +154,7 @@ fn dev_and_in_memory_refuse_storage_they_would_ignore() {
             .args(args)
             .output()
             .unwrap();
-        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert_eq!(output.status.code(), Some(2), "a usage error: {args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }

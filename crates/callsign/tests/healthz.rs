@@ -43,7 +43,7 @@ fn a_running_server_is_healthy_and_other_answers_are_not() {
     let (out, _) = healthz(&[&missing]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).starts_with(&format!("unhealthy: {missing} answered 404")),
+        text(&out.stderr).starts_with(&format!("error: unhealthy: {missing} answered 404")),
         "{}",
         text(&out.stderr)
     );
@@ -59,7 +59,7 @@ fn nothing_listening_is_unhealthy() {
     let (out, elapsed) = healthz(&[&url]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).starts_with(&format!("unhealthy: {url}: ")),
+        text(&out.stderr).starts_with(&format!("error: unhealthy: {url}: ")),
         "{}",
         text(&out.stderr)
     );
@@ -74,7 +74,7 @@ fn a_server_that_never_answers_is_unhealthy_after_the_timeout() {
     let (out, elapsed) = healthz(&["--timeout", "1", &url]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).starts_with(&format!("unhealthy: {url}: ")),
+        text(&out.stderr).starts_with(&format!("error: unhealthy: {url}: ")),
         "{}",
         text(&out.stderr)
     );

@@ -688,7 +688,11 @@ async fn a_data_dir_serves_one_process_at_a_time() {
         dir.path().display(),
         first.child.id()
     );
-    assert_eq!(stderr.trim(), expected);
+    assert!(stderr.starts_with(&expected), "{stderr}");
+    assert!(
+        stderr.contains("talk to that server") && stderr.trim().lines().count() == 1,
+        "{stderr}"
+    );
     // Key commands work beside the running server; it picks their changes up.
     let rotated = callsign(dir.path())
         .args(["signing-key", "rotate"])

@@ -1,9 +1,10 @@
 //! Teams extension access (docs/protocol.md §1, §3): assignments saying which Entra principals may
 //! exchange their tokens, and the exchange itself.
 
-use super::ids::is_guid_shaped;
+use super::exchange::AssignedExchangeError;
+use super::ids::{teams_extension_user, Guid};
 use super::scope::{Scope, Scopes};
-use super::tokens::{self, IssuedToken};
+use super::tokens::IssuedToken;
 use super::{DomainError, IdentityService};
 use crate::auth::EntraClaims;
 use crate::store::assignments::{AssignmentStore, TeamsExtensionAssignment};
@@ -11,22 +12,6 @@ use std::sync::Arc;
 
 /// The delegated scope a Teams extension user token must carry.
 const TEAMS_EXTENSION_SCOPE: &str = "TeamsExtension.ManageCalls";
-/// Principal types an assignment may name.
-pub const PRINCIPAL_TYPES: [&str; 2] = ["user", "resourceAccount"];
-
-/// Why a Teams extension exchange was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum AccessError {
-    /// The token lacks the Teams extension scope or the ids it needs.
-    #[error("the token is not a Teams extension user token")]
-    NotATeamsExtensionToken,
-    /// No assignment allows this principal with this client.
-    #[error("no assignment allows this principal and client")]
-    NotAssigned,
-    /// The store failed.
-    #[error(transparent)]
-    Domain(#[from] DomainError),
-}
 
 /// Assignments and the Teams extension exchange over an [`AssignmentStore`].
 pub struct AccessService {
@@ -39,25 +24,21 @@ impl AccessService {
         Self { store }
     }
 
-    /// The assignment of (`tenant_id`, `object_id`), ids compared case-insensitively.
+    /// The assignment of (`tenant_id`, `object_id`).
     pub async fn get(
         &self,
-        tenant_id: &str,
-        object_id: &str,
+        tenant_id: &Guid,
+        object_id: &Guid,
     ) -> Result<Option<TeamsExtensionAssignment>, DomainError> {
         Ok(self
             .store
-            .get_teams_extension_assignment(
-                tenant_id.to_ascii_lowercase(),
-                object_id.to_ascii_lowercase(),
-            )
+            .get_teams_extension_assignment(tenant_id.to_string(), object_id.to_string())
             .await?)
     }
 
-    /// Creates or replaces an assignment; true when created.
-    pub async fn put(&self, mut assignment: TeamsExtensionAssignment) -> Result<bool, DomainError> {
-        assignment.tenant_id = assignment.tenant_id.to_ascii_lowercase();
-        assignment.object_id = assignment.object_id.to_ascii_lowercase();
+    /// Creates or replaces an assignment (its ids [`Guid`]s, so in canonical form); true when
+    /// created.
+    pub async fn put(&self, assignment: TeamsExtensionAssignment) -> Result<bool, DomainError> {
         Ok(self
             .store
             .put_teams_extension_assignment(assignment)
@@ -65,13 +46,10 @@ impl AccessService {
     }
 
     /// Deletes an assignment; false when there was none.
-    pub async fn delete(&self, tenant_id: &str, object_id: &str) -> Result<bool, DomainError> {
+    pub async fn delete(&self, tenant_id: &Guid, object_id: &Guid) -> Result<bool, DomainError> {
         Ok(self
             .store
-            .delete_teams_extension_assignment(
-                tenant_id.to_ascii_lowercase(),
-                object_id.to_ascii_lowercase(),
-            )
+            .delete_teams_extension_assignment(tenant_id.to_string(), object_id.to_string())
             .await?)
     }
 
@@ -82,15 +60,20 @@ impl AccessService {
         &self,
         identities: &IdentityService,
         claims: &EntraClaims,
-    ) -> Result<(String, IssuedToken), AccessError> {
-        let (Some(tid), Some(oid)) = (claims.tid.as_deref(), claims.oid.as_deref()) else {
-            return Err(AccessError::NotATeamsExtensionToken);
+    ) -> Result<(String, IssuedToken), AssignedExchangeError> {
+        let (Some(tid), Some(oid)) = (
+            claims.tid.as_deref().and_then(Guid::parse),
+            claims.oid.as_deref().and_then(Guid::parse),
+        ) else {
+            return Err(AssignedExchangeError::NotForThisExchange);
         };
-        if !claims.has_scope(TEAMS_EXTENSION_SCOPE) || !is_guid_shaped(tid) || !is_guid_shaped(oid)
-        {
-            return Err(AccessError::NotATeamsExtensionToken);
+        if !claims.has_scope(TEAMS_EXTENSION_SCOPE) {
+            return Err(AssignedExchangeError::NotForThisExchange);
         }
-        let assignment = self.get(tid, oid).await?.ok_or(AccessError::NotAssigned)?;
+        let assignment = self
+            .get(&tid, &oid)
+            .await?
+            .ok_or(AssignedExchangeError::NotAssigned)?;
         let client_allowed = match assignment.client_ids.as_deref() {
             None | Some([]) => true,
             Some(ids) => claims
@@ -98,21 +81,11 @@ impl AccessService {
                 .is_some_and(|c| ids.iter().any(|id| id.eq_ignore_ascii_case(c))),
         };
         if !client_allowed {
-            return Err(AccessError::NotAssigned);
+            return Err(AssignedExchangeError::NotAssigned);
         }
-        let keys = identities.keys().get();
-        let skype_id = format!(
-            "acs:{}_{}_{}",
-            keys.resource_id, assignment.tenant_id, assignment.object_id
-        );
+        let user = teams_extension_user(identities.keys().get().resource_id, &tid, &oid);
         let scopes = Scopes::new([Scope::Voip]).expect("one scope");
-        let token = tokens::mint_until(
-            &keys,
-            &skype_id,
-            &scopes,
-            identities.stamps().next(),
-            claims.exp,
-        );
-        Ok((format!("8:{skype_id}"), token))
+        let token = identities.mint_for_exchange(user.raw_id(), &scopes, claims.exp);
+        Ok((user.raw_id().to_owned(), token))
     }
 }

@@ -1,32 +1,17 @@
 //! Entra ID access (preview, docs/protocol.md §1, §3): assignments saying which Entra users, groups or
 //! tenants may exchange their tokens from which client applications, and the exchange itself.
 
-use super::ids::is_guid_shaped;
+use super::exchange::AssignedExchangeError;
+use super::ids::{entra_user, Guid, PrincipalType};
 use super::scope::{Scope, Scopes};
-use super::tokens::{self, IssuedToken};
+use super::tokens::IssuedToken;
 use super::{DomainError, IdentityService};
 use crate::auth::EntraClaims;
 use crate::store::assignments::{AssignmentStore, EntraAssignment};
 use std::sync::Arc;
 
-/// Principal types an Entra assignment may name.
-pub const ENTRA_PRINCIPAL_TYPES: [&str; 3] = ["user", "group", "tenant"];
-
-/// Why an Entra exchange was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum EntraAccessError {
-    /// The token has no communication scope or lacks the ids it needs.
-    #[error("the token is not an Entra communication token")]
-    NotAnEntraToken,
-    /// No assignment allows this principal with this client.
-    #[error("no assignment allows this principal and client")]
-    NotAssigned,
-    /// The store failed.
-    #[error(transparent)]
-    Domain(#[from] DomainError),
-}
-
-/// Entra assignments and the Entra exchange over an [`AssignmentStore`]. Ids are lowercased.
+/// Entra assignments and the Entra exchange over an [`AssignmentStore`]. Ids arrive as [`Guid`]s,
+/// in canonical (lowercase) form.
 pub struct EntraAccessService {
     store: Arc<dyn AssignmentStore>,
 }
@@ -43,15 +28,6 @@ fn granted_scopes(claims: &EntraClaims) -> Option<Scopes> {
     Scopes::new(granted)
 }
 
-fn lowercase(mut a: EntraAssignment) -> EntraAssignment {
-    a.object_id = a.object_id.to_ascii_lowercase();
-    a.tenant_id = a.tenant_id.to_ascii_lowercase();
-    for id in &mut a.client_ids {
-        *id = id.to_ascii_lowercase();
-    }
-    a
-}
-
 impl EntraAccessService {
     /// The service over `store`.
     pub fn new(store: Arc<dyn AssignmentStore>) -> Self {
@@ -59,49 +35,45 @@ impl EntraAccessService {
     }
 
     /// The assignment of `object_id`.
-    pub async fn get(&self, object_id: &str) -> Result<Option<EntraAssignment>, DomainError> {
+    pub async fn get(&self, object_id: &Guid) -> Result<Option<EntraAssignment>, DomainError> {
         Ok(self
             .store
-            .get_entra_assignment(object_id.to_ascii_lowercase())
+            .get_entra_assignment(object_id.to_string())
             .await?)
     }
 
     /// At most `limit` assignments after the object id `after`, ordered by object id.
     pub async fn list(
         &self,
-        after: Option<&str>,
+        after: Option<&Guid>,
         limit: u32,
     ) -> Result<Vec<EntraAssignment>, DomainError> {
         Ok(self
             .store
-            .list_entra_assignments(after.map(str::to_ascii_lowercase), limit)
+            .list_entra_assignments(after.map(Guid::to_string), limit)
             .await?)
     }
 
     /// Creates or replaces an assignment; true when created.
     pub async fn put(&self, assignment: EntraAssignment) -> Result<bool, DomainError> {
-        Ok(self
-            .store
-            .put_entra_assignment(lowercase(assignment))
-            .await?)
+        Ok(self.store.put_entra_assignment(assignment).await?)
     }
 
     /// Applies a merge-patch: upserts `put`, removes the object ids `remove`, atomically.
     pub async fn update(
         &self,
         put: Vec<EntraAssignment>,
-        remove: Vec<String>,
+        remove: Vec<Guid>,
     ) -> Result<(), DomainError> {
-        let put = put.into_iter().map(lowercase).collect();
-        let remove = remove.iter().map(|id| id.to_ascii_lowercase()).collect();
+        let remove = remove.into_iter().map(Guid::into_string).collect();
         Ok(self.store.update_entra_assignments(put, remove).await?)
     }
 
     /// Deletes an assignment; false when there was none.
-    pub async fn delete(&self, object_id: &str) -> Result<bool, DomainError> {
+    pub async fn delete(&self, object_id: &Guid) -> Result<bool, DomainError> {
         Ok(self
             .store
-            .delete_entra_assignment(object_id.to_ascii_lowercase())
+            .delete_entra_assignment(object_id.to_string())
             .await?)
     }
 
@@ -112,50 +84,44 @@ impl EntraAccessService {
         &self,
         identities: &IdentityService,
         claims: &EntraClaims,
-    ) -> Result<(String, IssuedToken), EntraAccessError> {
-        let (Some(tid), Some(oid)) = (claims.tid.as_deref(), claims.oid.as_deref()) else {
-            return Err(EntraAccessError::NotAnEntraToken);
+    ) -> Result<(String, IssuedToken), AssignedExchangeError> {
+        let (Some(tid), Some(oid)) = (
+            claims.tid.as_deref().and_then(Guid::parse),
+            claims.oid.as_deref().and_then(Guid::parse),
+        ) else {
+            return Err(AssignedExchangeError::NotForThisExchange);
         };
-        if !is_guid_shaped(tid) || !is_guid_shaped(oid) {
-            return Err(EntraAccessError::NotAnEntraToken);
-        }
-        let scopes = granted_scopes(claims).ok_or(EntraAccessError::NotAnEntraToken)?;
-        let (tid, oid) = (tid.to_ascii_lowercase(), oid.to_ascii_lowercase());
+        let scopes = granted_scopes(claims).ok_or(AssignedExchangeError::NotForThisExchange)?;
         let client = claims
             .client_id()
-            .ok_or(EntraAccessError::NotAssigned)?
+            .ok_or(AssignedExchangeError::NotAssigned)?
             .to_ascii_lowercase();
-        let mut principals = vec![oid.clone(), tid.clone()];
-        principals.extend(claims.groups.iter().map(|g| g.to_ascii_lowercase()));
+        let groups: Vec<String> = claims
+            .groups
+            .iter()
+            .map(|g| g.to_ascii_lowercase())
+            .collect();
+        let mut principals = vec![oid.to_string(), tid.to_string()];
+        principals.extend(groups.iter().cloned());
         let assignments = self
             .store
             .find_entra_assignments(principals)
             .await
             .map_err(DomainError::from)?;
         let allowed = assignments.iter().any(|a| {
-            let principal_matches = match a.principal_type.as_str() {
-                "user" => a.object_id == oid,
-                "tenant" => a.object_id == tid,
-                "group" => claims
-                    .groups
-                    .iter()
-                    .any(|g| g.eq_ignore_ascii_case(&a.object_id)),
-                _ => false,
+            let principal_matches = match &a.principal_type {
+                PrincipalType::User => a.object_id == oid.as_str(),
+                PrincipalType::Tenant => a.object_id == tid.as_str(),
+                PrincipalType::Group => groups.contains(&a.object_id),
+                PrincipalType::ResourceAccount | PrincipalType::Unknown(_) => false,
             };
-            principal_matches && a.tenant_id == tid && a.client_ids.contains(&client)
+            principal_matches && a.tenant_id == tid.as_str() && a.client_ids.contains(&client)
         });
         if !allowed {
-            return Err(EntraAccessError::NotAssigned);
+            return Err(AssignedExchangeError::NotAssigned);
         }
-        let keys = identities.keys().get();
-        let skype_id = format!("acs:{}_wf_{}_{}", keys.resource_id, tid, oid);
-        let token = tokens::mint_until(
-            &keys,
-            &skype_id,
-            &scopes,
-            identities.stamps().next(),
-            claims.exp,
-        );
-        Ok((format!("8:{skype_id}"), token))
+        let user = entra_user(identities.keys().get().resource_id, &tid, &oid);
+        let token = identities.mint_for_exchange(user.raw_id(), &scopes, claims.exp);
+        Ok((user.raw_id().to_owned(), token))
     }
 }

@@ -1,10 +1,24 @@
 //! Exchanging a Teams user's Entra ID token for a communication token (docs/protocol.md §1, §3).
 
-use super::ids::is_guid_shaped;
+use super::ids::{teams_user, Guid};
 use super::scope::{Scope, Scopes};
 use super::tokens::{self, IssuedToken};
-use super::IdentityService;
+use super::{DomainError, IdentityService};
 use crate::auth::EntraClaims;
+
+/// Why a Teams extension or Entra exchange (the two that an assignment allows) was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AssignedExchangeError {
+    /// The token lacks the scope or the ids this exchange needs.
+    #[error("the token is not for this exchange")]
+    NotForThisExchange,
+    /// No assignment allows this principal with this client.
+    #[error("no assignment allows this principal and client")]
+    NotAssigned,
+    /// The store failed.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+}
 
 /// Delegated scopes of which a Teams user token must carry one.
 const TEAMS_SCOPES: [&str; 2] = ["Teams.ManageCalls", "Teams.ManageChats"];
@@ -59,26 +73,34 @@ impl IdentityService {
         let oid = claims
             .oid
             .as_deref()
-            .filter(|oid| is_guid_shaped(oid))
+            .and_then(Guid::parse)
             .ok_or(TeamsExchangeError::NoUser)?;
         let scopes = Scopes::new([Scope::Chat, Scope::Voip]).expect("two scopes");
-        let keys = self.keys().get();
-        Ok(tokens::mint_until(
-            &keys,
-            &format!("orgid:{}", oid.to_ascii_lowercase()),
-            &scopes,
+        Ok(self.mint_for_exchange(teams_user(&oid).raw_id(), &scopes, claims.exp))
+    }
+
+    /// A token for `raw_id`, the user of an exchanged Entra token, expiring with that token at
+    /// `exp`: such users are no identity of the store, so none is made or checked.
+    pub(crate) fn mint_for_exchange(&self, raw_id: &str, scopes: &Scopes, exp: i64) -> IssuedToken {
+        let skype_id = raw_id
+            .strip_prefix("8:")
+            .expect("the raw ids of users start with 8:");
+        tokens::mint_until(
+            &self.keys().get(),
+            skype_id,
+            scopes,
             self.stamps().next(),
-            claims.exp,
-        ))
+            exp,
+        )
     }
 }
 
 /// The caller's `appId` and `userId`: GUIDs, then the token's application and user.
 fn check_ids(claims: &EntraClaims, ids: TeamsUserIds<'_>) -> Result<(), TeamsExchangeError> {
-    if !is_guid_shaped(ids.app_id) {
+    if Guid::parse(ids.app_id).is_none() {
         return Err(TeamsExchangeError::AppIdFormat);
     }
-    if !is_guid_shaped(ids.user_id) {
+    if Guid::parse(ids.user_id).is_none() {
         return Err(TeamsExchangeError::UserIdFormat);
     }
     let same = |a: Option<&str>, b: &str| a.is_some_and(|a| a.eq_ignore_ascii_case(b));

@@ -71,8 +71,35 @@ pub enum Introspection {
         /// Token id.
         jti: Option<String>,
     },
-    /// Bad signature, another issuer, expired, revoked, or its identity deleted.
-    Inactive,
+    /// Not valid now, and why.
+    Inactive(InactiveReason),
+}
+
+/// Why introspection finds a token inactive (the `reason` of docs/protocol.md §7.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InactiveReason {
+    /// It does not verify, or has expired.
+    Rejected(tokens::Rejection),
+    /// Issued before its identity's last revocation.
+    Revoked,
+    /// Its identity was deleted, or never existed here.
+    IdentityNotFound,
+}
+
+impl InactiveReason {
+    /// The wire name (`expired`, `revoked`, `unknownKey`, …).
+    pub fn as_str(self) -> &'static str {
+        use tokens::Rejection;
+        match self {
+            InactiveReason::Rejected(Rejection::Malformed) => "malformed",
+            InactiveReason::Rejected(Rejection::UnknownKey) => "unknownKey",
+            InactiveReason::Rejected(Rejection::BadSignature) => "badSignature",
+            InactiveReason::Rejected(Rejection::OtherResource) => "otherResource",
+            InactiveReason::Rejected(Rejection::Expired) => "expired",
+            InactiveReason::Revoked => "revoked",
+            InactiveReason::IdentityNotFound => "identityNotFound",
+        }
+    }
 }
 
 /// The identity operations over a store.
@@ -223,20 +250,15 @@ impl IdentityService {
     /// Whether `token` is valid now: signature, issuer, expiry, revocation and identity.
     pub async fn introspect(&self, token: &str) -> Result<Introspection, DomainError> {
         let keys = self.keys.get();
-        let Some(claims) = tokens::verify(&keys, token, self.now()) else {
-            return Ok(Introspection::Inactive);
+        let claims = match tokens::verify(&keys, token, self.now()) {
+            Ok(claims) => claims,
+            Err(rejection) => {
+                return Ok(Introspection::Inactive(InactiveReason::Rejected(rejection)))
+            }
         };
         // Tokens exchanged for Teams users, Teams extension users and Entra users (`_wf_`) name
         // no identity of the store: signature and expiry are all there is to check.
-        let raw_id = claims.raw_id();
-        let teams_extension = raw_id
-            .strip_prefix(&format!("8:acs:{}_", keys.resource_id))
-            .map(|rest| rest.strip_prefix("wf_").unwrap_or(rest))
-            .and_then(|rest| rest.split_once('_'))
-            .is_some_and(|(tenant, object)| {
-                super::ids::is_guid_shaped(tenant) && super::ids::is_guid_shaped(object)
-            });
-        if raw_id.starts_with("8:orgid:") || teams_extension {
+        if super::ids::is_exchanged_user(&claims.raw_id(), keys.resource_id) {
             return Ok(Introspection::Active {
                 sub: claims.raw_id().to_string(),
                 scopes: claims.scopes().into_iter().map(str::to_owned).collect(),
@@ -245,18 +267,22 @@ impl IdentityService {
                 jti: claims.jti,
             });
         }
+        let not_found = Introspection::Inactive(InactiveReason::IdentityNotFound);
         let Ok(id) = IdentityId::parse(&claims.raw_id(), keys.resource_id) else {
-            return Ok(Introspection::Inactive);
+            return Ok(not_found);
         };
         let Some(record) = self.store.get_identity(id.as_str().to_owned()).await? else {
-            return Ok(Introspection::Inactive);
+            return Ok(not_found);
         };
         let issued_us = claims
             .iat_micros
             .unwrap_or(claims.iat.saturating_mul(1_000_000));
         let revoked = record.revoked_before_us.is_some_and(|cut| issued_us <= cut);
-        if !record.is_live() || revoked {
-            return Ok(Introspection::Inactive);
+        if !record.is_live() {
+            return Ok(not_found);
+        }
+        if revoked {
+            return Ok(Introspection::Inactive(InactiveReason::Revoked));
         }
         Ok(Introspection::Active {
             sub: record.id,

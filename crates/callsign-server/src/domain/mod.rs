@@ -10,7 +10,7 @@ pub mod scope;
 pub mod tokens;
 
 pub use exchange::{TeamsExchangeError, TeamsUserIds};
-pub use identities::{IdentityService, IdentityView, Introspection};
+pub use identities::{IdentityService, IdentityView, InactiveReason, Introspection};
 pub use ids::{IdentityId, IdentityIdError, ResourceId};
 pub use scope::{Minutes, Scope, Scopes};
 pub use tokens::IssuedToken;

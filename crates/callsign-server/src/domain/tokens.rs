@@ -91,29 +91,57 @@ pub fn mint_until(
     }
 }
 
-/// The claims of a token this resource signed and that has not expired at `now`, or `None`.
+/// Why a token does not verify (docs/protocol.md §7.2): introspection reports it as `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Not a JWT of three base64url parts with a JSON header and claims.
+    Malformed,
+    /// Its claims name this resource, but its `kid` no key this resource publishes.
+    UnknownKey,
+    /// Its `kid` is known, but the signature does not match (or names another algorithm).
+    BadSignature,
+    /// Issued by another resource (its claims name another resource id).
+    OtherResource,
+    /// Verified, but its `exp` has passed.
+    Expired,
+}
+
+/// The claims of a token this resource signed and that has not expired at `now`, or why not.
 ///
 /// Revocation is not checked here: that needs the store.
-pub fn verify(keys: &ResourceKeys, token: &str, now: DateTime<Utc>) -> Option<TokenClaims> {
-    let (signing_input, signature) = token.rsplit_once('.')?;
-    let (header, _) = signing_input.split_once('.')?;
+pub fn verify(
+    keys: &ResourceKeys,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<TokenClaims, Rejection> {
     #[derive(serde::Deserialize)]
     struct Header {
         alg: String,
         kid: String,
     }
-    let header: Header = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
-    let key = keys.ring.find(&header.kid)?;
-    if header.alg != key.alg().jws_name() {
-        return None;
+    let (signing_input, signature) = token.rsplit_once('.').ok_or(Rejection::Malformed)?;
+    let (header, _) = signing_input.split_once('.').ok_or(Rejection::Malformed)?;
+    let header: Header = URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or(Rejection::Malformed)?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| Rejection::Malformed)?;
+    // Read before the signature is checked only to say *why* a token is refused.
+    let claims = decode_claims(token).map_err(|_| Rejection::Malformed)?;
+    if claims.resource_id != keys.resource_id.to_string() {
+        return Err(Rejection::OtherResource);
     }
-    let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
-    if !key.verify(signing_input.as_bytes(), &signature) {
-        return None;
+    let key = keys.ring.find(&header.kid).ok_or(Rejection::UnknownKey)?;
+    if header.alg != key.alg().jws_name() || !key.verify(signing_input.as_bytes(), &signature) {
+        return Err(Rejection::BadSignature);
     }
-    let claims = decode_claims(token).ok()?;
-    (claims.resource_id == keys.resource_id.to_string() && claims.exp > now.timestamp())
-        .then_some(claims)
+    if claims.exp <= now.timestamp() {
+        return Err(Rejection::Expired);
+    }
+    Ok(claims)
 }
 
 #[cfg(test)]
@@ -138,17 +166,36 @@ mod tests {
         assert_eq!(claims.acs_scope, "chat,voip");
         assert_eq!(claims.iat_micros, Some(stamp));
         assert_eq!(claims.csi, claims.iat.to_string());
-        assert!(verify(&keys, &issued.token, issued.expires_on).is_none());
+        assert_eq!(
+            verify(&keys, &issued.token, issued.expires_on).unwrap_err(),
+            Rejection::Expired
+        );
 
         let mut tampered = issued.token.clone();
         tampered.push('A');
-        assert!(verify(&keys, &tampered, now).is_none());
-        assert!(verify(&keys, "a.b.c", now).is_none());
+        assert_eq!(
+            verify(&keys, &tampered, now).unwrap_err(),
+            Rejection::BadSignature
+        );
+        assert_eq!(
+            verify(&keys, "a.b.c", now).unwrap_err(),
+            Rejection::Malformed
+        );
+        // The same claims under a kid this resource never had.
+        let (_, rest) = issued.token.split_once('.').unwrap();
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"nobody","typ":"JWT"}"#);
+        assert_eq!(
+            verify(&keys, &format!("{header}.{rest}"), now).unwrap_err(),
+            Rejection::UnknownKey
+        );
 
         let other = DataDir::new(dir.path().join("other"))
             .init(None, now, false)
             .unwrap();
-        assert!(verify(&other, &issued.token, now).is_none());
+        assert_eq!(
+            verify(&other, &issued.token, now).unwrap_err(),
+            Rejection::OtherResource
+        );
     }
 
     #[test]
@@ -167,10 +214,13 @@ mod tests {
             let header: serde_json::Value =
                 serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
             assert_eq!(header["alg"], alg.jws_name());
-            assert!(verify(&keys, &issued.token, now).is_some());
+            assert!(verify(&keys, &issued.token, now).is_ok());
             let mut tampered = issued.token.clone();
             tampered.insert(tampered.len() - 5, 'A');
-            assert!(verify(&keys, &tampered, now).is_none());
+            assert_eq!(
+                verify(&keys, &tampered, now).unwrap_err(),
+                Rejection::BadSignature
+            );
         }
     }
 }

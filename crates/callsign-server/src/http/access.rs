@@ -1,14 +1,15 @@
 //! Handlers of the Teams extension routes (2025-06-30 and the preview): assignment GET/PUT/DELETE
 //! and `POST /access/teamsExtension/:exchangeAccessToken`.
 
-use super::body::{strings, Field, JsonBody};
+use super::assignment_fields::{client_ids, guid, principal_type};
+use super::body::JsonBody;
 use super::error::ApiError;
 use super::exchange::{exchanged, verify_bearer};
 use super::identities::json;
 use crate::auth::entra::TEAMS_AUDIENCE;
 use crate::auth::TrustedIssuers;
-use crate::domain::access::{AccessError, AccessService, PRINCIPAL_TYPES};
-use crate::domain::ids::is_guid_shaped;
+use crate::domain::access::AccessService;
+use crate::domain::ids::{Guid, PrincipalType};
 use crate::domain::IdentityService;
 use crate::store::assignments::TeamsExtensionAssignment;
 use axum::http::{HeaderMap, StatusCode};
@@ -31,26 +32,15 @@ impl From<TeamsExtensionAssignment> for AssignmentBody {
         Self {
             object_id: a.object_id,
             tenant_id: a.tenant_id,
-            principal_type: a.principal_type,
+            principal_type: a.principal_type.as_str().to_owned(),
             client_ids: a.client_ids,
         }
     }
 }
 
-fn check_ids(tenant_id: &str, object_id: &str) -> Result<(), ApiError> {
-    if !is_guid_shaped(tenant_id) {
-        return Err(ApiError::validation(
-            "Provided tenantId has invalid format.",
-            "tenantId",
-        ));
-    }
-    if !is_guid_shaped(object_id) {
-        return Err(ApiError::validation(
-            "Provided objectId has invalid format.",
-            "objectId",
-        ));
-    }
-    Ok(())
+/// The path's tenant and object ids, checked in that order.
+fn ids(tenant_id: &str, object_id: &str) -> Result<(Guid, Guid), ApiError> {
+    Ok((guid(tenant_id, "tenantId")?, guid(object_id, "objectId")?))
 }
 
 /// `GET /access/teamsExtension/tenants/{tenantId}/assignments/{objectId}`
@@ -59,9 +49,9 @@ pub async fn get(
     tenant_id: &str,
     object_id: &str,
 ) -> Result<Response, ApiError> {
-    check_ids(tenant_id, object_id)?;
+    let (tenant_id, object_id) = ids(tenant_id, object_id)?;
     let assignment = access
-        .get(tenant_id, object_id)
+        .get(&tenant_id, &object_id)
         .await?
         .ok_or_else(ApiError::assignment_not_found)?;
     Ok(json(StatusCode::OK, &AssignmentBody::from(assignment)))
@@ -75,37 +65,12 @@ pub async fn put(
     object_id: &str,
     body: &JsonBody,
 ) -> Result<Response, ApiError> {
-    check_ids(tenant_id, object_id)?;
-    let principal_type = match body.string("principalType")? {
-        None => return Err(ApiError::required("PrincipalType")),
-        Some(p) => PRINCIPAL_TYPES
-            .iter()
-            .find(|t| t.eq_ignore_ascii_case(p))
-            .ok_or_else(|| {
-                ApiError::validation(
-                    format!("Principal type '{p}' is not supported."),
-                    "principalType",
-                )
-            })?,
-    };
-    let client_ids = match body.string_array("clientIds")? {
-        Field::Absent | Field::Null => None,
-        Field::Value(v) => {
-            let ids: Vec<String> = strings(v).map(str::to_ascii_lowercase).collect();
-            if let Some(bad) = ids.iter().find(|id| !is_guid_shaped(id)) {
-                return Err(ApiError::validation(
-                    format!("Client id '{bad}' has invalid format."),
-                    "clientIds",
-                ));
-            }
-            Some(ids)
-        }
-    };
+    let (tenant_id, object_id) = ids(tenant_id, object_id)?;
     let assignment = TeamsExtensionAssignment {
-        tenant_id: tenant_id.to_ascii_lowercase(),
-        object_id: object_id.to_ascii_lowercase(),
-        principal_type: (*principal_type).to_owned(),
-        client_ids,
+        principal_type: principal_type(body, &PrincipalType::TEAMS_EXTENSION)?,
+        client_ids: client_ids(body)?,
+        tenant_id: tenant_id.into_string(),
+        object_id: object_id.into_string(),
     };
     let created = access.put(assignment.clone()).await?;
     let status = if created {
@@ -122,8 +87,8 @@ pub async fn delete(
     tenant_id: &str,
     object_id: &str,
 ) -> Result<Response, ApiError> {
-    check_ids(tenant_id, object_id)?;
-    if access.delete(tenant_id, object_id).await? {
+    let (tenant_id, object_id) = ids(tenant_id, object_id)?;
+    if access.delete(&tenant_id, &object_id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::assignment_not_found())
@@ -138,13 +103,6 @@ pub async fn exchange(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let claims = verify_bearer(issuers, headers, TEAMS_AUDIENCE).await?;
-    let (id, token) = access
-        .exchange_teams_extension(identities, &claims)
-        .await
-        .map_err(|e| match e {
-            AccessError::NotATeamsExtensionToken => ApiError::invalid_access_token(),
-            AccessError::NotAssigned => ApiError::not_assigned(),
-            AccessError::Domain(e) => e.into(),
-        })?;
+    let (id, token) = access.exchange_teams_extension(identities, &claims).await?;
     Ok(exchanged(id, token))
 }

@@ -1,15 +1,16 @@
 //! Handlers of the Entra routes (preview): `POST /access/entra/:exchangeAccessToken`, assignment
 //! list (paged) and merge-patch update, and GET/PUT/DELETE of one assignment.
 
-use super::body::{strings, Field, JsonBody};
+use super::assignment_fields::{client_ids, guid, principal_type};
+use super::body::JsonBody;
 use super::error::ApiError;
 use super::exchange::{exchanged, verify_bearer};
 use super::identities::json;
 use super::paging;
 use crate::auth::entra::ENTRA_CLIENTS_AUDIENCE;
 use crate::auth::TrustedIssuers;
-use crate::domain::entra::{EntraAccessError, EntraAccessService, ENTRA_PRINCIPAL_TYPES};
-use crate::domain::ids::is_guid_shaped;
+use crate::domain::entra::EntraAccessService;
+use crate::domain::ids::{Guid, PrincipalType};
 use crate::domain::IdentityService;
 use crate::store::assignments::EntraAssignment;
 use axum::http::{HeaderMap, StatusCode};
@@ -32,7 +33,7 @@ impl From<EntraAssignment> for AssignmentBody {
         Self {
             object_id: a.object_id,
             tenant_id: a.tenant_id,
-            principal_type: a.principal_type,
+            principal_type: a.principal_type.as_str().to_owned(),
             client_ids: a.client_ids,
         }
     }
@@ -46,75 +47,35 @@ struct ListBody {
     next_link: Option<String>,
 }
 
-fn check_object_id(object_id: &str) -> Result<(), ApiError> {
-    if is_guid_shaped(object_id) {
-        Ok(())
-    } else {
-        Err(ApiError::validation(
-            "Provided objectId has invalid format.",
-            "objectId",
-        ))
-    }
-}
-
 /// Reads an `EntraAssignmentCreateOrUpdateRequest` for `object_id`.
 fn assignment_from(object_id: &str, body: &JsonBody) -> Result<EntraAssignment, ApiError> {
-    check_object_id(object_id)?;
+    let object_id = guid(object_id, "objectId")?;
     let tenant_id = match body.string("tenantId")? {
         None => return Err(ApiError::required("TenantId")),
-        Some(t) if !is_guid_shaped(t) => {
-            return Err(ApiError::validation(
-                "Provided tenantId has invalid format.",
-                "tenantId",
-            ))
-        }
-        Some(t) => t.to_ascii_lowercase(),
+        Some(t) => guid(t, "tenantId")?,
     };
-    let principal_type = match body.string("principalType")? {
-        None => return Err(ApiError::required("PrincipalType")),
-        Some(p) => ENTRA_PRINCIPAL_TYPES
-            .iter()
-            .find(|t| t.eq_ignore_ascii_case(p))
-            .ok_or_else(|| {
-                ApiError::validation(
-                    format!("Principal type '{p}' is not supported."),
-                    "principalType",
-                )
-            })?,
-    };
-    let client_ids = match body.string_array("clientIds")? {
-        Field::Absent | Field::Null => return Err(ApiError::required("ClientIds")),
-        Field::Value(v) => {
-            let ids: Vec<String> = strings(v).map(str::to_ascii_lowercase).collect();
-            if let Some(bad) = ids.iter().find(|id| !is_guid_shaped(id)) {
-                return Err(ApiError::validation(
-                    format!("Client id '{bad}' has invalid format."),
-                    "clientIds",
-                ));
-            }
-            ids
-        }
-    };
+    let principal_type = principal_type(body, &PrincipalType::ENTRA)?;
+    let client_ids = client_ids(body)?.ok_or_else(|| ApiError::required("ClientIds"))?;
     // A tenant assignment names the tenant itself: the exchange looks it up by `tid`.
-    if *principal_type == "tenant" && !object_id.eq_ignore_ascii_case(&tenant_id) {
+    if principal_type == PrincipalType::Tenant && object_id != tenant_id {
         return Err(ApiError::validation(
             "A tenant assignment's objectId must be its tenantId.",
             "objectId",
         ));
     }
     Ok(EntraAssignment {
-        object_id: object_id.to_ascii_lowercase(),
-        tenant_id,
-        principal_type: (*principal_type).to_owned(),
+        object_id: object_id.into_string(),
+        tenant_id: tenant_id.into_string(),
+        principal_type,
         client_ids,
     })
 }
 
 /// `GET /access/entra/assignments/{objectId}`
 pub async fn get(access: &EntraAccessService, object_id: &str) -> Result<Response, ApiError> {
-    check_object_id(object_id)?;
+    let object_id = guid(object_id, "objectId")?;
     let assignment = access
-        .get(object_id)
+        .get(&object_id)
         .await?
         .ok_or_else(ApiError::assignment_not_found)?;
     Ok(json(StatusCode::OK, &AssignmentBody::from(assignment)))
@@ -138,8 +99,8 @@ pub async fn put(
 
 /// `DELETE /access/entra/assignments/{objectId}`
 pub async fn delete(access: &EntraAccessService, object_id: &str) -> Result<Response, ApiError> {
-    check_object_id(object_id)?;
-    if access.delete(object_id).await? {
+    let object_id = guid(object_id, "objectId")?;
+    if access.delete(&object_id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::assignment_not_found())
@@ -163,16 +124,12 @@ pub async fn list(
         if name.eq_ignore_ascii_case("maxpagesize") {
             page_size = paging::page_size(value)?;
         } else if name.eq_ignore_ascii_case("skipToken") {
-            if !is_guid_shaped(value) {
-                return Err(ApiError::validation(
-                    "Provided skipToken is not valid.",
-                    "skipToken",
-                ));
-            }
-            after = Some(value.to_owned());
+            after = Some(Guid::parse(value).ok_or_else(|| {
+                ApiError::validation("Provided skipToken is not valid.", "skipToken")
+            })?);
         }
     }
-    let page = access.list(after.as_deref(), page_size).await?;
+    let page = access.list(after.as_ref(), page_size).await?;
     let next_link = (page.len() == page_size as usize)
         .then(|| page.last())
         .flatten()
@@ -199,8 +156,7 @@ pub async fn update(access: &EntraAccessService, body: &JsonBody) -> Result<Resp
     let mut remove = Vec::new();
     for (object_id, value) in body.entries() {
         if value.is_null() {
-            check_object_id(object_id)?;
-            remove.push(object_id.clone());
+            remove.push(guid(object_id, "objectId")?);
         } else {
             let entry = JsonBody::from_value(value).ok_or_else(|| {
                 ApiError::validation(
@@ -229,13 +185,6 @@ pub async fn exchange(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let claims = verify_bearer(issuers, headers, ENTRA_CLIENTS_AUDIENCE).await?;
-    let (id, token) = access
-        .exchange(identities, &claims)
-        .await
-        .map_err(|e| match e {
-            EntraAccessError::NotAnEntraToken => ApiError::invalid_access_token(),
-            EntraAccessError::NotAssigned => ApiError::not_assigned(),
-            EntraAccessError::Domain(e) => e.into(),
-        })?;
+    let (id, token) = access.exchange(identities, &claims).await?;
     Ok(exchanged(id, token))
 }

@@ -1,6 +1,7 @@
 //! ACS error bodies (docs/protocol.md §2): every non-2xx response is one of these.
 
 use crate::domain::DomainError;
+use crate::throttling::ThrottleError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -43,11 +44,6 @@ struct Inner<'a> {
 }
 
 impl ApiError {
-    /// An error with its own status, code and message.
-    pub fn new_public(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(status, code, message)
-    }
-
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -265,6 +261,18 @@ impl ApiError {
         Self::validation("Provided identity has invalid format.", "id")
     }
 
+    /// The operation group's limit is reached until its window ends, `retry_after` seconds
+    /// from now (docs/protocol.md §2.6).
+    pub fn too_many_requests(retry_after: u32) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            "Too many requests.",
+        );
+        e.retry_after = Some(retry_after.max(1));
+        e
+    }
+
     /// The store is down.
     pub fn unavailable() -> Self {
         let mut e = Self::new(
@@ -287,6 +295,18 @@ impl From<DomainError> for ApiError {
                 tracing::error!(error = %crate::error_chain::error_chain(&e), "store failure");
                 ApiError::unavailable()
             }
+        }
+    }
+}
+
+impl From<ThrottleError> for ApiError {
+    fn from(e: ThrottleError) -> Self {
+        match e {
+            ThrottleError::Throttled { group, retry_after } => {
+                tracing::debug!(group, retry_after, "throttled");
+                ApiError::too_many_requests(retry_after)
+            }
+            ThrottleError::Store(e) => DomainError::Store(e).into(),
         }
     }
 }
@@ -351,6 +371,20 @@ mod tests {
             .await
             .unwrap();
         assert!(bytes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn throttled_is_429_with_retry_after() {
+        let response = ApiError::too_many_requests(0).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let bytes = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(
+            bytes,
+            r#"{"error":{"code":"TooManyRequests","message":"Too many requests."}}"#
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::error::ApiError;
 use super::identities::{json, TokenBody};
 use crate::auth::entra::TEAMS_AUDIENCE;
 use crate::auth::{EntraClaims, TrustedIssuers};
+use crate::domain::exchange::AssignedExchangeError;
 use crate::domain::tokens::IssuedToken;
 use crate::domain::{IdentityService, TeamsExchangeError, TeamsUserIds};
 use axum::http::{HeaderMap, StatusCode};
@@ -39,6 +40,18 @@ pub async fn verify_bearer(
         tracing::debug!(reason = %e, audience, "exchanged token rejected");
         ApiError::invalid_access_token()
     })
+}
+
+/// The refusals of the exchanges an assignment allows (Teams extension, Entra): a token that is
+/// not for the exchange is `401 InvalidAccessToken`, an unassigned one `403 Forbidden`.
+impl From<AssignedExchangeError> for ApiError {
+    fn from(e: AssignedExchangeError) -> Self {
+        match e {
+            AssignedExchangeError::NotForThisExchange => ApiError::invalid_access_token(),
+            AssignedExchangeError::NotAssigned => ApiError::not_assigned(),
+            AssignedExchangeError::Domain(e) => e.into(),
+        }
+    }
 }
 
 /// The 200 answer of a bearer exchange: `{identity: {id}, accessToken: {token, expiresOn}}`.

@@ -21,6 +21,9 @@ struct IntrospectionBody {
     exp: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     jti: Option<String>,
+    /// Why an inactive token is inactive (a callsign extension beside RFC 7662's `active`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
 }
 
 /// Reports whether the token in the body is valid now.
@@ -42,14 +45,16 @@ pub async fn introspect(service: &IdentityService, body: &JsonBody) -> Result<Re
             iat: Some(iat),
             exp: Some(exp),
             jti,
+            reason: None,
         },
-        Introspection::Inactive => IntrospectionBody {
+        Introspection::Inactive(reason) => IntrospectionBody {
             active: false,
             sub: None,
             scopes: None,
             iat: None,
             exp: None,
             jti: None,
+            reason: Some(reason.as_str()),
         },
     };
     Ok(json(StatusCode::OK, &body))

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod admin;
 pub mod api_version;
+pub mod assignment_fields;
 pub mod body;
 pub mod entra;
 pub mod error;
@@ -21,6 +22,7 @@ use crate::auth::{
 use crate::domain::access::AccessService;
 use crate::domain::entra::EntraAccessService;
 use crate::domain::IdentityService;
+use crate::throttling::Throttle;
 use api_version::{ApiVersion, VersionPolicy};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -97,6 +99,8 @@ pub struct AppState {
     pub access: AccessService,
     /// Entra assignments and exchange (preview).
     pub entra: EntraAccessService,
+    /// Each operation group's limit per window (`[limits]`).
+    pub throttle: Throttle,
 }
 
 /// The service's router.
@@ -238,6 +242,12 @@ async fn acs_operation(
     } else {
         authenticated_body(state, parts, body).await?
     };
+    // Counted once the request is known to be the resource's own (an HMAC request without the
+    // key cannot use up its budget), before its body is parsed: a throttled request is refused
+    // whatever it asks.
+    if let Some(group) = op.throttling_group() {
+        state.throttle.admit(group).await?;
+    }
     let service = &state.identities;
     match op {
         AcsOperation::CreateIdentity => {

@@ -3,6 +3,7 @@
 
 use super::api_version::ApiVersion;
 use super::error::ApiError;
+use crate::throttling::OperationGroup;
 use axum::http::Method;
 use percent_encoding::percent_decode_str;
 
@@ -91,6 +92,23 @@ impl AcsOperation {
             AcsOperation::GetEntraAssignment(_)
             | AcsOperation::PutEntraAssignment(_)
             | AcsOperation::DeleteEntraAssignment(_) => "/access/entra/assignments/{objectId}",
+        }
+    }
+
+    /// The group whose limit the operation counts against, if it is throttled at all (ACS
+    /// documents limits for these operations only).
+    pub fn throttling_group(&self) -> Option<OperationGroup> {
+        match self {
+            AcsOperation::CreateIdentity
+            | AcsOperation::IssueToken(_)
+            | AcsOperation::IssueTokenLegacy(_) => Some(OperationGroup::Issue),
+            AcsOperation::DeleteIdentity(_) | AcsOperation::RevokeTokens(_) => {
+                Some(OperationGroup::Revoke)
+            }
+            AcsOperation::TeamsUserExchange
+            | AcsOperation::TeamsExtensionExchange
+            | AcsOperation::EntraExchange => Some(OperationGroup::Exchange),
+            _ => None,
         }
     }
 
@@ -264,6 +282,47 @@ mod tests {
             assert!(!AcsOperation::IssueTokenLegacy(id()).available_in(version));
             assert!(AcsOperation::IssueToken(id()).available_in(version));
         }
+    }
+
+    #[test]
+    fn throttling_groups_follow_the_documented_limits() {
+        let id = || "8:acs:x_y".to_owned();
+        let group = |method: Method, path: &str| match resolve(&method, path).unwrap() {
+            Route::Acs(op) => op.throttling_group(),
+            other => panic!("{other:?}"),
+        };
+        let issue = Some(OperationGroup::Issue);
+        let revoke = Some(OperationGroup::Revoke);
+        let exchange = Some(OperationGroup::Exchange);
+        assert_eq!(group(Method::POST, "/identities"), issue);
+        assert_eq!(
+            group(Method::POST, "/identities/x/:issueAccessToken"),
+            issue
+        );
+        assert_eq!(group(Method::POST, "/identities/x/token"), issue);
+        assert_eq!(group(Method::DELETE, "/identities/x"), revoke);
+        assert_eq!(
+            group(Method::POST, "/identities/x/:revokeAccessTokens"),
+            revoke
+        );
+        assert_eq!(
+            group(Method::POST, "/teamsUser/:exchangeAccessToken"),
+            exchange
+        );
+        assert_eq!(
+            group(Method::POST, "/access/teamsExtension/:exchangeAccessToken"),
+            exchange
+        );
+        assert_eq!(
+            group(Method::POST, "/access/entra/:exchangeAccessToken"),
+            exchange
+        );
+        assert_eq!(group(Method::GET, "/identities/x"), None);
+        assert_eq!(group(Method::GET, "/access/entra/assignments"), None);
+        assert_eq!(
+            AcsOperation::GetEntraAssignment(id()).throttling_group(),
+            None
+        );
     }
 
     #[test]

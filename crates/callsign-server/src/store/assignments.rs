@@ -2,6 +2,7 @@
 //! backend keeps for them.
 
 use super::StoreError;
+pub use crate::domain::ids::PrincipalType;
 
 /// A Teams extension assignment: the Entra principal `object_id` of `tenant_id` may exchange its
 /// tokens, from any client (`client_ids` absent or empty) or only from the listed ones.
@@ -12,7 +13,7 @@ pub struct TeamsExtensionAssignment {
     /// The user's or resource account's object id.
     pub object_id: String,
     /// `user` or `resourceAccount`.
-    pub principal_type: String,
+    pub principal_type: PrincipalType,
     /// Client application ids allowed to exchange; `None` when not given.
     pub client_ids: Option<Vec<String>>,
 }
@@ -27,7 +28,7 @@ pub struct EntraAssignment {
     /// The Entra tenant.
     pub tenant_id: String,
     /// `user`, `group` or `tenant`.
-    pub principal_type: String,
+    pub principal_type: PrincipalType,
     /// Client application ids allowed to exchange.
     pub client_ids: Vec<String>,
 }

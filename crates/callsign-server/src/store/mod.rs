@@ -1,5 +1,5 @@
-//! Everything a deployment stores — identities, assignments and keys — behind one [`Backend`],
-//! so that the domain and the HTTP layer never know which database they talk to.
+//! Everything a deployment stores — identities, assignments, keys and throttling counts — behind
+//! one [`Backend`], so that the domain and the HTTP layer never know which database they talk to.
 //!
 //! The backend is chosen in exactly one place, [`open`]. Each backend lives in its own module
 //! folder with one versioned migration list and one connection model:
@@ -18,12 +18,14 @@ pub mod keys;
 pub mod memory;
 pub mod postgres;
 pub mod sqlite;
+pub mod throttle;
 pub mod transfer;
 
 pub use assignments::{AssignmentStore, EntraAssignment, TeamsExtensionAssignment};
 pub use identities::{IdentityRecord, IdentityStore};
 pub use keys::{KeyStore, KeyVersion};
 pub use memory::MemoryStorage;
+pub use throttle::{LocalWindows, ThrottleStore};
 pub use transfer::{Imported, Snapshot, TransferStore};
 
 use crate::keys::MasterKey;
@@ -119,11 +121,17 @@ pub enum OpenMode {
     Existing,
 }
 
-/// One deployment's storage: identities, assignments and keys, and moving them in and out. Every
-/// write is durable before its future resolves.
-pub trait Backend: IdentityStore + AssignmentStore + KeyStore + TransferStore {}
+/// One deployment's storage: identities, assignments and keys, moving them in and out, and the
+/// throttling windows' counts. Every write but the counts' is durable before its future resolves.
+pub trait Backend:
+    IdentityStore + AssignmentStore + KeyStore + TransferStore + ThrottleStore
+{
+}
 
-impl<T: IdentityStore + AssignmentStore + KeyStore + TransferStore + ?Sized> Backend for T {}
+impl<T: IdentityStore + AssignmentStore + KeyStore + TransferStore + ThrottleStore + ?Sized> Backend
+    for T
+{
+}
 
 /// Opens the storage `config` names, bringing its schema up to date. The one place a backend
 /// is chosen.

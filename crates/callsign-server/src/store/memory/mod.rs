@@ -10,7 +10,10 @@ mod identities;
 mod keys;
 mod transfer;
 
-use super::{EntraAssignment, IdentityRecord, TeamsExtensionAssignment};
+use super::{
+    EntraAssignment, IdentityRecord, LocalWindows, StoreError, TeamsExtensionAssignment,
+    ThrottleStore,
+};
 use keys::StoredKeys;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,6 +23,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 #[derive(Clone, Default)]
 pub struct MemoryStorage {
     state: Arc<Mutex<State>>,
+    /// Throttling counts, apart from `state`: counting never waits for the other operations.
+    windows: Arc<LocalWindows>,
 }
 
 impl MemoryStorage {
@@ -67,5 +72,13 @@ impl MemoryBackend {
             .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Servers sharing one [`MemoryStorage`] share its counts, as the nodes of a cluster do.
+#[async_trait::async_trait]
+impl ThrottleStore for MemoryBackend {
+    async fn count_request(&self, group: &str, window_start: i64) -> Result<u64, StoreError> {
+        Ok(self.storage.windows.count(group, window_start))
     }
 }

@@ -1,6 +1,7 @@
 //! Teams extension and Entra assignments in PostgreSQL, so every node of a cluster sees the same ones.
 
 use super::{bounded, unavailable, PostgresBackend};
+use crate::store::assignments::PrincipalType;
 use crate::store::{AssignmentStore, EntraAssignment, StoreError, TeamsExtensionAssignment};
 
 pub(super) const ENTRA_SELECT: &str =
@@ -25,7 +26,7 @@ pub(super) fn entra_row(row: &tokio_postgres::Row) -> EntraAssignment {
     EntraAssignment {
         object_id: row.get(0),
         tenant_id: row.get(1),
-        principal_type: row.get(2),
+        principal_type: PrincipalType::parse(row.get(2)),
         client_ids: row.get(3),
     }
 }
@@ -47,7 +48,7 @@ impl AssignmentStore for PostgresBackend {
         Ok(row.map(|row| TeamsExtensionAssignment {
             tenant_id,
             object_id,
-            principal_type: row.get(0),
+            principal_type: PrincipalType::parse(row.get(0)),
             client_ids: row.get(1),
         }))
     }
@@ -59,7 +60,12 @@ impl AssignmentStore for PostgresBackend {
         let row = self
             .query_opt(
                 TEAMS_UPSERT,
-                &[&a.tenant_id, &a.object_id, &a.principal_type, &a.client_ids],
+                &[
+                    &a.tenant_id,
+                    &a.object_id,
+                    &a.principal_type.as_str(),
+                    &a.client_ids,
+                ],
             )
             .await?;
         Ok(row.is_some_and(|row| row.get(0)))
@@ -126,7 +132,12 @@ impl AssignmentStore for PostgresBackend {
         let row = self
             .query_opt(
                 ENTRA_UPSERT,
-                &[&a.object_id, &a.tenant_id, &a.principal_type, &a.client_ids],
+                &[
+                    &a.object_id,
+                    &a.tenant_id,
+                    &a.principal_type.as_str(),
+                    &a.client_ids,
+                ],
             )
             .await?;
         Ok(row.is_some_and(|row| row.get(0)))
@@ -144,7 +155,12 @@ impl AssignmentStore for PostgresBackend {
             for a in &put {
                 tx.query_one(
                     &upsert,
-                    &[&a.object_id, &a.tenant_id, &a.principal_type, &a.client_ids],
+                    &[
+                        &a.object_id,
+                        &a.tenant_id,
+                        &a.principal_type.as_str(),
+                        &a.client_ids,
+                    ],
                 )
                 .await
                 .map_err(unavailable)?;

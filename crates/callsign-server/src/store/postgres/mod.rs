@@ -6,6 +6,7 @@
 mod assignments;
 mod identities;
 mod keys;
+mod throttle;
 mod transfer;
 
 /// The query that lists a page of identities, for tests that look at its plan.
@@ -70,6 +71,17 @@ const MIGRATIONS: &[&str] = &[
         tenant_id TEXT NOT NULL,
         principal_type TEXT NOT NULL,
         client_ids TEXT[] NOT NULL
+    );
+"#,
+    // Throttling counts: UNLOGGED, since a count is worth no WAL write and fsync per request (a
+    // crash of the database forgets the current windows, which only lets one window through
+    // more).
+    r#"
+    CREATE UNLOGGED TABLE throttle_windows (
+        operation_group TEXT NOT NULL,
+        window_start BIGINT NOT NULL,
+        requests BIGINT NOT NULL,
+        PRIMARY KEY (operation_group, window_start)
     );
 "#,
 ];

@@ -3,6 +3,7 @@
 use super::assignments::{entra_row, ENTRA_SELECT, ENTRA_UPSERT, TEAMS_UPSERT};
 use super::identities::{read_record, COLUMNS};
 use super::{bounded_for, unavailable, PostgresBackend};
+use crate::store::assignments::PrincipalType;
 use crate::store::{Imported, Snapshot, StoreError, TeamsExtensionAssignment, TransferStore};
 use deadpool_postgres::Transaction;
 
@@ -58,7 +59,12 @@ async fn import(tx: &Transaction<'_>, snapshot: &Snapshot) -> Result<Imported, S
     for a in &snapshot.teams_extension {
         tx.query_one(
             &teams,
-            &[&a.tenant_id, &a.object_id, &a.principal_type, &a.client_ids],
+            &[
+                &a.tenant_id,
+                &a.object_id,
+                &a.principal_type.as_str(),
+                &a.client_ids,
+            ],
         )
         .await
         .map_err(unavailable)?;
@@ -67,7 +73,12 @@ async fn import(tx: &Transaction<'_>, snapshot: &Snapshot) -> Result<Imported, S
     for a in &snapshot.entra {
         tx.query_one(
             &entra,
-            &[&a.object_id, &a.tenant_id, &a.principal_type, &a.client_ids],
+            &[
+                &a.object_id,
+                &a.tenant_id,
+                &a.principal_type.as_str(),
+                &a.client_ids,
+            ],
         )
         .await
         .map_err(unavailable)?;
@@ -102,7 +113,7 @@ impl TransferStore for PostgresBackend {
                 .map(|row| TeamsExtensionAssignment {
                     tenant_id: row.get(0),
                     object_id: row.get(1),
-                    principal_type: row.get(2),
+                    principal_type: PrincipalType::parse(row.get(2)),
                     client_ids: row.get(3),
                 })
                 .collect(),

@@ -3,6 +3,7 @@
 //! JSON arrays.
 
 use super::SqliteBackend;
+use crate::store::assignments::PrincipalType;
 use crate::store::{AssignmentStore, EntraAssignment, StoreError, TeamsExtensionAssignment};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -13,7 +14,7 @@ pub(super) fn entra_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EntraAssign
     Ok(EntraAssignment {
         object_id: row.get(0)?,
         tenant_id: row.get(1)?,
-        principal_type: row.get(2)?,
+        principal_type: PrincipalType::parse(&row.get::<_, String>(2)?),
         // Written by this module as a JSON array; unreadable counts as empty.
         client_ids: serde_json::from_str(&client_ids).unwrap_or_default(),
     })
@@ -39,7 +40,7 @@ pub(super) fn put_teams(conn: &Connection, a: &TeamsExtensionAssignment) -> rusq
     .execute(params![
         a.tenant_id,
         a.object_id,
-        a.principal_type,
+        a.principal_type.as_str(),
         a.client_ids.as_deref().map(json_list)
     ])?;
     Ok(!existed)
@@ -59,7 +60,7 @@ pub(super) fn put_entra(conn: &Connection, a: &EntraAssignment) -> rusqlite::Res
     .execute(params![
         a.object_id,
         a.tenant_id,
-        a.principal_type,
+        a.principal_type.as_str(),
         json_list(&a.client_ids)
     ])?;
     Ok(!existed)
@@ -89,7 +90,7 @@ impl AssignmentStore for SqliteBackend {
                 Ok(TeamsExtensionAssignment {
                     tenant_id: tenant_id.clone(),
                     object_id: object_id.clone(),
-                    principal_type: row.get(0)?,
+                    principal_type: PrincipalType::parse(&row.get::<_, String>(0)?),
                     // Written by this module as a JSON array; unreadable counts as absent.
                     client_ids: client_ids.and_then(|c| serde_json::from_str(&c).ok()),
                 })

@@ -14,7 +14,7 @@ mod keys;
 mod transfer;
 mod writer;
 
-use super::{OpenMode, StoreError};
+use super::{LocalWindows, OpenMode, StoreError, ThrottleStore};
 use crate::keys::{files, DataDir};
 use rusqlite::{Connection, OpenFlags};
 use std::fs::File;
@@ -80,6 +80,8 @@ struct Inner {
     /// One permit per read connection that may be open.
     reading: tokio::sync::Semaphore,
     stamps: Arc<PendingStamps>,
+    /// Throttling counts: in memory, since a data dir serves one process at a time.
+    windows: LocalWindows,
     /// Held (locked) for the life of a serving process; the lock goes with the process.
     _claim: Option<File>,
 }
@@ -138,6 +140,7 @@ impl SqliteBackend {
                 readers: Mutex::new(Vec::new()),
                 reading: tokio::sync::Semaphore::new(MAX_READERS),
                 stamps,
+                windows: LocalWindows::default(),
                 _claim: claim,
             }),
             data_dir,
@@ -192,6 +195,14 @@ impl SqliteBackend {
     }
 }
 
+/// Exact: the data dir's one serving process holds every count.
+#[async_trait::async_trait]
+impl ThrottleStore for SqliteBackend {
+    async fn count_request(&self, group: &str, window_start: i64) -> Result<u64, StoreError> {
+        Ok(self.inner.windows.count(group, window_start))
+    }
+}
+
 impl Inner {
     fn take_reader(&self) -> rusqlite::Result<Connection> {
         let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
@@ -230,7 +241,7 @@ fn claim(root: &Path) -> Result<File, StoreError> {
         .truncate(false)
         .open(&path)
         .map_err(failed)?;
-    match file.try_lock() {
+    match lock_patiently(&file) {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             let mut pid = String::new();
@@ -246,6 +257,41 @@ fn claim(root: &Path) -> Result<File, StoreError> {
     file.rewind().map_err(failed)?;
     write!(file, "{}", std::process::id()).map_err(failed)?;
     Ok(file)
+}
+
+/// Takes the lock, waiting out a [`serving_pid`] probe (which holds a shared lock for a moment)
+/// but not a server: a lock still held after 200 ms is another process's.
+fn lock_patiently(file: &File) -> Result<(), std::fs::TryLockError> {
+    const ATTEMPTS: u32 = 10;
+    for _ in 1..ATTEMPTS {
+        match file.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            other => return other,
+        }
+    }
+    file.try_lock()
+}
+
+/// The pid of the server serving the data dir at `root` now, or `None` when no server runs on
+/// it (the lock of `callsign.lock` is free: a server that died, even by `kill -9`, released it).
+pub fn serving_pid(root: &Path) -> std::io::Result<Option<u32>> {
+    let mut file = match File::open(root.join("callsign.lock")) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match file.try_lock_shared() {
+        // Free: nobody serves it (dropping the file releases the probe's lock).
+        Ok(()) => Ok(None),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            file.read_to_string(&mut pid)?;
+            Ok(Some(pid.trim().parse().unwrap_or(0)))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
 }
 
 fn unavailable(e: rusqlite::Error) -> StoreError {
@@ -277,6 +323,26 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_probe_sees_the_server_and_does_not_stop_one_starting() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(serving_pid(dir.path()).unwrap(), None, "no lock file");
+        let held = claim(dir.path()).unwrap();
+        assert_eq!(serving_pid(dir.path()).unwrap(), Some(std::process::id()));
+        drop(held);
+        assert_eq!(serving_pid(dir.path()).unwrap(), None, "released");
+
+        // A probe holding its shared lock while a server claims: the claim waits it out.
+        let probe = File::open(dir.path().join("callsign.lock")).unwrap();
+        probe.try_lock_shared().unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            drop(probe);
+        });
+        claim(dir.path()).unwrap();
+        release.join().unwrap();
+    }
 
     /// However many reads run at once, no more than [`MAX_READERS`] connections (three files
     /// each) are opened.

@@ -3,6 +3,7 @@
 use super::assignments::{entra_row, put_entra, put_teams, ENTRA_COLUMNS};
 use super::identities::{read_record, with_pending_stamp, COLUMNS};
 use super::SqliteBackend;
+use crate::store::assignments::PrincipalType;
 use crate::store::{Imported, Snapshot, StoreError, TeamsExtensionAssignment, TransferStore};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -78,7 +79,7 @@ impl TransferStore for SqliteBackend {
                     Ok(TeamsExtensionAssignment {
                         tenant_id: row.get(0)?,
                         object_id: row.get(1)?,
-                        principal_type: row.get(2)?,
+                        principal_type: PrincipalType::parse(&row.get::<_, String>(2)?),
                         client_ids: client_ids.and_then(|c| serde_json::from_str(&c).ok()),
                     })
                 })?
