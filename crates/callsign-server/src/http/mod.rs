@@ -16,6 +16,7 @@ pub mod paging;
 pub mod routes;
 pub mod wellformed;
 
+use crate::audit::{Actor, RequestOrigin};
 use crate::auth::{
     authenticate_bearer, authenticate_hmac, HmacRequest, ManagementConfig, TrustedIssuers,
 };
@@ -211,7 +212,7 @@ async fn callsign_admin(
     if reset && !state.config.allow_reset {
         return Err(ApiError::not_found());
     }
-    authenticated_body(state, parts, body).await?;
+    let (_, _origin) = authenticated_body(state, parts, body).await?;
     if reset {
         admin::reset(&state.identities).await
     } else {
@@ -252,7 +253,7 @@ async fn acs_operation(
     ) {
         read_body(body, parts, &state.config).await?
     } else {
-        authenticated_body(state, parts, body).await?
+        authenticated_body(state, parts, body).await?.0
     };
     // Counted once the request is known to be the resource's own (an HMAC request without the
     // key cannot use up its budget), before its body is parsed: a throttled request is refused
@@ -309,20 +310,36 @@ async fn acs_operation(
 }
 
 async fn introspect(state: &AppState, parts: &Parts, body: Body) -> Result<Response, ApiError> {
-    let bytes = authenticated_body(state, parts, body).await?;
+    let (bytes, _) = authenticated_body(state, parts, body).await?;
     introspect::introspect(&state.identities, &JsonBody::parse(&bytes)?).await
 }
 
+/// Who sent a request, with what request id and from where, for the audit trail.
+fn origin(parts: &Parts, actor: Actor) -> RequestOrigin {
+    RequestOrigin {
+        actor,
+        client_request_id: parts
+            .headers
+            .get("x-ms-client-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        remote_address: parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0),
+    }
+}
+
 /// Reads the body (within the limit) and authenticates the request: a bearer token of a trusted
-/// issuer, or an HMAC signature over the body.
+/// issuer, or an HMAC signature over the body. Returns the body and who sent it.
 async fn authenticated_body(
     state: &AppState,
     parts: &Parts,
     body: Body,
-) -> Result<Bytes, ApiError> {
+) -> Result<(Bytes, RequestOrigin), ApiError> {
     let bytes = read_body(body, parts, &state.config).await?;
     if let Some(token) = bearer_token(&parts.headers) {
-        authenticate_bearer(&state.issuers, &state.management, token)
+        let caller = authenticate_bearer(&state.issuers, &state.management, token)
             .await
             .map_err(|e| {
                 tracing::info!(
@@ -332,7 +349,11 @@ async fn authenticated_body(
                 );
                 ApiError::denied()
             })?;
-        return Ok(bytes);
+        let actor = Actor::Bearer {
+            oid: caller.oid,
+            appid: caller.appid,
+        };
+        return Ok((bytes, origin(parts, actor)));
     }
     let keys = state.identities.keys().get();
     let host = parts
@@ -352,15 +373,19 @@ async fn authenticated_body(
         body: &bytes,
     };
     let now = state.identities.clock().now();
-    authenticate_hmac(&keys.access, &request, now, state.config.max_clock_skew).map_err(|e| {
-        tracing::info!(
-            reason = %e,
-            route = routes::template_of(&parts.method, parts.uri.path()),
-            "authentication refused"
-        );
-        ApiError::denied()
-    })?;
-    Ok(bytes)
+    let which = authenticate_hmac(&keys.access, &request, now, state.config.max_clock_skew)
+        .map_err(|e| {
+            tracing::info!(
+                reason = %e,
+                route = routes::template_of(&parts.method, parts.uri.path()),
+                "authentication refused"
+            );
+            ApiError::denied()
+        })?;
+    let actor = Actor::AccessKey {
+        which: which.into(),
+    };
+    Ok((bytes, origin(parts, actor)))
 }
 
 /// The token of an `Authorization: Bearer <token>` header, if the request has one.
