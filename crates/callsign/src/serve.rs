@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// everything. Default: the config file's `[limits]`, else off.
     #[arg(long, value_enum)]
     limits: Option<LimitsArg>,
+    /// Append the audit trail to this file as JSON Lines (`-`: stdout), reopened on SIGHUP for
+    /// logrotate. Default: the config file's `[audit] log`, else only the storage keeps it.
+    #[arg(long, value_name = "FILE", env = "CALLSIGN_AUDIT_LOG")]
+    audit_log: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -110,6 +114,7 @@ pub fn serve(args: ServeArgs) -> Result<(), Failure> {
         LimitsArg::Acs => ThrottlePreset::Acs,
         LimitsArg::Off => ThrottlePreset::Off,
     }))?;
+    let audit = file.audit(args.audit_log.as_deref());
     let addr = args
         .addr
         .or(file.addr)
@@ -163,6 +168,7 @@ pub fn serve(args: ServeArgs) -> Result<(), Failure> {
     if !config.throttling.is_off() {
         tracing::info!(limits = ?config.throttling, "throttling");
     }
+    config.audit = audit;
     config.trusted_issuers = file.trusted_issuers;
     config.management = file.management.unwrap_or_default();
     config.access_key_seed = access_key_seed()?;

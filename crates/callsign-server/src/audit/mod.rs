@@ -58,10 +58,18 @@ pub enum AuditError {
     Malformed(String),
 }
 
+/// Where an event's resource id comes from.
+enum Resource {
+    /// A server's keys in force (a cluster's nodes share them).
+    Live(Arc<LiveKeys>),
+    /// Read once by an admin command.
+    Fixed(String),
+}
+
 /// The audit trail of one server: the store, the sinks and what to record.
 pub struct AuditLog {
     store: Arc<dyn AuditStore>,
-    keys: Arc<LiveKeys>,
+    resource: Resource,
     clock: Arc<dyn Clock>,
     sinks: Vec<Sink>,
     config: AuditConfig,
@@ -82,11 +90,42 @@ impl AuditLog {
             .collect::<Result<_, _>>()?;
         Ok(Self {
             store,
-            keys,
+            resource: Resource::Live(keys),
             clock,
             sinks,
             config,
         })
+    }
+
+    /// The log as an admin command on the machine writes to it (`callsign import`, key
+    /// regeneration and rotation): the store only, for the resource `resource_id`. A running
+    /// server's sinks do not see these events; its store, and so the change feed, does.
+    pub fn for_operator(
+        store: Arc<dyn AuditStore>,
+        resource_id: String,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            resource: Resource::Fixed(resource_id),
+            clock,
+            sinks: Vec::new(),
+            config: AuditConfig::default(),
+        }
+    }
+
+    /// Records an operator's change (actor [`Actor::Operator`]) with `details`.
+    pub async fn record_operator(
+        &self,
+        event_type: EventType,
+        subject: Option<String>,
+        details: serde_json::Value,
+    ) -> Result<AuditEvent, AuditError> {
+        let mut event = self.event(event_type, subject, &RequestOrigin::operator());
+        if let serde_json::Value::Object(details) = details {
+            event.details = details;
+        }
+        self.record(event).await
     }
 
     /// Whether `token.issued` events are recorded.
@@ -108,7 +147,10 @@ impl AuditLog {
     /// Stores `event` durably, then writes it to the sinks; returns it with its id. A sink that
     /// fails is logged, not fatal: the store holds the event.
     pub async fn record(&self, mut event: AuditEvent) -> Result<AuditEvent, AuditError> {
-        event.resource = self.keys.get().resource_id.to_string();
+        event.resource = match &self.resource {
+            Resource::Live(keys) => keys.get().resource_id.to_string(),
+            Resource::Fixed(id) => id.clone(),
+        };
         let mut stored = serde_json::to_value(&event).expect("an event always serialises");
         // The id is the store's, not part of the stored text.
         if let Some(fields) = stored.as_object_mut() {

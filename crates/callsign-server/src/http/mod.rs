@@ -5,6 +5,7 @@ pub mod access;
 pub mod admin;
 pub mod api_version;
 pub mod assignment_fields;
+mod audit;
 pub mod body;
 pub mod entra;
 pub mod error;
@@ -16,7 +17,7 @@ pub mod paging;
 pub mod routes;
 pub mod wellformed;
 
-use crate::audit::{Actor, RequestOrigin};
+use crate::audit::{Actor, AuditLog, EventType, RequestOrigin};
 use crate::auth::{
     authenticate_bearer, authenticate_hmac, HmacRequest, ManagementConfig, TrustedIssuers,
 };
@@ -104,6 +105,8 @@ pub struct AppState {
     pub throttle: Throttle,
     /// Whether the storage takes writes (`/readyz`).
     pub readiness: Arc<crate::readiness::Readiness>,
+    /// The audit trail every state change is recorded in before its response.
+    pub audit: Arc<AuditLog>,
 }
 
 /// `GET /readyz`: 200 `ready` while the storage takes writes, else 503 `ServiceUnavailable`
@@ -212,9 +215,15 @@ async fn callsign_admin(
     if reset && !state.config.allow_reset {
         return Err(ApiError::not_found());
     }
-    let (_, _origin) = authenticated_body(state, parts, body).await?;
+    let (_, origin) = authenticated_body(state, parts, body).await?;
     if reset {
-        admin::reset(&state.identities).await
+        let response = admin::reset(&state.identities).await?;
+        let event = state.audit.event(EventType::DataReset, None, &origin);
+        state.audit.record(event).await.map_err(|e| {
+            tracing::error!(error = %e, "recording an audit event failed");
+            ApiError::unavailable()
+        })?;
+        Ok(response)
     } else {
         admin::list(&state.identities, parts.uri.query()).await
     }
@@ -247,13 +256,14 @@ async fn acs_operation(
         return Err(ApiError::not_found());
     }
     // The Teams extension exchange is authorised by the user's own bearer token, checked there.
-    let bytes = if matches!(
+    let (bytes, origin) = if matches!(
         op,
         AcsOperation::TeamsExtensionExchange | AcsOperation::EntraExchange
     ) {
-        read_body(body, parts, &state.config).await?
+        let bytes = read_body(body, parts, &state.config).await?;
+        (bytes, origin(parts, Actor::Unauthenticated))
     } else {
-        authenticated_body(state, parts, body).await?.0
+        authenticated_body(state, parts, body).await?
     };
     // Counted once the request is known to be the resource's own (an HMAC request without the
     // key cannot use up its budget), before its body is parsed: a throttled request is refused
@@ -261,8 +271,9 @@ async fn acs_operation(
     if let Some(group) = op.throttling_group() {
         state.throttle.admit(group).await?;
     }
+    let planned = audit::plan(state, &op, &bytes);
     let service = &state.identities;
-    match op {
+    let outcome = match op {
         AcsOperation::CreateIdentity => {
             identities::create(service, version, &JsonBody::parse(&bytes)?).await
         }
@@ -306,7 +317,8 @@ async fn acs_operation(
             entra::put(&state.entra, &object, &JsonBody::parse(&bytes)?).await
         }
         AcsOperation::DeleteEntraAssignment(object) => entra::delete(&state.entra, &object).await,
-    }
+    };
+    audit::record(state, planned, origin, outcome).await
 }
 
 async fn introspect(state: &AppState, parts: &Parts, body: Body) -> Result<Response, ApiError> {
