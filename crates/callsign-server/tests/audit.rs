@@ -118,6 +118,25 @@ async fn every_request_event_is_recorded_with_its_actor_and_no_secret() {
         .await;
     assert_eq!(patched.status, 200, "{}", patched.text());
 
+    // exchange.granted of an Entra token, by the user's own token (assigned by the patch).
+    let entra_token = issuer.token(&issuer.entra_claims(now, &[]));
+    secrets.push(entra_token.clone());
+    let entra = raw(reqwest::Client::new()
+        .post(format!(
+            "{}/access/entra/:exchangeAccessToken?{ENTRA}",
+            server.base
+        ))
+        .json(&json!({}))
+        .bearer_auth(&entra_token))
+    .await;
+    assert_eq!(entra.status, 200, "{}", entra.text());
+    secrets.push(
+        entra.json()["accessToken"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+
     // exchange.granted (Teams extension, by the user's own token), exchange.refused (no token).
     let mut extension_claims = issuer.teams_claims(now);
     extension_claims["scp"] = "TeamsExtension.ManageCalls".into();
@@ -179,6 +198,7 @@ async fn every_request_event_is_recorded_with_its_actor_and_no_secret() {
             "assignment.changed",
             "assignment.changed",
             "exchange.granted",
+            "exchange.granted",
             "exchange.refused",
             "exchange.granted",
             "assignment.changed",
@@ -201,7 +221,7 @@ async fn every_request_event_is_recorded_with_its_actor_and_no_secret() {
             .all(|w| w[0]["id"].as_i64() < w[1]["id"].as_i64()),
         "ids increase"
     );
-    let [create, issued, revoked, deleted, ext_put, entra_put, patched, granted, refused, teams, ext_delete, reset] =
+    let [create, issued, revoked, deleted, ext_put, entra_put, patched, entra, granted, refused, teams, ext_delete, reset] =
         &events[..]
     else {
         unreachable!()
@@ -234,6 +254,12 @@ async fn every_request_event_is_recorded_with_its_actor_and_no_secret() {
         patched["details"],
         json!({"kind": "entra", "change": "patch", "objectIds": [USER_OID, OTHER_OID]})
     );
+    assert_eq!(entra["subject"], USER_OID);
+    assert_eq!(
+        entra["actor"],
+        json!({"kind": "bearer", "oid": USER_OID, "appid": APP_ID})
+    );
+    assert_eq!(entra["details"]["exchange"], "entra");
     assert_eq!(granted["subject"], USER_OID);
     assert_eq!(
         granted["actor"],

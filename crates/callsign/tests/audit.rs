@@ -3,8 +3,11 @@
 //! admin commands (`keys regenerate`, `signing-key rotate`, `import`, `serve --seed`) record
 //! their changes, by the operator, in the storage's log.
 
+use callsign_common::AccessKey;
 use callsign_testkit::process::ServeProcess;
+use callsign_testkit::Client;
 use serde_json::Value;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -182,4 +185,32 @@ async fn admin_commands_and_seeds_are_recorded_as_the_operator() {
     assert_eq!(events[0].0, "data.imported");
     assert_eq!(events[0].1["details"]["source"], "seed");
     assert_eq!(events[0].1["actor"], operator);
+}
+
+/// `--audit-log -`: each event is a line on stdout, after the start-up banner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_log_dash_writes_events_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = callsign(&dir.path().join("data"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--audit-log", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || lines.next().unwrap().unwrap();
+    let endpoint = next().strip_prefix("endpoint: ").unwrap().to_owned();
+    let connection_string = next();
+    let key = connection_string.split("accesskey=").nth(1).unwrap();
+    let client = Client::new(&endpoint, AccessKey::from_base64(key).unwrap());
+    let id = client.create_user().await;
+    let line = std::iter::repeat_with(&mut next)
+        .find(|line| line.starts_with('{'))
+        .unwrap();
+    let event: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["type"], "identity.created");
+    assert_eq!(event["subject"], id.as_str());
+    assert!(!line.contains(key));
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
