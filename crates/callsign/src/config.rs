@@ -170,14 +170,18 @@ impl FileConfig {
         Ok(config)
     }
 
-    /// The audit trail: `--audit-log` (a file or `-` for stdout) over the file's `log`, and
-    /// the file's `token_issued` and `retention_days`.
-    pub fn audit(&self, flag: Option<&str>) -> AuditConfig {
+    /// The audit trail: the `--audit-log`s (files, or `-` for stdout) instead of the file's
+    /// `log`, and the file's `token_issued` and `retention_days`.
+    pub fn audit(&self, flags: &[String]) -> AuditConfig {
         let file = self.audit.as_ref();
-        let mut config = AuditConfig::default();
-        if let Some(log) = flag.or(file.and_then(|a| a.log.as_deref())) {
-            config.sinks.push(SinkConfig::parse(log));
-        }
+        let sinks = match file.and_then(|a| a.log.as_deref()) {
+            Some(log) if flags.is_empty() => vec![SinkConfig::parse(log)],
+            _ => flags.iter().map(|flag| SinkConfig::parse(flag)).collect(),
+        };
+        let mut config = AuditConfig {
+            sinks,
+            ..AuditConfig::default()
+        };
         if let Some(on) = file.and_then(|a| a.token_issued) {
             config.token_issued = on;
         }
@@ -222,17 +226,22 @@ mod tests {
 
     #[test]
     fn audit_settings_parse_and_the_flag_wins() {
-        let none = load("").unwrap().audit(None);
+        let none = load("").unwrap().audit(&[]);
         assert_eq!(none, AuditConfig::default());
         assert_eq!(none.retention, Some(chrono::Duration::days(90)));
         let file =
             load("[audit]\nlog = \"/var/log/a.jsonl\"\ntoken_issued = true\nretention_days = 0\n")
                 .unwrap();
-        let config = file.audit(None);
+        let config = file.audit(&[]);
         assert_eq!(config.sinks, [SinkConfig::File("/var/log/a.jsonl".into())]);
         assert!(config.token_issued);
         assert_eq!(config.retention, None, "0 keeps events forever");
-        assert_eq!(file.audit(Some("-")).sinks, [SinkConfig::Stdout]);
+        assert_eq!(file.audit(&["-".into()]).sinks, [SinkConfig::Stdout]);
+        let both = file.audit(&["a.jsonl".into(), "-".into()]).sinks;
+        assert_eq!(
+            both,
+            [SinkConfig::File("a.jsonl".into()), SinkConfig::Stdout]
+        );
         assert!(load("[audit]\nretention = 3\n").is_err());
     }
 

@@ -78,9 +78,10 @@ pub struct ServeArgs {
     #[arg(long, value_enum)]
     limits: Option<LimitsArg>,
     /// Append the audit trail to this file as JSON Lines (`-`: stdout), reopened on SIGHUP for
-    /// logrotate. Default: the config file's `[audit] log`, else only the storage keeps it.
+    /// logrotate; repeat for a file and stdout. Default: the config file's `[audit] log`, else
+    /// only the storage keeps it.
     #[arg(long, value_name = "FILE", env = "CALLSIGN_AUDIT_LOG")]
-    audit_log: Option<String>,
+    audit_log: Vec<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -114,7 +115,7 @@ pub fn serve(args: ServeArgs) -> Result<(), Failure> {
         LimitsArg::Acs => ThrottlePreset::Acs,
         LimitsArg::Off => ThrottlePreset::Off,
     }))?;
-    let audit = file.audit(args.audit_log.as_deref());
+    let audit = file.audit(&args.audit_log);
     let addr = args
         .addr
         .or(file.addr)
