@@ -75,7 +75,23 @@ async fn every_request_event_is_recorded_with_its_actor_and_no_secret() {
         .unwrap()
         .to_owned();
 
-    // token.issued (enabled here), identity.tokensRevoked by the secondary key.
+    // A create with a token: identity.created, then token.issued (enabled here).
+    let with_token = client
+        .post(&create_path, &json!({"createTokenWithScopes": ["chat"]}))
+        .await;
+    assert_eq!(with_token.status, 201, "{}", with_token.text());
+    let second = with_token.json()["identity"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    secrets.push(
+        with_token.json()["accessToken"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+
+    // token.issued, identity.tokensRevoked by the secondary key.
     secrets.push(client.issue_token(&user, &["chat"]).await);
     assert_eq!(secondary.revoke(&user).await.status, 204);
 
@@ -191,6 +207,8 @@ async fn every_request_event_is_recorded_with_its_actor_and_no_secret() {
         types,
         [
             "identity.created",
+            "identity.created",
+            "token.issued",
             "token.issued",
             "identity.tokensRevoked",
             "identity.deleted",
@@ -221,7 +239,7 @@ async fn every_request_event_is_recorded_with_its_actor_and_no_secret() {
             .all(|w| w[0]["id"].as_i64() < w[1]["id"].as_i64()),
         "ids increase"
     );
-    let [create, issued, revoked, deleted, ext_put, entra_put, patched, entra, granted, refused, teams, ext_delete, reset] =
+    let [create, create_with_token, issued_with_create, issued, revoked, deleted, ext_put, entra_put, patched, entra, granted, refused, teams, ext_delete, reset] =
         &events[..]
     else {
         unreachable!()
@@ -229,6 +247,8 @@ async fn every_request_event_is_recorded_with_its_actor_and_no_secret() {
     assert_eq!(create["subject"], user.as_str());
     assert_eq!(create["actor"], primary);
     assert_eq!(create["clientRequestId"], "req-create");
+    assert_eq!(create_with_token["subject"], second.as_str());
+    assert_eq!(issued_with_create["subject"], second.as_str());
     assert_eq!(issued["subject"], user.as_str());
     assert_eq!(revoked["subject"], user.as_str());
     assert_eq!(

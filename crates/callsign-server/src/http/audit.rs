@@ -16,6 +16,11 @@ use serde_json::{json, Map, Value};
 #[derive(Debug, Clone)]
 pub struct Subject(pub String);
 
+/// A create that also issued a token (`createTokenWithScopes`): `token.issued` follows
+/// `identity.created` when issued tokens are recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenIssued;
+
 /// Whose token an exchange granted an ACS token for.
 #[derive(Debug, Clone)]
 pub struct Granted {
@@ -142,10 +147,11 @@ pub(super) async fn record(
         Ok(response) if response.status().is_success() => Some((
             response.extensions().get::<Subject>().cloned(),
             response.extensions().get::<Granted>().cloned(),
+            response.extensions().get::<TokenIssued>().is_some(),
         )),
         _ => None,
     };
-    if let Some((created, granted)) = succeeded {
+    if let Some((created, granted, token_issued)) = succeeded {
         if let Some(created) = created {
             subject = Some(created.0);
         }
@@ -164,12 +170,18 @@ pub(super) async fn record(
                 details.insert("appId".into(), appid.into());
             }
         }
-        let mut event = state.audit.event(event_type, subject, &origin);
+        let mut event = state.audit.event(event_type, subject.clone(), &origin);
         event.details = details;
-        state.audit.record(event).await.map_err(|e| {
-            tracing::error!(error = %e, "recording an audit event failed");
-            ApiError::unavailable()
-        })?;
+        let mut events = vec![event];
+        if token_issued && state.audit.records_token_issued() {
+            events.push(state.audit.event(EventType::TokenIssued, subject, &origin));
+        }
+        for event in events {
+            state.audit.record(event).await.map_err(|e| {
+                tracing::error!(error = %e, "recording an audit event failed");
+                ApiError::unavailable()
+            })?;
+        }
         return outcome;
     }
     let refused = match &outcome {

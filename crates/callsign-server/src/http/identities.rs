@@ -121,6 +121,7 @@ pub async fn create(
         identity.last_token_issued_at = None;
     }
     let created = super::audit::Subject(identity.id.clone());
+    let with_token = token.is_some();
     let mut response = json(
         StatusCode::CREATED,
         &CreateBody {
@@ -129,6 +130,9 @@ pub async fn create(
         },
     );
     response.extensions_mut().insert(created);
+    if with_token {
+        response.extensions_mut().insert(super::audit::TokenIssued);
+    }
     Ok(response)
 }
 
