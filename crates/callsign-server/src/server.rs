@@ -1,5 +1,6 @@
 //! Assembling and running the service: data dir, keys, store, router, listener, TLS, shutdown.
 
+use crate::audit::{AuditConfig, AuditError, AuditLog, EventType, SinkError};
 use crate::auth::entra::IssuerError;
 use crate::auth::{IssuerConfig, ManagementConfig, TrustedIssuers};
 use crate::clock::{Clock, Stamps, SystemClock};
@@ -74,6 +75,9 @@ pub struct ServerConfig {
     /// The shortest token lifetime accepted (`--min-token-lifetime`; ACS's 60 minutes unless a
     /// development setup asks for less).
     pub min_token_lifetime: Minutes,
+    /// The audit trail's sinks, retention and whether issued tokens are events (`[audit]`,
+    /// `--audit-log`).
+    pub audit: AuditConfig,
 }
 
 impl ServerConfig {
@@ -104,6 +108,7 @@ impl ServerConfig {
             min_token_lifetime: Minutes::MIN,
             seed: None,
             throttling: ThrottleConfig::off(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -123,6 +128,12 @@ pub enum ServerError {
     /// TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// An audit log file could not be opened.
+    #[error(transparent)]
+    AuditSink(#[from] SinkError),
+    /// An audit event could not be recorded.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     /// Listening failed.
     #[error("listening on {addr}")]
     Listen {
@@ -161,6 +172,7 @@ impl Server {
         backend
             .init_keys(config.access_key_seed.clone(), clock.now())
             .await?;
+        let mut seeded = None;
         if let Some(seed) = &config.seed {
             let imported = backend.import_data(seed.data.clone()).await?;
             tracing::info!(
@@ -168,13 +180,31 @@ impl Server {
                 assignments = imported.assignments,
                 "seeded"
             );
+            seeded = Some(imported);
         }
         if let Some(alg) = config.signing_alg {
             backend.ensure_signing_alg(alg, clock.now()).await?;
         }
         let keys = Arc::new(KeyWatcher::start(backend.clone(), clock.clone()).await?);
         let readiness = Readiness::start(backend.clone()).await;
-        Self::assemble(config, backend, keys, readiness)
+        let audit = Arc::new(AuditLog::open(
+            config.audit.clone(),
+            backend.clone(),
+            keys.live().clone(),
+            clock.clone(),
+        )?);
+        // A seed already in the store changes nothing, and makes no event.
+        if let Some(imported) = seeded.filter(|i| i.identities + i.assignments > 0) {
+            let details = serde_json::json!({
+                "source": "seed",
+                "identities": imported.identities,
+                "assignments": imported.assignments,
+            });
+            audit
+                .record_operator(EventType::DataImported, None, details)
+                .await?;
+        }
+        Self::assemble(config, backend, keys, readiness, audit)
     }
 
     fn assemble(
@@ -182,6 +212,7 @@ impl Server {
         backend: Arc<dyn Backend>,
         keys: Arc<KeyWatcher>,
         readiness: Arc<Readiness>,
+        audit: Arc<AuditLog>,
     ) -> Result<Server, ServerError> {
         let clock = config.clock.clone();
         let data_dir = config.data_dir.as_ref().map(DataDir::new);
@@ -226,8 +257,9 @@ impl Server {
                 crate::keys::files::write_public(&data_dir.endpoint_path(), endpoint.as_bytes());
         }
         let throttle = Throttle::new(config.throttling, backend.clone(), clock.clone());
-        let stamps = Arc::new(Stamps::new(clock));
+        let stamps = Arc::new(Stamps::new(clock.clone()));
         let connections = connection_settings(&config);
+        audit.spawn_upkeep();
         let state = Arc::new(AppState {
             identities: IdentityService::new(backend.clone(), keys.live().clone(), stamps)
                 .with_min_lifetime(config.min_token_lifetime),
@@ -238,6 +270,7 @@ impl Server {
             entra: EntraAccessService::new(backend),
             throttle,
             readiness: readiness.clone(),
+            audit,
         });
         Ok(Server {
             listener,

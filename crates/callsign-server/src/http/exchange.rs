@@ -54,15 +54,19 @@ impl From<AssignedExchangeError> for ApiError {
     }
 }
 
-/// The 200 answer of a bearer exchange: `{identity: {id}, accessToken: {token, expiresOn}}`.
-pub fn exchanged(id: String, token: IssuedToken) -> Response {
-    json(
+/// The 200 answer of a bearer exchange: `{identity: {id}, accessToken: {token, expiresOn}}`,
+/// carrying for the audit trail whose token was exchanged.
+pub fn exchanged(id: String, token: IssuedToken, claims: &EntraClaims) -> Response {
+    let granted = super::audit::Granted::of(claims, Some(id.clone()));
+    let mut response = json(
         StatusCode::OK,
         &ExchangeBody {
             identity: IdentityRef { id },
             access_token: TokenBody::from(token),
         },
-    )
+    );
+    response.extensions_mut().insert(granted);
+    response
 }
 
 /// `POST /teamsUser/:exchangeAccessToken` with `{token, appId, userId}` (`{token}` alone before
@@ -97,7 +101,11 @@ pub async fn teams_user(
     let token = service
         .exchange_teams_user(&claims, ids)
         .map_err(|e| exchange_error(e, version))?;
-    Ok(json(StatusCode::OK, &TokenBody::from(token)))
+    let mut response = json(StatusCode::OK, &TokenBody::from(token));
+    response
+        .extensions_mut()
+        .insert(super::audit::Granted::of(&claims, None));
+    Ok(response)
 }
 
 /// The 401 for a Teams token that is not valid: 2021-03-31-preview1 answers it with an empty body

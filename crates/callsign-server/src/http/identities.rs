@@ -120,23 +120,30 @@ pub async fn create(
     if identity.custom_id.is_none() {
         identity.last_token_issued_at = None;
     }
-    Ok(json(
+    let created = super::audit::Subject(identity.id.clone());
+    let with_token = token.is_some();
+    let mut response = json(
         StatusCode::CREATED,
         &CreateBody {
             identity,
             access_token: token.map(TokenBody::from),
         },
-    ))
+    );
+    response.extensions_mut().insert(created);
+    if with_token {
+        response.extensions_mut().insert(super::audit::TokenIssued);
+    }
+    Ok(response)
 }
 
 /// `POST /identities` in 2020-07-20-preview2: the version defines no request fields, and answers
 /// 200 with the identity flat, `{"id"}` (docs/protocol.md §1.3, X01).
 async fn create_legacy(service: &IdentityService) -> Result<Response, ApiError> {
     let (identity, _) = service.create(None, None).await?;
-    Ok(json(
-        StatusCode::OK,
-        &LegacyIdentityBody { id: identity.id },
-    ))
+    let created = super::audit::Subject(identity.id.clone());
+    let mut response = json(StatusCode::OK, &LegacyIdentityBody { id: identity.id });
+    response.extensions_mut().insert(created);
+    Ok(response)
 }
 
 /// `GET /identities/{id}` (preview)

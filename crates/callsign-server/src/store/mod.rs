@@ -13,6 +13,7 @@
 //! record type here, and read/write it in each backend's module. Handlers are untouched.
 
 pub mod assignments;
+pub mod audit;
 pub mod health;
 pub mod identities;
 pub mod keys;
@@ -23,6 +24,7 @@ pub mod throttle;
 pub mod transfer;
 
 pub use assignments::{AssignmentStore, EntraAssignment, TeamsExtensionAssignment};
+pub use audit::{AuditRecord, AuditStore};
 pub use health::HealthStore;
 pub use identities::{IdentityRecord, IdentityStore};
 pub use keys::{KeyStore, KeyVersion};
@@ -124,9 +126,16 @@ pub enum OpenMode {
 }
 
 /// One deployment's storage: identities, assignments and keys, moving them in and out, and the
-/// throttling windows' counts. Every write but the counts' is durable before its future resolves.
+/// throttling windows' counts, and the audit log. Every write but the counts' is durable before
+/// its future resolves.
 pub trait Backend:
-    IdentityStore + AssignmentStore + KeyStore + TransferStore + ThrottleStore + HealthStore
+    IdentityStore
+    + AssignmentStore
+    + KeyStore
+    + TransferStore
+    + ThrottleStore
+    + HealthStore
+    + AuditStore
 {
 }
 
@@ -137,6 +146,7 @@ impl<
             + TransferStore
             + ThrottleStore
             + HealthStore
+            + AuditStore
             + ?Sized,
     > Backend for T
 {
