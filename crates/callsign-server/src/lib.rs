@@ -15,6 +15,7 @@ pub mod export;
 pub mod http;
 pub mod keys;
 pub mod limits;
+pub mod metrics;
 pub mod server;
 pub mod store;
 pub mod throttling;

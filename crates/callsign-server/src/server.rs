@@ -11,6 +11,7 @@ use crate::export::ExportFile;
 use crate::http::{router, AppState, HttpConfig};
 use crate::keys::{DataDir, KeyError, KeyWatcher, LiveKeys, SigningAlg};
 use crate::limits::OpenFiles;
+use crate::metrics::Metrics;
 use crate::store::{self, Backend, OpenMode, StorageConfig, StoreError};
 use crate::throttling::{Throttle, ThrottleConfig};
 use crate::tls::{self, TlsError, TlsFiles};
@@ -73,6 +74,9 @@ pub struct ServerConfig {
     /// The shortest token lifetime accepted (`--min-token-lifetime`; ACS's 60 minutes unless a
     /// development setup asks for less).
     pub min_token_lifetime: Minutes,
+    /// Where to serve `GET /metrics` without authentication (`--metrics-addr`); `None`: only
+    /// on the main listener, authenticated.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -103,6 +107,7 @@ impl ServerConfig {
             min_token_lifetime: Minutes::MIN,
             seed: None,
             throttling: ThrottleConfig::off(),
+            metrics_addr: None,
         }
     }
 }
@@ -140,6 +145,9 @@ pub struct Server {
     tls: Option<(Arc<rustls::ServerConfig>, Option<PathBuf>)>,
     endpoint: String,
     connections: connections::Settings,
+    /// The metrics listener (`--metrics-addr`), served alongside the main one.
+    metrics_listener: Option<std::net::TcpListener>,
+    metrics: Arc<Metrics>,
     /// Where the development TLS files of a server without a data dir live, until it stops.
     _tls_temp: Option<tls::TempDir>,
 }
@@ -150,6 +158,8 @@ impl Server {
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
         let clock = config.clock.clone();
         let backend = store::open(&config.storage, OpenMode::Serve).await?;
+        let metrics = Arc::new(Metrics::new(backend.clone()));
+        let backend = metrics.metered(backend);
         if let Some(seed) = &config.seed {
             // Empty storage becomes the seed's resource; another resource is refused.
             backend
@@ -171,13 +181,14 @@ impl Server {
             backend.ensure_signing_alg(alg, clock.now()).await?;
         }
         let keys = Arc::new(KeyWatcher::start(backend.clone(), clock.clone()).await?);
-        Self::assemble(config, backend, keys)
+        Self::assemble(config, backend, keys, metrics)
     }
 
     fn assemble(
         config: ServerConfig,
         backend: Arc<dyn Backend>,
         keys: Arc<KeyWatcher>,
+        metrics: Arc<Metrics>,
     ) -> Result<Server, ServerError> {
         let clock = config.clock.clone();
         let data_dir = config.data_dir.as_ref().map(DataDir::new);
@@ -214,6 +225,12 @@ impl Server {
                 addr: config.addr,
                 source,
             })?;
+        let metrics_listener = match config.metrics_addr {
+            Some(addr) => {
+                Some(listen(addr).map_err(|source| ServerError::Listen { addr, source })?)
+            }
+            None => None,
+        };
         let endpoint = endpoint_for(local, tls.is_some());
         // Remembered for `callsign connection-string` and the client commands, which find the
         // server by it: written whole (a reader never sees half a URL); not essential.
@@ -233,6 +250,7 @@ impl Server {
             access: AccessService::new(backend.clone()),
             entra: EntraAccessService::new(backend),
             throttle,
+            metrics: metrics.clone(),
         });
         Ok(Server {
             listener,
@@ -241,6 +259,8 @@ impl Server {
             tls,
             endpoint,
             connections,
+            metrics_listener,
+            metrics,
             _tls_temp: tls_temp,
         })
     }
@@ -255,6 +275,18 @@ impl Server {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The address of the metrics listener (`--metrics-addr`), if there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// The keys in force.
@@ -294,6 +326,14 @@ impl Server {
             tracing::info!("shutting down");
         };
         let refresher = tokio::spawn(self.keys.clone().run());
+        // Up until the main listener has finished (its grace period included); dropped with it.
+        let metrics_listener = match self.metrics_listener {
+            Some(listener) => Some(tokio::spawn(crate::metrics::serve(
+                listener,
+                self.metrics.clone(),
+            ))),
+            None => None,
+        };
         let result = connections::serve(
             self.listener,
             self.app,
@@ -303,6 +343,9 @@ impl Server {
         )
         .await;
         refresher.abort();
+        if let Some(task) = metrics_listener {
+            task.abort();
+        }
         result
     }
 }

@@ -48,6 +48,8 @@ pub struct FileConfig {
     pub management: Option<ManagementConfig>,
     /// Throttling (`[limits]`): a preset and per-group limits per window; off by default.
     pub limits: Option<LimitsConfig>,
+    /// Where to serve `GET /metrics` without authentication (`--metrics-addr`).
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// `[limits]`: a preset (`off` or `acs`), and the window length and group limits that differ

@@ -39,3 +39,27 @@ pub enum AuthError {
     #[error("the bearer token's caller is not allowed to manage identities")]
     NotAllowed,
 }
+
+impl AuthError {
+    /// A fixed word for the reason, for metric labels (`callsign_auth_failures_total{reason}`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed => "malformed",
+            Self::MissingSignedHeader => "missing_signed_header",
+            Self::Date => "date",
+            Self::ContentHash => "content_hash",
+            Self::Signature => "signature",
+            Self::Bearer(e) => match e {
+                TokenError::Malformed => "bearer_malformed",
+                TokenError::Algorithm => "bearer_algorithm",
+                TokenError::Issuer => "bearer_issuer",
+                TokenError::UnknownKey => "bearer_unknown_key",
+                TokenError::Signature => "bearer_signature",
+                TokenError::Expired => "bearer_expired",
+                TokenError::Audience => "bearer_audience",
+            },
+            Self::NotAllowed => "not_allowed",
+        }
+    }
+}

@@ -12,6 +12,7 @@ use crate::auth::{EntraClaims, TrustedIssuers};
 use crate::domain::exchange::AssignedExchangeError;
 use crate::domain::tokens::IssuedToken;
 use crate::domain::{IdentityService, TeamsExchangeError, TeamsUserIds};
+use crate::metrics::TokenIssued;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
@@ -56,12 +57,16 @@ impl From<AssignedExchangeError> for ApiError {
 
 /// The 200 answer of a bearer exchange: `{identity: {id}, accessToken: {token, expiresOn}}`.
 pub fn exchanged(id: String, token: IssuedToken) -> Response {
-    json(
-        StatusCode::OK,
-        &ExchangeBody {
-            identity: IdentityRef { id },
-            access_token: TokenBody::from(token),
-        },
+    let alg = token.alg;
+    TokenIssued::mark(
+        alg,
+        json(
+            StatusCode::OK,
+            &ExchangeBody {
+                identity: IdentityRef { id },
+                access_token: TokenBody::from(token),
+            },
+        ),
     )
 }
 
@@ -97,7 +102,11 @@ pub async fn teams_user(
     let token = service
         .exchange_teams_user(&claims, ids)
         .map_err(|e| exchange_error(e, version))?;
-    Ok(json(StatusCode::OK, &TokenBody::from(token)))
+    let alg = token.alg;
+    Ok(TokenIssued::mark(
+        alg,
+        json(StatusCode::OK, &TokenBody::from(token)),
+    ))
 }
 
 /// The 401 for a Teams token that is not valid: 2021-03-31-preview1 answers it with an empty body

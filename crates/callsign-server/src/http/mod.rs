@@ -22,6 +22,7 @@ use crate::auth::{
 use crate::domain::access::AccessService;
 use crate::domain::entra::EntraAccessService;
 use crate::domain::IdentityService;
+use crate::metrics::Metrics;
 use crate::throttling::Throttle;
 use api_version::{ApiVersion, VersionPolicy};
 use axum::body::{Body, Bytes};
@@ -101,10 +102,13 @@ pub struct AppState {
     pub entra: EntraAccessService,
     /// Each operation group's limit per window (`[limits]`).
     pub throttle: Throttle,
+    /// Prometheus metrics (`GET /metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 /// The service's router.
 pub fn router(state: Arc<AppState>) -> Router {
+    let metrics = state.metrics.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/.well-known/jwks.json", get(jwks))
@@ -118,6 +122,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
         .layer(axum::middleware::from_fn(headers::service_headers))
         .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::record_requests,
+        ))
 }
 
 /// One INFO line per request: method, route template (never ids or query values), status,
@@ -185,6 +193,11 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         Route::Reset => callsign_admin(&state, &parts, body, true)
             .await
             .unwrap_or_else(IntoResponse::into_response),
+        // On this listener as management calls are authenticated; `--metrics-addr` has no auth.
+        Route::Metrics => match authenticated_body(&state, &parts, body).await {
+            Ok(_) => state.metrics.response().await,
+            Err(e) => e.into_response(),
+        },
     }
 }
 
@@ -313,6 +326,7 @@ async fn authenticated_body(
         authenticate_bearer(&state.issuers, &state.management, token)
             .await
             .map_err(|e| {
+                state.metrics.auth_failure(e.reason());
                 tracing::info!(
                     reason = %e,
                     route = routes::template_of(&parts.method, parts.uri.path()),
@@ -341,6 +355,7 @@ async fn authenticated_body(
     };
     let now = state.identities.clock().now();
     authenticate_hmac(&keys.access, &request, now, state.config.max_clock_skew).map_err(|e| {
+        state.metrics.auth_failure(e.reason());
         tracing::info!(
             reason = %e,
             route = routes::template_of(&parts.method, parts.uri.path()),

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod memory;
 pub mod postgres;
 pub mod sqlite;
+pub mod stats;
 pub mod throttle;
 pub mod transfer;
 
@@ -25,6 +26,7 @@ pub use assignments::{AssignmentStore, EntraAssignment, TeamsExtensionAssignment
 pub use identities::{IdentityRecord, IdentityStore};
 pub use keys::{KeyStore, KeyVersion};
 pub use memory::MemoryStorage;
+pub use stats::{PoolStatus, StoreStats};
 pub use throttle::{LocalWindows, ThrottleStore};
 pub use transfer::{Imported, Snapshot, TransferStore};
 
@@ -124,12 +126,19 @@ pub enum OpenMode {
 /// One deployment's storage: identities, assignments and keys, moving them in and out, and the
 /// throttling windows' counts. Every write but the counts' is durable before its future resolves.
 pub trait Backend:
-    IdentityStore + AssignmentStore + KeyStore + TransferStore + ThrottleStore
+    IdentityStore + AssignmentStore + KeyStore + TransferStore + ThrottleStore + StoreStats
 {
 }
 
-impl<T: IdentityStore + AssignmentStore + KeyStore + TransferStore + ThrottleStore + ?Sized> Backend
-    for T
+impl<
+        T: IdentityStore
+            + AssignmentStore
+            + KeyStore
+            + TransferStore
+            + ThrottleStore
+            + StoreStats
+            + ?Sized,
+    > Backend for T
 {
 }
 

@@ -82,3 +82,19 @@ impl ThrottleStore for MemoryBackend {
         Ok(self.storage.windows.count(group, window_start))
     }
 }
+
+#[async_trait::async_trait]
+impl super::StoreStats for MemoryBackend {
+    fn backend_name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn count_identities(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .state()
+            .identities
+            .values()
+            .filter(|r| r.is_live())
+            .count() as u64)
+    }
+}
