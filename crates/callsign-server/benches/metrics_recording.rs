@@ -1,19 +1,24 @@
-//! What the metrics cost on the token path: everything `metrics::record_requests` does for one
-//! issue-token request (naming its operation from method and path, counting it by operation and
-//! status, its latency in the histogram, the token by algorithm), and the parts alone.
+//! What the metrics cost on the token path: everything recorded for one issue-token request
+//! (naming its operation from method and path, counting it by operation and status, its latency
+//! in the histogram, the token by algorithm, and the store wrapper's two timed operations), the
+//! parts alone, and — before/after — a router serving an issue-token-shaped request without and
+//! with the `record_requests` layer (the layer's whole cost, axum's middleware plumbing included).
 //!
 //! Run with `cargo bench -p callsign-server --bench metrics_recording -- --quick`.
 
-use axum::http::{Method, StatusCode};
+use axum::http::{Method, Request, StatusCode};
+use axum::response::IntoResponse;
+use axum::Router;
 use callsign_server::http::routes;
 use callsign_server::keys::SigningAlg;
-use callsign_server::metrics::Metrics;
+use callsign_server::metrics::{record_requests, Metrics, TokenIssued};
 use callsign_server::store::{self, MemoryStorage, OpenMode};
 use callsign_server::StorageConfig;
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tower_service::Service;
 
 fn recording(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -33,6 +38,9 @@ fn recording(c: &mut Criterion) {
             let operation = routes::operation_of(&Method::POST, black_box(path));
             metrics.record_request(operation, StatusCode::OK, started.elapsed());
             metrics.token_issued(SigningAlg::Rs256);
+            // The issue's store operations: the identity read and the token stamp.
+            metrics.store_operation("get_identity", started.elapsed(), false);
+            metrics.store_operation("record_token_issued", started.elapsed(), false);
         })
     });
     group.bench_function("operation_of", |b| {
@@ -51,6 +59,38 @@ fn recording(c: &mut Criterion) {
         b.iter(|| metrics.token_issued(black_box(SigningAlg::Rs256)))
     });
     group.finish();
+
+    // Before/after: the same router without and with the layer, called in process.
+    let handler =
+        || async { TokenIssued::mark(SigningAlg::Rs256, (StatusCode::OK, "{}").into_response()) };
+    let before: Router = Router::new().fallback(handler);
+    let after: Router =
+        Router::new()
+            .fallback(handler)
+            .layer(axum::middleware::from_fn_with_state(
+                metrics.clone(),
+                record_requests,
+            ));
+    let request = || {
+        Request::post(path)
+            .body(axum::body::Body::from(r#"{"scopes":["chat"]}"#))
+            .unwrap()
+    };
+    let mut group = c.benchmark_group("metrics_router");
+    for (name, router) in [("without_metrics", before), ("with_metrics", after)] {
+        group.bench_function(name, |b| {
+            b.to_async(&runtime).iter(|| {
+                let mut router = router.clone();
+                let request = request();
+                async move {
+                    let response = router.call(request).await.unwrap();
+                    black_box(response.status())
+                }
+            })
+        });
+    }
+    group.finish();
+
     // Several threads recording at once (the server's runtime), for contention on the histogram.
     let mut group = c.benchmark_group("metrics_recording_4_threads");
     group.bench_function("issue_token_request", |b| {

@@ -219,7 +219,20 @@ async fn metrics_count_requests_tokens_refusals_and_throttling() {
         m.get("callsign_tokens_issued_total", &[("alg", "RS256")]),
         1.0
     );
-    assert_eq!(m.series("callsign_tokens_issued_total").count(), 1);
+    // Every algorithm, reason and throttled operation is there from the start, at zero.
+    assert_eq!(
+        m.get("callsign_tokens_issued_total", &[("alg", "ES256")]),
+        0.0
+    );
+    assert_eq!(m.series("callsign_tokens_issued_total").count(), 3);
+    assert_eq!(
+        m.get(
+            "callsign_auth_failures_total",
+            &[("reason", "bearer_expired")]
+        ),
+        0.0
+    );
+    assert_eq!(m.series("callsign_auth_failures_total").count(), 14);
     assert_eq!(
         m.get("callsign_auth_failures_total", &[("reason", "signature")]),
         1.0
@@ -235,7 +248,14 @@ async fn metrics_count_requests_tokens_refusals_and_throttling() {
         ),
         1.0
     );
-    assert_eq!(m.series("callsign_throttled_total").count(), 1);
+    assert_eq!(
+        m.get(
+            "callsign_throttled_total",
+            &[("operation", "CreateIdentity")]
+        ),
+        0.0
+    );
+    assert_eq!(m.series("callsign_throttled_total").count(), 7);
     assert_eq!(m.kind("callsign_identities"), "gauge");
     assert_eq!(m.get("callsign_identities", &[]), 1.0);
 

@@ -14,7 +14,8 @@
 pub mod process;
 pub mod store;
 
-use crate::http::routes;
+use crate::auth::AuthError;
+use crate::http::routes::{self, AcsOperation};
 use crate::keys::SigningAlg;
 use crate::store::{Backend, PoolStatus};
 use axum::extract::{Request, State};
@@ -85,6 +86,29 @@ struct ReasonLabel {
 struct StoreLabels {
     backend: &'static str,
     operation: &'static str,
+}
+
+/// The names of the operations throttling counts.
+fn throttled_operations() -> Vec<&'static str> {
+    let id = String::new;
+    let mut names: Vec<&'static str> = [
+        AcsOperation::CreateIdentity,
+        AcsOperation::DeleteIdentity(id()),
+        AcsOperation::RevokeTokens(id()),
+        AcsOperation::IssueToken(id()),
+        AcsOperation::IssueTokenLegacy(id()),
+        AcsOperation::TeamsUserExchange,
+        AcsOperation::TeamsExtensionExchange,
+        AcsOperation::EntraExchange,
+        AcsOperation::GetIdentity(id()),
+        AcsOperation::ListEntraAssignments,
+    ]
+    .iter()
+    .filter(|op| op.throttling_group().is_some())
+    .map(AcsOperation::name)
+    .collect();
+    names.dedup();
+    names
 }
 
 /// A token minted for a response, with the algorithm that signed it: put in the response's
@@ -186,6 +210,19 @@ impl Metrics {
         );
         let [pool_size, pool_available, pool_waiters, pool_max_size] =
             std::array::from_fn(|_| Gauge::default());
+        // Series that exist before their first event, so that `rate()` sees it: every reason,
+        // algorithm and throttled operation (statuses cannot be known beforehand).
+        for reason in AuthError::REASONS {
+            drop(auth_failures.get_or_create(&ReasonLabel { reason }));
+        }
+        for alg in [SigningAlg::Rs256, SigningAlg::Es256, SigningAlg::EdDsa] {
+            drop(tokens.get_or_create(&AlgLabel {
+                alg: alg.jws_name(),
+            }));
+        }
+        for operation in throttled_operations() {
+            drop(throttled.get_or_create(&OperationLabel { operation }));
+        }
         if let Some(batches) = backend.group_commit_batches() {
             registry.register(
                 "callsign_sqlite_commit_batch_size",
@@ -276,7 +313,7 @@ impl Metrics {
     }
 
     /// Counts one store operation.
-    pub(crate) fn store_operation(&self, operation: &'static str, elapsed: Duration, failed: bool) {
+    pub fn store_operation(&self, operation: &'static str, elapsed: Duration, failed: bool) {
         let labels = StoreLabels {
             backend: self.backend_name,
             operation,
