@@ -7,7 +7,7 @@
 use callsign_common::AccessKey;
 use callsign_server::clock::ManualClock;
 use callsign_server::throttling::ThrottleConfig;
-use callsign_testkit::{encode, TestServer};
+use callsign_testkit::{encode, TestServer, TestStorage};
 use chrono::{DateTime, Duration};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -330,5 +330,66 @@ async fn without_metrics_addr_only_the_authenticated_main_listener_serves_metric
     assert_eq!(
         client.send("POST", "/metrics", Some(b"{}")).await.status,
         405
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_the_pool_and_store_errors_are_shown() {
+    let storage = TestStorage::postgres();
+    let storage_config = storage.config();
+    let server = TestServer::start_with(
+        Arc::new(callsign_server::clock::SystemClock),
+        move |config| {
+            config.storage = storage_config;
+            config.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+        },
+    )
+    .await;
+    let metrics_addr = server.metrics_addr.unwrap();
+    let client = server.client();
+    let user = client.create_user().await;
+
+    let (_, _, text) = scrape(metrics_addr).await;
+    let m = Exposition::parse(&text);
+    assert_eq!(m.get("callsign_identities", &[]), 1.0);
+    assert_eq!(m.kind("callsign_postgres_pool_connections"), "gauge");
+    assert!(m.get("callsign_postgres_pool_connections", &[]) >= 1.0);
+    assert!(
+        m.get("callsign_postgres_pool_idle_connections", &[])
+            <= m.get("callsign_postgres_pool_connections", &[])
+    );
+    assert_eq!(m.get("callsign_postgres_pool_max_connections", &[]), 16.0);
+    assert_eq!(m.get("callsign_postgres_pool_waiters", &[]), 0.0);
+    let create = [("backend", "postgres"), ("operation", "create_identity")];
+    assert_eq!(
+        m.get("callsign_store_operation_duration_seconds_count", &create),
+        1.0
+    );
+    assert!(m
+        .series("callsign_store_errors_total")
+        .all(|s| s.value == 0.0));
+    assert!(!m.types.contains_key("callsign_sqlite_commit_batch_size"));
+
+    // The database goes away: the issue fails (503) and the failed read is counted.
+    let TestStorage::Postgres(cluster) = &storage else {
+        unreachable!()
+    };
+    cluster.crash();
+    let path = format!(
+        "/identities/{}/:issueAccessToken?api-version=2023-10-01",
+        encode(&user)
+    );
+    let reply = client.post(&path, &json!({ "scopes": ["chat"] })).await;
+    assert_eq!(reply.status, 503);
+    let (_, _, text) = scrape(metrics_addr).await;
+    let m = Exposition::parse(&text);
+    let read = [("backend", "postgres"), ("operation", "get_identity")];
+    assert!(m.get("callsign_store_errors_total", &read) >= 1.0);
+    assert_eq!(
+        m.get(
+            "callsign_http_requests_total",
+            &[("operation", "IssueAccessToken"), ("status", "503")]
+        ),
+        1.0
     );
 }
