@@ -18,12 +18,11 @@ export CALLSIGN_BIN
 
 status=0
 
-echo "== python: azure-communication-identity (pytest)"
+# The pinned SDKs: the Python venv and node_modules (quick when already installed).
+"$here/setup.sh"
 venv="$here/python/.venv"
-if [[ ! -x "$venv/bin/python" ]]; then
-  python3 -m venv "$venv"
-fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/python/requirements.txt"
+
+echo "== python: azure-communication-identity (pytest)"
 (cd "$here/python" && "$venv/bin/python" -m pytest -q -p no:cacheprovider) || status=1
 
 echo "== python, cluster: a data dir moved into PostgreSQL (callsign export | callsign import), then"
@@ -51,7 +50,6 @@ echo "== python, dev: serve --dev (in memory, the well-known key, over http and 
   "$venv/bin/python" -m pytest -q -p no:cacheprovider) || status=1
 
 echo "== js: @azure/communication-identity (node --test)"
-(cd "$here/js" && npm ci --silent --no-audit --no-fund) 
 (cd "$here/js" && node --test --test-reporter=spec test/) || status=1
 
 exit "$status"

@@ -28,7 +28,10 @@ use callsign_server::domain::entra::EntraAccessService;
 use callsign_server::domain::{IdentityService, Minutes, Scope, Scopes};
 use callsign_server::http::{router, AppState, HttpConfig};
 use callsign_server::keys::LiveKeys;
+use callsign_server::metrics::Metrics;
+use callsign_server::readiness::Readiness;
 use callsign_server::store::{self, OpenMode, StorageConfig};
+use callsign_server::throttling::{Throttle, ThrottleConfig};
 use http::{HeaderValue, Method, Request};
 use libfuzzer_sys::fuzz_target;
 use std::sync::{Arc, OnceLock};
@@ -71,7 +74,10 @@ fn state() -> &'static State {
                     required_role: Some("Identity.Manage".to_owned()),
                 },
                 access: AccessService::new(backend.clone()),
-                entra: EntraAccessService::new(backend),
+                entra: EntraAccessService::new(backend.clone()),
+                throttle: Throttle::new(ThrottleConfig::off(), backend.clone(), clock()),
+                metrics: Arc::new(Metrics::new(backend.clone())),
+                readiness: Readiness::start(backend).await,
             };
             (router(Arc::new(state)), view.id, token.unwrap().token)
         });

@@ -69,7 +69,7 @@ fn check(token: &str) -> bool {
     let keys = resource_keys();
     let decoded = decode_claims(token);
     let _ = decode_expiry(token);
-    let Some(claims) = verify(keys, token, now()) else {
+    let Ok(claims) = verify(keys, token, now()) else {
         return false;
     };
     assert_eq!(claims.resource_id, RESOURCE_ID);

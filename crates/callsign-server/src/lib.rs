@@ -16,6 +16,7 @@ pub mod http;
 pub mod keys;
 pub mod limits;
 pub mod metrics;
+pub mod readiness;
 pub mod server;
 pub mod store;
 pub mod throttling;

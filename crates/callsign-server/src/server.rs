@@ -12,6 +12,7 @@ use crate::http::{router, AppState, HttpConfig};
 use crate::keys::{DataDir, KeyError, KeyWatcher, LiveKeys, SigningAlg};
 use crate::limits::OpenFiles;
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 use crate::store::{self, Backend, OpenMode, StorageConfig, StoreError};
 use crate::throttling::{Throttle, ThrottleConfig};
 use crate::tls::{self, TlsError, TlsFiles};
@@ -142,6 +143,7 @@ pub struct Server {
     listener: std::net::TcpListener,
     app: axum::Router,
     keys: Arc<KeyWatcher>,
+    readiness: Arc<Readiness>,
     tls: Option<(Arc<rustls::ServerConfig>, Option<PathBuf>)>,
     endpoint: String,
     connections: connections::Settings,
@@ -181,13 +183,15 @@ impl Server {
             backend.ensure_signing_alg(alg, clock.now()).await?;
         }
         let keys = Arc::new(KeyWatcher::start(backend.clone(), clock.clone()).await?);
-        Self::assemble(config, backend, keys, metrics)
+        let readiness = Readiness::start(backend.clone()).await;
+        Self::assemble(config, backend, keys, readiness, metrics)
     }
 
     fn assemble(
         config: ServerConfig,
         backend: Arc<dyn Backend>,
         keys: Arc<KeyWatcher>,
+        readiness: Arc<Readiness>,
         metrics: Arc<Metrics>,
     ) -> Result<Server, ServerError> {
         let clock = config.clock.clone();
@@ -250,12 +254,14 @@ impl Server {
             access: AccessService::new(backend.clone()),
             entra: EntraAccessService::new(backend),
             throttle,
+            readiness: readiness.clone(),
             metrics: metrics.clone(),
         });
         Ok(Server {
             listener,
             app: router(state),
             keys,
+            readiness,
             tls,
             endpoint,
             connections,
@@ -326,6 +332,7 @@ impl Server {
             tracing::info!("shutting down");
         };
         let refresher = tokio::spawn(self.keys.clone().run());
+        let checker = tokio::spawn(self.readiness.clone().run());
         // Up until the main listener has finished (its grace period included); dropped with it.
         let metrics_listener = match self.metrics_listener {
             Some(listener) => Some(tokio::spawn(crate::metrics::serve(
@@ -343,6 +350,7 @@ impl Server {
         )
         .await;
         refresher.abort();
+        checker.abort();
         if let Some(task) = metrics_listener {
             task.abort();
         }

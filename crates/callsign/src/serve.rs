@@ -330,18 +330,19 @@ fn shell_quote(text: &str) -> String {
 
 /// A start-up error, with what to do about the usual ones (a busy port, a data dir in use).
 fn with_hint(error: callsign_server::ServerError, addr: SocketAddr, storage: &Storage) -> Failure {
-    let busy = matches!(
-        &error,
-        callsign_server::ServerError::Listen { source, .. }
-            if source.kind() == std::io::ErrorKind::AddrInUse
-    );
-    let hint = match storage {
-        _ if busy => Some(format!(
-            "another process listens on {addr}: stop it, or pass --addr {}:0 (any free port) or \
-             another port",
-            addr.ip()
-        )),
-        Storage::DataDir { dir, .. } if error.to_string().contains("in use by another") => {
+    use callsign_server::store::StoreError;
+    use callsign_server::ServerError;
+    let hint = match (&error, storage) {
+        (ServerError::Listen { source, .. }, _)
+            if source.kind() == std::io::ErrorKind::AddrInUse =>
+        {
+            Some(format!(
+                "another process listens on {addr}: stop it, or pass --addr {}:0 (any free port) \
+                 or another port",
+                addr.ip()
+            ))
+        }
+        (ServerError::Store(StoreError::InUse { .. }), Storage::DataDir { dir, .. }) => {
             Some(format!(
                 "talk to that server (`callsign user list --data {}`), or give this one another \
                  --data",

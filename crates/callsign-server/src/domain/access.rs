@@ -1,7 +1,7 @@
 //! Teams extension access (docs/protocol.md §1, §3): assignments saying which Entra principals may
 //! exchange their tokens, and the exchange itself.
 
-use super::exchange::AssignedExchangeError;
+use super::exchange::{principal_of, AssignedExchangeError};
 use super::ids::{teams_extension_user, Guid};
 use super::scope::{Scope, Scopes};
 use super::tokens::IssuedToken;
@@ -61,12 +61,7 @@ impl AccessService {
         identities: &IdentityService,
         claims: &EntraClaims,
     ) -> Result<(String, IssuedToken), AssignedExchangeError> {
-        let (Some(tid), Some(oid)) = (
-            claims.tid.as_deref().and_then(Guid::parse),
-            claims.oid.as_deref().and_then(Guid::parse),
-        ) else {
-            return Err(AssignedExchangeError::NotForThisExchange);
-        };
+        let (tid, oid) = principal_of(claims).ok_or(AssignedExchangeError::NotForThisExchange)?;
         if !claims.has_scope(TEAMS_EXTENSION_SCOPE) {
             return Err(AssignedExchangeError::NotForThisExchange);
         }

@@ -1,7 +1,7 @@
 //! Entra ID access (preview, docs/protocol.md §1, §3): assignments saying which Entra users, groups or
 //! tenants may exchange their tokens from which client applications, and the exchange itself.
 
-use super::exchange::AssignedExchangeError;
+use super::exchange::{principal_of, AssignedExchangeError};
 use super::ids::{entra_user, Guid, PrincipalType};
 use super::scope::{Scope, Scopes};
 use super::tokens::IssuedToken;
@@ -85,12 +85,7 @@ impl EntraAccessService {
         identities: &IdentityService,
         claims: &EntraClaims,
     ) -> Result<(String, IssuedToken), AssignedExchangeError> {
-        let (Some(tid), Some(oid)) = (
-            claims.tid.as_deref().and_then(Guid::parse),
-            claims.oid.as_deref().and_then(Guid::parse),
-        ) else {
-            return Err(AssignedExchangeError::NotForThisExchange);
-        };
+        let (tid, oid) = principal_of(claims).ok_or(AssignedExchangeError::NotForThisExchange)?;
         let scopes = granted_scopes(claims).ok_or(AssignedExchangeError::NotForThisExchange)?;
         let client = claims
             .client_id()

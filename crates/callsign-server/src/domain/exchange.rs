@@ -20,6 +20,15 @@ pub enum AssignedExchangeError {
     Domain(#[from] DomainError),
 }
 
+/// The tenant (`tid`) and object (`oid`) of a verified Entra token, when both are GUIDs: the
+/// principal an assignment must allow.
+pub(crate) fn principal_of(claims: &EntraClaims) -> Option<(Guid, Guid)> {
+    Some((
+        claims.tid.as_deref().and_then(Guid::parse)?,
+        claims.oid.as_deref().and_then(Guid::parse)?,
+    ))
+}
+
 /// Delegated scopes of which a Teams user token must carry one.
 const TEAMS_SCOPES: [&str; 2] = ["Teams.ManageCalls", "Teams.ManageChats"];
 

@@ -273,6 +273,18 @@ impl ApiError {
         e
     }
 
+    /// `/readyz` while the storage cannot take writes: why, so that an operator reading the probe
+    /// knows what to fix.
+    pub fn not_ready(reason: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            format!("Not ready: {reason}."),
+        );
+        e.retry_after = Some(1);
+        e
+    }
+
     /// The store is down.
     pub fn unavailable() -> Self {
         let mut e = Self::new(

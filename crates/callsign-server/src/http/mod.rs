@@ -104,6 +104,17 @@ pub struct AppState {
     pub throttle: Throttle,
     /// Prometheus metrics (`GET /metrics`).
     pub metrics: Arc<Metrics>,
+    /// Whether the storage takes writes (`/readyz`).
+    pub readiness: Arc<crate::readiness::Readiness>,
+}
+
+/// `GET /readyz`: 200 `ready` while the storage takes writes, else 503 `ServiceUnavailable`
+/// saying why (docs/protocol.md §7.6). No authentication, like `/healthz`: it holds no secret.
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match state.readiness.status() {
+        Ok(()) => "ready".into_response(),
+        Err(reason) => ApiError::not_ready(&reason).into_response(),
+    }
 }
 
 /// The service's router.
@@ -111,6 +122,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let metrics = state.metrics.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/.well-known/jwks.json", get(jwks))
         .fallback(dispatch)
         // A wrong method on /healthz or the JWKS gets the ACS body too, not axum's empty 405.

@@ -191,21 +191,23 @@ impl Route {
     }
 }
 
-/// The operation name of a request for metrics: its route's, `Healthz`, `Jwks`, or `Unknown`
+/// The operation name of a request for metrics: its route's, `Healthz`, `Readyz`, `Jwks`, or `Unknown`
 /// for a path or method that names no operation (never the path itself, which may hold ids).
 pub fn operation_of(method: &Method, path: &str) -> &'static str {
     match path {
         "/healthz" => "Healthz",
+        "/readyz" => "Readyz",
         "/.well-known/jwks.json" => "Jwks",
         _ => resolve(method, path).map_or("Unknown", |route| route.operation_name()),
     }
 }
 
-/// The path template of a request for logs: its route's, the fixed path of `/healthz` and the
-/// JWKS, or `-` for anything else (never the path itself, which may hold ids).
+/// The path template of a request for logs: its route's, the fixed path of `/healthz`, `/readyz`
+/// and the JWKS, or `-` for anything else (never the path itself, which may hold ids).
 pub fn template_of(method: &Method, path: &str) -> &'static str {
     match path {
         "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
         "/.well-known/jwks.json" => "/.well-known/jwks.json",
         _ => resolve(method, path).map_or("-", |route| route.template()),
     }

@@ -7,9 +7,9 @@ use super::Metrics;
 use crate::domain::ids::ResourceId;
 use crate::keys::{KeyError, KeyKind, ResourceKeys, SigningAlg, TransferredKeys};
 use crate::store::{
-    AssignmentStore, Backend, EntraAssignment, IdentityRecord, IdentityStore, Imported, KeyStore,
-    KeyVersion, PoolStatus, Snapshot, StoreError, StoreStats, TeamsExtensionAssignment,
-    ThrottleStore, TransferStore,
+    AssignmentStore, Backend, EntraAssignment, HealthStore, IdentityRecord, IdentityStore,
+    Imported, KeyStore, KeyVersion, PoolStatus, Snapshot, StoreError, StoreStats,
+    TeamsExtensionAssignment, ThrottleStore, TransferStore,
 };
 use callsign_common::AccessKey;
 use chrono::{DateTime, Utc};
@@ -264,6 +264,14 @@ impl ThrottleStore for Metered {
             self.inner.count_request(group, window_start),
         )
         .await
+    }
+}
+
+#[async_trait::async_trait]
+impl HealthStore for Metered {
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.timed("check_writable", self.inner.check_writable())
+            .await
     }
 }
 

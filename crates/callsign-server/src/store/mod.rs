@@ -13,6 +13,7 @@
 //! record type here, and read/write it in each backend's module. Handlers are untouched.
 
 pub mod assignments;
+pub mod health;
 pub mod identities;
 pub mod keys;
 pub mod memory;
@@ -23,6 +24,7 @@ pub mod throttle;
 pub mod transfer;
 
 pub use assignments::{AssignmentStore, EntraAssignment, TeamsExtensionAssignment};
+pub use health::HealthStore;
 pub use identities::{IdentityRecord, IdentityStore};
 pub use keys::{KeyStore, KeyVersion};
 pub use memory::MemoryStorage;
@@ -126,7 +128,13 @@ pub enum OpenMode {
 /// One deployment's storage: identities, assignments and keys, moving them in and out, and the
 /// throttling windows' counts. Every write but the counts' is durable before its future resolves.
 pub trait Backend:
-    IdentityStore + AssignmentStore + KeyStore + TransferStore + ThrottleStore + StoreStats
+    IdentityStore
+    + AssignmentStore
+    + KeyStore
+    + TransferStore
+    + ThrottleStore
+    + HealthStore
+    + StoreStats
 {
 }
 
@@ -136,6 +144,7 @@ impl<
             + KeyStore
             + TransferStore
             + ThrottleStore
+            + HealthStore
             + StoreStats
             + ?Sized,
     > Backend for T

@@ -11,8 +11,8 @@ mod keys;
 mod transfer;
 
 use super::{
-    EntraAssignment, IdentityRecord, LocalWindows, StoreError, TeamsExtensionAssignment,
-    ThrottleStore,
+    EntraAssignment, HealthStore, IdentityRecord, LocalWindows, StoreError,
+    TeamsExtensionAssignment, ThrottleStore,
 };
 use keys::StoredKeys;
 use std::collections::{BTreeMap, HashMap};
@@ -72,6 +72,14 @@ impl MemoryBackend {
             .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Memory takes writes as long as the process runs.
+#[async_trait::async_trait]
+impl HealthStore for MemoryBackend {
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@
 //! `Unavailable` errors instead of hung requests.
 
 mod assignments;
+mod health;
 mod identities;
 mod keys;
 mod throttle;

@@ -14,7 +14,7 @@ mod keys;
 mod transfer;
 mod writer;
 
-use super::{LocalWindows, OpenMode, StoreError, ThrottleStore};
+use super::{HealthStore, LocalWindows, OpenMode, StoreError, ThrottleStore};
 use crate::keys::{files, DataDir};
 use rusqlite::{Connection, OpenFlags};
 use std::fs::File;
@@ -63,7 +63,18 @@ const MIGRATIONS: &[&str] = &[
         client_ids TEXT NOT NULL
     ) STRICT;
 "#,
+    // One row the readiness check rewrites: a write is the only sure sign writes succeed.
+    r#"
+    CREATE TABLE readiness (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        checked_at_us INTEGER NOT NULL
+    ) STRICT;
+"#,
 ];
+
+/// Below this much free space on the data dir's file system, the store says it is not ready:
+/// SQLite can still rewrite pages it has, so a small write may pass while a create fails.
+const MIN_FREE_BYTES: u64 = 1 << 20;
 
 /// A data dir's storage; clones share the writer and the readers.
 #[derive(Clone)]
@@ -197,6 +208,34 @@ impl SqliteBackend {
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?
         .map_err(unavailable)
+    }
+}
+
+/// Ready when the data dir's file system has room and a write commits.
+#[async_trait::async_trait]
+impl HealthStore for SqliteBackend {
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        let root = self.data_dir.root().to_owned();
+        let free = tokio::task::spawn_blocking(move || rustix::fs::statvfs(&root))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            .map(|stats| stats.f_bavail.saturating_mul(stats.f_frsize))
+            .map_err(|e| StoreError::Unavailable(format!("reading the free space: {e}")))?;
+        if free < MIN_FREE_BYTES {
+            return Err(StoreError::Unavailable(format!(
+                "disk full: {free} bytes free on the file system of {}",
+                self.data_dir.root().display()
+            )));
+        }
+        let now_us = chrono::Utc::now().timestamp_micros();
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO readiness (id, checked_at_us) VALUES (1, ?1)",
+                [now_us],
+            )
+        })
+        .await
+        .map(drop)
     }
 }
 
