@@ -182,7 +182,9 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         Ok(route) => route,
         Err(e) => return e.into_response(),
     };
-    match route {
+    // Named where the route is known, so that the metrics need not resolve the path again.
+    let operation = crate::metrics::Operation(route.operation_name());
+    let mut response = match route {
         Route::Acs(op) => {
             let supported = api_version::supported_by(&op);
             let mut response = acs(&state, op, &parts, body)
@@ -210,7 +212,9 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
             Ok(_) => state.metrics.response().await,
             Err(e) => e.into_response(),
         },
-    }
+    };
+    response.extensions_mut().insert(operation);
+    response
 }
 
 /// The management routes of callsign's own: listing identities, and a reset where the server

@@ -111,6 +111,12 @@ fn throttled_operations() -> Vec<&'static str> {
     names
 }
 
+/// The operation a response answered, put in its extensions by the dispatcher (which has resolved
+/// the route already); responses without it (`/healthz`, refusals before routing) are named from
+/// their method and path.
+#[derive(Debug, Clone, Copy)]
+pub struct Operation(pub &'static str);
+
 /// A token minted for a response, with the algorithm that signed it: put in the response's
 /// extensions by the handlers that mint, counted by [`record_requests`].
 #[derive(Debug, Clone, Copy)]
@@ -381,8 +387,13 @@ pub async fn record_requests(
     next: axum::middleware::Next,
 ) -> Response {
     let started = Instant::now();
-    let operation = routes::operation_of(request.method(), request.uri().path());
+    // Cheap clones (a method without extension, a reference-counted path), for the fallback.
+    let (method, uri) = (request.method().clone(), request.uri().clone());
     let response = next.run(request).await;
+    let operation = match response.extensions().get::<Operation>() {
+        Some(Operation(name)) => name,
+        None => routes::operation_of(&method, uri.path()),
+    };
     metrics.record_request(operation, response.status(), started.elapsed());
     if let Some(TokenIssued(alg)) = response.extensions().get::<TokenIssued>() {
         metrics.token_issued(*alg);
