@@ -20,6 +20,7 @@ use callsign_fuzz::{
     access_keys, clock, issuer_key, now, resource_keys, runtime, scratch_dir, sign_jws,
     trusted_issuers, Fields, ISSUER, NOW_SECS, TENANT,
 };
+use callsign_server::audit::{AuditConfig, AuditLog};
 use callsign_server::auth::entra::{ENTRA_CLIENTS_AUDIENCE, MANAGEMENT_AUDIENCE, TEAMS_AUDIENCE};
 use callsign_server::auth::ManagementConfig;
 use callsign_server::clock::Stamps;
@@ -58,6 +59,13 @@ fn state() -> &'static State {
                 .await
                 .expect("a data dir");
             let keys = Arc::new(LiveKeys::new(resource_keys().clone()));
+            let audit = AuditLog::open(
+                AuditConfig::default(),
+                backend.clone(),
+                keys.clone(),
+                clock(),
+            )
+            .expect("an audit log without sinks");
             let identities =
                 IdentityService::new(backend.clone(), keys, Arc::new(Stamps::new(clock())));
             let scopes = Scopes::new([Scope::Chat, Scope::Voip]).unwrap();
@@ -78,6 +86,7 @@ fn state() -> &'static State {
                 throttle: Throttle::new(ThrottleConfig::off(), backend.clone(), clock()),
                 metrics: Arc::new(Metrics::new(backend.clone())),
                 readiness: Readiness::start(backend).await,
+                audit: Arc::new(audit),
             };
             (router(Arc::new(state)), view.id, token.unwrap().token)
         });

@@ -127,7 +127,7 @@ fn check(token: &str, audience: &str) -> bool {
             .is_some_and(|oid| oid.eq_ignore_ascii_case(ALLOWED_OID))
             || claims.roles.iter().any(|r| r == ROLE);
         match management {
-            Ok(()) => assert!(allowed),
+            Ok(_) => assert!(allowed),
             Err(e) => assert!(!allowed && e == AuthError::NotAllowed, "{e:?}"),
         }
     }

@@ -6,6 +6,7 @@
 //! resource id, access keys and signing keys in force, and [`throttling`] holding each operation
 //! group to its limit. [`server`] wires them together.
 
+pub mod audit;
 pub mod auth;
 pub mod clock;
 mod connections;

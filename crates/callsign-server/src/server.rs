@@ -1,5 +1,6 @@
 //! Assembling and running the service: data dir, keys, store, router, listener, TLS, shutdown.
 
+use crate::audit::{AuditConfig, AuditError, AuditLog, EventType, SinkError};
 use crate::auth::entra::IssuerError;
 use crate::auth::{IssuerConfig, ManagementConfig, TrustedIssuers};
 use crate::clock::{Clock, Stamps, SystemClock};
@@ -78,6 +79,9 @@ pub struct ServerConfig {
     /// Where to serve `GET /metrics` without authentication (`--metrics-addr`); `None`: only
     /// on the main listener, authenticated.
     pub metrics_addr: Option<SocketAddr>,
+    /// The audit trail's sinks, retention and whether issued tokens are events (`[audit]`,
+    /// `--audit-log`).
+    pub audit: AuditConfig,
 }
 
 impl ServerConfig {
@@ -109,6 +113,7 @@ impl ServerConfig {
             seed: None,
             throttling: ThrottleConfig::off(),
             metrics_addr: None,
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -128,6 +133,12 @@ pub enum ServerError {
     /// TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// An audit log file could not be opened.
+    #[error(transparent)]
+    AuditSink(#[from] SinkError),
+    /// An audit event could not be recorded.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     /// Listening failed.
     #[error("listening on {addr}")]
     Listen {
@@ -171,6 +182,7 @@ impl Server {
         backend
             .init_keys(config.access_key_seed.clone(), clock.now())
             .await?;
+        let mut seeded = None;
         if let Some(seed) = &config.seed {
             let imported = backend.import_data(seed.data.clone()).await?;
             tracing::info!(
@@ -178,13 +190,31 @@ impl Server {
                 assignments = imported.assignments,
                 "seeded"
             );
+            seeded = Some(imported);
         }
         if let Some(alg) = config.signing_alg {
             backend.ensure_signing_alg(alg, clock.now()).await?;
         }
         let keys = Arc::new(KeyWatcher::start(backend.clone(), clock.clone()).await?);
         let readiness = Readiness::start(backend.clone()).await;
-        Self::assemble(config, backend, keys, readiness, metrics)
+        let audit = Arc::new(AuditLog::open(
+            config.audit.clone(),
+            backend.clone(),
+            keys.live().clone(),
+            clock.clone(),
+        )?);
+        // A seed already in the store changes nothing, and makes no event.
+        if let Some(imported) = seeded.filter(|i| i.identities + i.assignments > 0) {
+            let details = serde_json::json!({
+                "source": "seed",
+                "identities": imported.identities,
+                "assignments": imported.assignments,
+            });
+            audit
+                .record_operator(EventType::DataImported, None, details)
+                .await?;
+        }
+        Self::assemble(config, backend, keys, readiness, audit, metrics)
     }
 
     fn assemble(
@@ -192,6 +222,7 @@ impl Server {
         backend: Arc<dyn Backend>,
         keys: Arc<KeyWatcher>,
         readiness: Arc<Readiness>,
+        audit: Arc<AuditLog>,
         metrics: Arc<Metrics>,
     ) -> Result<Server, ServerError> {
         let clock = config.clock.clone();
@@ -243,8 +274,9 @@ impl Server {
                 crate::keys::files::write_public(&data_dir.endpoint_path(), endpoint.as_bytes());
         }
         let throttle = Throttle::new(config.throttling, backend.clone(), clock.clone());
-        let stamps = Arc::new(Stamps::new(clock));
+        let stamps = Arc::new(Stamps::new(clock.clone()));
         let connections = connection_settings(&config);
+        audit.spawn_upkeep();
         let state = Arc::new(AppState {
             identities: IdentityService::new(backend.clone(), keys.live().clone(), stamps)
                 .with_min_lifetime(config.min_token_lifetime),
@@ -254,8 +286,9 @@ impl Server {
             access: AccessService::new(backend.clone()),
             entra: EntraAccessService::new(backend),
             throttle,
-            readiness: readiness.clone(),
             metrics: metrics.clone(),
+            readiness: readiness.clone(),
+            audit,
         });
         Ok(Server {
             listener,

@@ -11,7 +11,7 @@ use callsign_server::keys::{
     AccessKeys, KeyError, KeyKind, SigningAlg, SigningKey, TransferredKeys,
 };
 use callsign_server::store::{
-    EntraAssignment, IdentityRecord, Imported, StoreError, TeamsExtensionAssignment,
+    AuditRecord, EntraAssignment, IdentityRecord, Imported, StoreError, TeamsExtensionAssignment,
 };
 use callsign_testkit::TestStorage;
 use chrono::Utc;
@@ -58,6 +58,7 @@ for_every_backend!(
     export_and_import_move_everything_once_and_refuse_a_taken_custom_id,
     an_empty_store_adopts_a_resource_and_its_keys,
     throttle_counts_are_per_group_and_window,
+    audit_events_are_appended_in_order_survive_reset_and_reopen_and_expire,
 );
 
 fn record(id: &str, custom_id: Option<&str>) -> IdentityRecord {
@@ -641,4 +642,63 @@ async fn count_at_once(
     let mut counts = tasks.join_all().await;
     counts.sort_unstable();
     counts
+}
+
+fn audit_record(time_us: i64, event_type: &str, subject: Option<&str>) -> AuditRecord {
+    AuditRecord {
+        id: 0,
+        time_us,
+        event_type: event_type.into(),
+        subject: subject.map(Into::into),
+        json: format!(r#"{{"type":"{event_type}","n":{time_us}}}"#),
+    }
+}
+
+async fn audit_events_are_appended_in_order_survive_reset_and_reopen_and_expire(
+    backend: &TestStorage,
+) {
+    let store = backend.open().await;
+    assert_eq!(store.list_events_after(0, 10).await.unwrap(), vec![]);
+    let mut ids = Vec::new();
+    for (t, ty, subject) in [
+        (1_000_000, "identity.created", Some("a")),
+        (2_000_000, "identity.tokensRevoked", Some("a")),
+        (3_000_000, "data.reset", None),
+    ] {
+        ids.push(
+            store
+                .append_event(audit_record(t, ty, subject))
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    store.reset().await.unwrap();
+    drop(store);
+
+    let store = backend.open().await;
+    let all = store.list_events_after(0, 10).await.unwrap();
+    assert_eq!(all.len(), 3, "kept across a reset and a reopen");
+    for (record, id) in all.iter().zip(&ids) {
+        assert_eq!(record.id, *id);
+    }
+    let second = &all[1];
+    assert_eq!(second.time_us, 2_000_000);
+    assert_eq!(second.event_type, "identity.tokensRevoked");
+    assert_eq!(second.subject.as_deref(), Some("a"));
+    let json: serde_json::Value = serde_json::from_str(&second.json).unwrap();
+    assert_eq!(json["n"], 2_000_000);
+    assert_eq!(all[2].subject, None);
+
+    let page = store.list_events_after(ids[0], 1).await.unwrap();
+    assert_eq!(page.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ids[1]]);
+
+    assert_eq!(store.delete_events_before(2_000_000).await.unwrap(), 1);
+    let left = store.list_events_after(0, 10).await.unwrap();
+    assert_eq!(left.iter().map(|r| r.id).collect::<Vec<_>>(), ids[1..]);
+    let next = store
+        .append_event(audit_record(4_000_000, "identity.deleted", Some("a")))
+        .await
+        .unwrap();
+    assert!(next > ids[2], "ids are never reused");
 }

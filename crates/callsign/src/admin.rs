@@ -3,12 +3,15 @@
 
 use crate::failure::Failure;
 use anyhow::{Context, Result};
+use callsign_server::audit::{AuditLog, EventType};
+use callsign_server::clock::{Clock, SystemClock};
 use callsign_server::export::ExportFile;
 use callsign_server::keys::access::dev_access_key;
 use callsign_server::keys::{DataDir, KeyKind, MasterKey};
 use callsign_server::server::connection_string as format_connection_string;
 use callsign_server::store::{self, Backend, OpenMode};
 use callsign_server::{PostgresConfig, StorageConfig};
+use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,7 +71,18 @@ pub fn connection_string(
 /// `callsign keys regenerate`.
 pub fn regenerate(kind: KeyKind, data: &Path, database: Option<String>) -> Result<(), Failure> {
     with_storage(data, database, |backend| async move {
-        Ok(backend.regenerate_access_key(kind).await?)
+        backend.regenerate_access_key(kind).await?;
+        let which = match kind {
+            KeyKind::Primary => "primary",
+            KeyKind::Secondary => "secondary",
+        };
+        record(
+            &backend,
+            EventType::AccessKeyRegenerated,
+            Some(which),
+            json!({}),
+        )
+        .await
     })
     .context("regenerating the access key")?;
     eprintln!(
@@ -85,7 +99,15 @@ pub fn regenerate(kind: KeyKind, data: &Path, database: Option<String>) -> Resul
 pub fn rotate(data: &Path, database: Option<String>) -> Result<(), Failure> {
     let now = chrono::Utc::now();
     let kid = with_storage(data, database, |backend| async move {
-        Ok(backend.rotate_signing_key(now).await?)
+        let kid = backend.rotate_signing_key(now).await?;
+        record(
+            &backend,
+            EventType::SigningKeyRotated,
+            Some(&kid),
+            json!({}),
+        )
+        .await?;
+        Ok(kid)
     })
     .context("rotating the signing key")?;
     println!("{kid}");
@@ -193,12 +215,40 @@ pub fn import(path: &Path, data: &Path, database: Option<String>) -> Result<(), 
         }
         let now = chrono::Utc::now();
         backend.adopt_keys(file.resource_id, file.keys, now).await?;
-        Ok(backend.import_data(file.data).await?)
+        let imported = backend.import_data(file.data).await?;
+        let details = json!({
+            "source": "import",
+            "identities": imported.identities,
+            "assignments": imported.assignments,
+        });
+        record(&backend, EventType::DataImported, None, details).await?;
+        Ok(imported)
     })?;
     eprintln!(
         "imported {} identities and {} assignments",
         imported.identities, imported.assignments
     );
+    Ok(())
+}
+
+/// Records an operator's change in the storage's audit trail (actor `operator`), for the
+/// resource the storage holds.
+async fn record(
+    backend: &Arc<dyn Backend>,
+    event_type: EventType,
+    subject: Option<&str>,
+    details: serde_json::Value,
+) -> Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let resource = backend
+        .load_keys(clock.now())
+        .await?
+        .resource_id
+        .to_string();
+    AuditLog::for_operator(backend.clone(), resource, clock)
+        .record_operator(event_type, subject.map(str::to_owned), details)
+        .await
+        .context("recording the change in the audit trail")?;
     Ok(())
 }
 

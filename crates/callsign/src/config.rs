@@ -2,6 +2,7 @@
 //! override what it says.
 
 use anyhow::{Context, Result};
+use callsign_server::audit::{AuditConfig, SinkConfig};
 use callsign_server::auth::{IssuerConfig, ManagementConfig};
 use callsign_server::http::HttpConfig;
 use callsign_server::throttling::{ThrottleConfig, ThrottlePreset};
@@ -50,6 +51,21 @@ pub struct FileConfig {
     pub limits: Option<LimitsConfig>,
     /// Where to serve `GET /metrics` without authentication (`--metrics-addr`).
     pub metrics_addr: Option<SocketAddr>,
+    /// The audit trail (`[audit]`): where it is written, whether issued tokens are events, how
+    /// long the store keeps events.
+    pub audit: Option<AuditFileConfig>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFileConfig {
+    /// A JSON Lines file the events are appended to (`-`: stdout), as `--audit-log`.
+    pub log: Option<String>,
+    /// Record every issued token (`token.issued`); off by default: that is most requests.
+    pub token_issued: Option<bool>,
+    /// Delete stored events older than this many days; 0 keeps them forever. Default 90.
+    pub retention_days: Option<u32>,
 }
 
 /// `[limits]`: a preset (`off` or `acs`), and the window length and group limits that differ
@@ -156,6 +172,27 @@ impl FileConfig {
         Ok(config)
     }
 
+    /// The audit trail: the `--audit-log`s (files, or `-` for stdout) instead of the file's
+    /// `log`, and the file's `token_issued` and `retention_days`.
+    pub fn audit(&self, flags: &[String]) -> AuditConfig {
+        let file = self.audit.as_ref();
+        let sinks = match file.and_then(|a| a.log.as_deref()) {
+            Some(log) if flags.is_empty() => vec![SinkConfig::parse(log)],
+            _ => flags.iter().map(|flag| SinkConfig::parse(flag)).collect(),
+        };
+        let mut config = AuditConfig {
+            sinks,
+            ..AuditConfig::default()
+        };
+        if let Some(on) = file.and_then(|a| a.token_issued) {
+            config.token_issued = on;
+        }
+        if let Some(days) = file.and_then(|a| a.retention_days) {
+            config.retention = (days > 0).then(|| chrono::Duration::days(days.into()));
+        }
+        config
+    }
+
     /// Reads and parses the file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -187,6 +224,27 @@ mod tests {
         let path = dir.path().join("callsign.toml");
         std::fs::write(&path, text).unwrap();
         FileConfig::load(&path)
+    }
+
+    #[test]
+    fn audit_settings_parse_and_the_flag_wins() {
+        let none = load("").unwrap().audit(&[]);
+        assert_eq!(none, AuditConfig::default());
+        assert_eq!(none.retention, Some(chrono::Duration::days(90)));
+        let file =
+            load("[audit]\nlog = \"/var/log/a.jsonl\"\ntoken_issued = true\nretention_days = 0\n")
+                .unwrap();
+        let config = file.audit(&[]);
+        assert_eq!(config.sinks, [SinkConfig::File("/var/log/a.jsonl".into())]);
+        assert!(config.token_issued);
+        assert_eq!(config.retention, None, "0 keeps events forever");
+        assert_eq!(file.audit(&["-".into()]).sinks, [SinkConfig::Stdout]);
+        let both = file.audit(&["a.jsonl".into(), "-".into()]).sinks;
+        assert_eq!(
+            both,
+            [SinkConfig::File("a.jsonl".into()), SinkConfig::Stdout]
+        );
+        assert!(load("[audit]\nretention = 3\n").is_err());
     }
 
     /// The README's example of trusting an Entra tenant parses into what the server is given.

@@ -82,6 +82,11 @@ pub struct ServeArgs {
     /// address only, authenticated as management calls are.
     #[arg(long, env = "CALLSIGN_METRICS_ADDR", value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
+    /// Append the audit trail to this file as JSON Lines (`-`: stdout), reopened on SIGHUP for
+    /// logrotate; repeat for a file and stdout. Default: the config file's `[audit] log`, else
+    /// only the storage keeps it.
+    #[arg(long, value_name = "FILE", env = "CALLSIGN_AUDIT_LOG")]
+    audit_log: Vec<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -115,6 +120,7 @@ pub fn serve(args: ServeArgs) -> Result<(), Failure> {
         LimitsArg::Acs => ThrottlePreset::Acs,
         LimitsArg::Off => ThrottlePreset::Off,
     }))?;
+    let audit = file.audit(&args.audit_log);
     let addr = args
         .addr
         .or(file.addr)
@@ -169,6 +175,7 @@ pub fn serve(args: ServeArgs) -> Result<(), Failure> {
     if !config.throttling.is_off() {
         tracing::info!(limits = ?config.throttling, "throttling");
     }
+    config.audit = audit;
     config.trusted_issuers = file.trusted_issuers;
     config.management = file.management.unwrap_or_default();
     config.access_key_seed = access_key_seed()?;

@@ -32,19 +32,31 @@ impl ManagementConfig {
     }
 }
 
-/// Checks a management call's bearer token. With no allow-listed oid and no role configured, no
-/// bearer token is accepted.
+/// The caller a management bearer token named: what the audit trail records as the actor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BearerCaller {
+    /// The token's `oid`.
+    pub oid: Option<String>,
+    /// The token's client application: `appid` (v1 tokens) or `azp` (v2).
+    pub appid: Option<String>,
+}
+
+/// Checks a management call's bearer token and returns its caller. With no allow-listed oid and
+/// no role configured, no bearer token is accepted.
 pub async fn authenticate_bearer(
     issuers: &TrustedIssuers,
     policy: &ManagementConfig,
     token: &str,
-) -> Result<(), AuthError> {
+) -> Result<BearerCaller, AuthError> {
     let claims = issuers
         .verify(token, MANAGEMENT_AUDIENCE)
         .await
         .map_err(AuthError::Bearer)?;
     if policy.allows(claims.oid.as_deref(), &claims.roles) {
-        Ok(())
+        Ok(BearerCaller {
+            oid: claims.oid,
+            appid: claims.appid.or(claims.azp),
+        })
     } else {
         Err(AuthError::NotAllowed)
     }

@@ -1,7 +1,7 @@
 //! Checking an HMAC-SHA256 signed request.
 
 use super::AuthError;
-use crate::keys::AccessKeys;
+use crate::keys::{AccessKeys, KeyKind};
 use callsign_common::hmac::{content_hash, parse_authorization, string_to_sign};
 use chrono::{DateTime, Utc};
 use http::HeaderMap;
@@ -21,13 +21,14 @@ pub struct HmacRequest<'a> {
 }
 
 /// Accepts the request if it is signed with either access key, its date is within `max_skew` of
-/// `now`, and its content hash matches its body.
+/// `now`, and its content hash matches its body, and says which key signed it (for the audit
+/// trail's actor).
 pub fn authenticate_hmac(
     keys: &AccessKeys,
     request: &HmacRequest<'_>,
     now: DateTime<Utc>,
     max_skew: chrono::Duration,
-) -> Result<(), AuthError> {
+) -> Result<KeyKind, AuthError> {
     let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
     let authorization = header("authorization").ok_or(AuthError::Missing)?;
     let (signed, signature) = parse_authorization(authorization).ok_or(AuthError::Malformed)?;
@@ -62,8 +63,11 @@ pub fn authenticate_hmac(
     ];
     for host in hosts.into_iter().flatten() {
         let sts = string_to_sign(request.method, request.path_and_query, date, host, hash);
-        if keys.both().iter().any(|key| key.verify(&sts, signature)) {
-            return Ok(());
+        if keys.primary.verify(&sts, signature) {
+            return Ok(KeyKind::Primary);
+        }
+        if keys.secondary.verify(&sts, signature) {
+            return Ok(KeyKind::Secondary);
         }
     }
     Err(AuthError::Signature)
@@ -116,7 +120,7 @@ mod tests {
         host: &str,
         body: &[u8],
         now: DateTime<Utc>,
-    ) -> Result<(), AuthError> {
+    ) -> Result<KeyKind, AuthError> {
         let req = HmacRequest {
             method: "POST",
             path_and_query: "/identities?api-version=2023-10-01",
@@ -131,9 +135,12 @@ mod tests {
     fn both_keys_are_accepted_and_others_are_not() {
         let now = Utc::now();
         let k = keys();
-        for key in [&k.primary, &k.secondary] {
+        for (key, kind) in [
+            (&k.primary, KeyKind::Primary),
+            (&k.secondary, KeyKind::Secondary),
+        ] {
             let h = signed_headers(key, "localhost:8080", b"{}", now);
-            assert_eq!(check(&h, "localhost:8080", b"{}", now), Ok(()));
+            assert_eq!(check(&h, "localhost:8080", b"{}", now), Ok(kind));
         }
         let stranger = AccessKey::from_bytes(vec![3; 32]);
         let h = signed_headers(&stranger, "localhost:8080", b"{}", now);
@@ -147,7 +154,7 @@ mod tests {
     fn host_signed_without_port_is_accepted() {
         let now = Utc::now();
         let h = signed_headers(&keys().primary, "localhost", b"", now);
-        assert_eq!(check(&h, "localhost:8080", b"", now), Ok(()));
+        assert_eq!(check(&h, "localhost:8080", b"", now), Ok(KeyKind::Primary));
         assert_eq!(
             check(&h, "otherhost:8080", b"", now),
             Err(AuthError::Signature)
@@ -165,7 +172,7 @@ mod tests {
         assert_eq!(check(&h, "h", b"{}", early), Err(AuthError::Date));
         assert_eq!(
             check(&h, "h", b"{}", now + chrono::Duration::minutes(4)),
-            Ok(())
+            Ok(KeyKind::Primary)
         );
     }
 
@@ -182,7 +189,7 @@ mod tests {
             .unwrap()
             .replace("x-ms-date", "date");
         h.insert("authorization", HeaderValue::from_str(&auth).unwrap());
-        assert_eq!(check(&h, "h", b"", now), Ok(()));
+        assert_eq!(check(&h, "h", b"", now), Ok(KeyKind::Primary));
     }
 
     #[test]

@@ -6,7 +6,7 @@ pub mod entra;
 pub mod hmac;
 pub mod jwks;
 
-pub use self::bearer::{authenticate_bearer, ManagementConfig};
+pub use self::bearer::{authenticate_bearer, BearerCaller, ManagementConfig};
 pub use self::entra::{EntraClaims, IssuerConfig, TokenError, TrustedIssuers};
 pub use self::hmac::{authenticate_hmac, HmacRequest};
 

@@ -23,6 +23,7 @@ use registry::{Conn, Registered, Registry};
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -98,11 +99,11 @@ pub(crate) async fn serve(
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((tcp, _)) => {
+            Ok((tcp, peer)) => {
                 let _ = tcp.set_nodelay(true);
                 let registered = registry.register();
                 let newcomer = registered.conn.id;
-                tokio::spawn(connection(tcp, registered, shared.clone()));
+                tokio::spawn(connection(tcp, peer, registered, shared.clone()));
                 // Over the limit: close the connection that has waited longest without a complete
                 // request (without waiting for it to be gone, up to a few); when every one is busy,
                 // accept again only once one is not.
@@ -223,12 +224,12 @@ impl LimitLog {
     }
 }
 
-async fn connection(tcp: TcpStream, registered: Registered, shared: Arc<Shared>) {
+async fn connection(tcp: TcpStream, peer: SocketAddr, registered: Registered, shared: Arc<Shared>) {
     let conn = registered.conn.clone();
     let mut shutdown = shared.shutdown.clone();
     let deadline = conn.accepted + shared.limits.header_read_timeout;
     match &shared.tls {
-        None => serve_stream(tcp, false, conn, &shared, shutdown).await,
+        None => serve_stream(tcp, false, peer, conn, &shared, shutdown).await,
         Some(acceptor) => {
             let tls = tokio::select! {
                 tls = acceptor.accept(tcp) => match tls {
@@ -243,7 +244,7 @@ async fn connection(tcp: TcpStream, registered: Registered, shared: Arc<Shared>)
                 _ = shutdown.wait_for(|stop| *stop) => return,
             };
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-            Box::pin(serve_stream(tls, h2, conn, &shared, shutdown)).await
+            Box::pin(serve_stream(tls, h2, peer, conn, &shared, shutdown)).await
         }
     }
     drop(registered);
@@ -252,6 +253,7 @@ async fn connection(tcp: TcpStream, registered: Registered, shared: Arc<Shared>)
 async fn serve_stream<S>(
     io: S,
     alpn_h2: bool,
+    peer: SocketAddr,
     conn: Arc<Conn>,
     shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
@@ -279,6 +281,7 @@ async fn serve_stream<S>(
     };
     let service = ConnService {
         app: shared.app.clone(),
+        peer,
         conn: conn.clone(),
         registry: shared.registry.clone(),
     };
@@ -388,6 +391,8 @@ async fn serve_http2<S>(
 #[derive(Clone)]
 struct ConnService {
     app: Router,
+    /// The client's address, given to each request as a `ConnectInfo` extension (audit trail).
+    peer: SocketAddr,
     conn: Arc<Conn>,
     registry: Arc<Registry>,
 }
@@ -403,13 +408,16 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnService {
     fn call(&self, request: http::Request<Incoming>) -> Self::Future {
         let body = !request.body().is_end_stream();
         let active = Active::start(self.conn.clone(), body);
-        let request = request.map(|incoming| Received {
+        let mut request = request.map(|incoming| Received {
             incoming,
             conn: self.conn.clone(),
             registry: self.registry.clone(),
             bytes: 0,
             receiving: body,
         });
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
         // A router is always ready.
         let response = tower_service::Service::call(&mut self.app.clone(), request);
         Box::pin(async move {
@@ -553,7 +561,12 @@ mod tests {
             let tcp = TcpStream::connect(listener.local_addr().unwrap())
                 .await
                 .unwrap();
-            let task = connection(tcp, registry.register(), shared.clone());
+            let task = connection(
+                tcp,
+                listener.local_addr().unwrap(),
+                registry.register(),
+                shared.clone(),
+            );
             let size = std::mem::size_of_val(&task);
             assert!(size < 2048, "{size} bytes");
         });

@@ -104,5 +104,5 @@ pub async fn exchange(
 ) -> Result<Response, ApiError> {
     let claims = verify_bearer(issuers, headers, TEAMS_AUDIENCE).await?;
     let (id, token) = access.exchange_teams_extension(identities, &claims).await?;
-    Ok(exchanged(id, token))
+    Ok(exchanged(id, token, &claims))
 }

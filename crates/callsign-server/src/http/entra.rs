@@ -186,5 +186,5 @@ pub async fn exchange(
 ) -> Result<Response, ApiError> {
     let claims = verify_bearer(issuers, headers, ENTRA_CLIENTS_AUDIENCE).await?;
     let (id, token) = access.exchange(identities, &claims).await?;
-    Ok(exchanged(id, token))
+    Ok(exchanged(id, token, &claims))
 }

@@ -55,19 +55,20 @@ impl From<AssignedExchangeError> for ApiError {
     }
 }
 
-/// The 200 answer of a bearer exchange: `{identity: {id}, accessToken: {token, expiresOn}}`.
-pub fn exchanged(id: String, token: IssuedToken) -> Response {
+/// The 200 answer of a bearer exchange: `{identity: {id}, accessToken: {token, expiresOn}}`,
+/// carrying for the audit trail whose token was exchanged (and for the metrics its algorithm).
+pub fn exchanged(id: String, token: IssuedToken, claims: &EntraClaims) -> Response {
+    let granted = super::audit::Granted::of(claims, Some(id.clone()));
     let alg = token.alg;
-    TokenIssued::mark(
-        alg,
-        json(
-            StatusCode::OK,
-            &ExchangeBody {
-                identity: IdentityRef { id },
-                access_token: TokenBody::from(token),
-            },
-        ),
-    )
+    let mut response = json(
+        StatusCode::OK,
+        &ExchangeBody {
+            identity: IdentityRef { id },
+            access_token: TokenBody::from(token),
+        },
+    );
+    response.extensions_mut().insert(granted);
+    TokenIssued::mark(alg, response)
 }
 
 /// `POST /teamsUser/:exchangeAccessToken` with `{token, appId, userId}` (`{token}` alone before
@@ -103,10 +104,11 @@ pub async fn teams_user(
         .exchange_teams_user(&claims, ids)
         .map_err(|e| exchange_error(e, version))?;
     let alg = token.alg;
-    Ok(TokenIssued::mark(
-        alg,
-        json(StatusCode::OK, &TokenBody::from(token)),
-    ))
+    let mut response = json(StatusCode::OK, &TokenBody::from(token));
+    response
+        .extensions_mut()
+        .insert(super::audit::Granted::of(&claims, None));
+    Ok(TokenIssued::mark(alg, response))
 }
 
 /// The 401 for a Teams token that is not valid: 2021-03-31-preview1 answers it with an empty body

@@ -122,13 +122,19 @@ pub async fn create(
         identity.last_token_issued_at = None;
     }
     let alg = token.as_ref().map(|t| t.alg);
-    let response = json(
+    let created = super::audit::Subject(identity.id.clone());
+    let with_token = token.is_some();
+    let mut response = json(
         StatusCode::CREATED,
         &CreateBody {
             identity,
             access_token: token.map(TokenBody::from),
         },
     );
+    response.extensions_mut().insert(created);
+    if with_token {
+        response.extensions_mut().insert(super::audit::TokenIssued);
+    }
     Ok(match alg {
         Some(alg) => TokenIssued::mark(alg, response),
         None => response,
@@ -139,10 +145,10 @@ pub async fn create(
 /// 200 with the identity flat, `{"id"}` (docs/protocol.md §1.3, X01).
 async fn create_legacy(service: &IdentityService) -> Result<Response, ApiError> {
     let (identity, _) = service.create(None, None).await?;
-    Ok(json(
-        StatusCode::OK,
-        &LegacyIdentityBody { id: identity.id },
-    ))
+    let created = super::audit::Subject(identity.id.clone());
+    let mut response = json(StatusCode::OK, &LegacyIdentityBody { id: identity.id });
+    response.extensions_mut().insert(created);
+    Ok(response)
 }
 
 /// `GET /identities/{id}` (preview)

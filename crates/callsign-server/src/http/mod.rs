@@ -5,6 +5,7 @@ pub mod access;
 pub mod admin;
 pub mod api_version;
 pub mod assignment_fields;
+mod audit;
 pub mod body;
 pub mod entra;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod paging;
 pub mod routes;
 pub mod wellformed;
 
+use crate::audit::{Actor, AuditLog, EventType, RequestOrigin};
 use crate::auth::{
     authenticate_bearer, authenticate_hmac, HmacRequest, ManagementConfig, TrustedIssuers,
 };
@@ -106,6 +108,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Whether the storage takes writes (`/readyz`).
     pub readiness: Arc<crate::readiness::Readiness>,
+    /// The audit trail every state change is recorded in before its response.
+    pub audit: Arc<AuditLog>,
 }
 
 /// `GET /readyz`: 200 `ready` while the storage takes writes, else 503 `ServiceUnavailable`
@@ -228,9 +232,15 @@ async fn callsign_admin(
     if reset && !state.config.allow_reset {
         return Err(ApiError::not_found());
     }
-    authenticated_body(state, parts, body).await?;
+    let (_, origin) = authenticated_body(state, parts, body).await?;
     if reset {
-        admin::reset(&state.identities).await
+        let response = admin::reset(&state.identities).await?;
+        let event = state.audit.event(EventType::DataReset, None, &origin);
+        state.audit.record(event).await.map_err(|e| {
+            tracing::error!(error = %e, "recording an audit event failed");
+            ApiError::unavailable()
+        })?;
+        Ok(response)
     } else {
         admin::list(&state.identities, parts.uri.query()).await
     }
@@ -263,11 +273,12 @@ async fn acs_operation(
         return Err(ApiError::not_found());
     }
     // The Teams extension exchange is authorised by the user's own bearer token, checked there.
-    let bytes = if matches!(
+    let (bytes, origin) = if matches!(
         op,
         AcsOperation::TeamsExtensionExchange | AcsOperation::EntraExchange
     ) {
-        read_body(body, parts, &state.config).await?
+        let bytes = read_body(body, parts, &state.config).await?;
+        (bytes, origin(parts, Actor::Unauthenticated))
     } else {
         authenticated_body(state, parts, body).await?
     };
@@ -277,8 +288,9 @@ async fn acs_operation(
     if let Some(group) = op.throttling_group() {
         state.throttle.admit(group).await?;
     }
+    let planned = audit::plan(state, &op, &bytes);
     let service = &state.identities;
-    match op {
+    let outcome = match op {
         AcsOperation::CreateIdentity => {
             identities::create(service, version, &JsonBody::parse(&bytes)?).await
         }
@@ -322,24 +334,41 @@ async fn acs_operation(
             entra::put(&state.entra, &object, &JsonBody::parse(&bytes)?).await
         }
         AcsOperation::DeleteEntraAssignment(object) => entra::delete(&state.entra, &object).await,
-    }
+    };
+    audit::record(state, planned, origin, outcome).await
 }
 
 async fn introspect(state: &AppState, parts: &Parts, body: Body) -> Result<Response, ApiError> {
-    let bytes = authenticated_body(state, parts, body).await?;
+    let (bytes, _) = authenticated_body(state, parts, body).await?;
     introspect::introspect(&state.identities, &JsonBody::parse(&bytes)?).await
 }
 
+/// Who sent a request, with what request id and from where, for the audit trail.
+fn origin(parts: &Parts, actor: Actor) -> RequestOrigin {
+    RequestOrigin {
+        actor,
+        client_request_id: parts
+            .headers
+            .get("x-ms-client-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        remote_address: parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0),
+    }
+}
+
 /// Reads the body (within the limit) and authenticates the request: a bearer token of a trusted
-/// issuer, or an HMAC signature over the body.
+/// issuer, or an HMAC signature over the body. Returns the body and who sent it.
 async fn authenticated_body(
     state: &AppState,
     parts: &Parts,
     body: Body,
-) -> Result<Bytes, ApiError> {
+) -> Result<(Bytes, RequestOrigin), ApiError> {
     let bytes = read_body(body, parts, &state.config).await?;
     if let Some(token) = bearer_token(&parts.headers) {
-        authenticate_bearer(&state.issuers, &state.management, token)
+        let caller = authenticate_bearer(&state.issuers, &state.management, token)
             .await
             .map_err(|e| {
                 state.metrics.auth_failure(e.reason());
@@ -350,7 +379,11 @@ async fn authenticated_body(
                 );
                 ApiError::denied()
             })?;
-        return Ok(bytes);
+        let actor = Actor::Bearer {
+            oid: caller.oid,
+            appid: caller.appid,
+        };
+        return Ok((bytes, origin(parts, actor)));
     }
     let keys = state.identities.keys().get();
     let host = parts
@@ -370,16 +403,20 @@ async fn authenticated_body(
         body: &bytes,
     };
     let now = state.identities.clock().now();
-    authenticate_hmac(&keys.access, &request, now, state.config.max_clock_skew).map_err(|e| {
-        state.metrics.auth_failure(e.reason());
-        tracing::info!(
-            reason = %e,
-            route = routes::template_of(&parts.method, parts.uri.path()),
-            "authentication refused"
-        );
-        ApiError::denied()
-    })?;
-    Ok(bytes)
+    let which = authenticate_hmac(&keys.access, &request, now, state.config.max_clock_skew)
+        .map_err(|e| {
+            state.metrics.auth_failure(e.reason());
+            tracing::info!(
+                reason = %e,
+                route = routes::template_of(&parts.method, parts.uri.path()),
+                "authentication refused"
+            );
+            ApiError::denied()
+        })?;
+    let actor = Actor::AccessKey {
+        which: which.into(),
+    };
+    Ok((bytes, origin(parts, actor)))
 }
 
 /// The token of an `Authorization: Bearer <token>` header, if the request has one.

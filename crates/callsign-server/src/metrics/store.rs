@@ -7,9 +7,9 @@ use super::Metrics;
 use crate::domain::ids::ResourceId;
 use crate::keys::{KeyError, KeyKind, ResourceKeys, SigningAlg, TransferredKeys};
 use crate::store::{
-    AssignmentStore, Backend, EntraAssignment, HealthStore, IdentityRecord, IdentityStore,
-    Imported, KeyStore, KeyVersion, PoolStatus, Snapshot, StoreError, StoreStats,
-    TeamsExtensionAssignment, ThrottleStore, TransferStore,
+    AssignmentStore, AuditRecord, AuditStore, Backend, EntraAssignment, HealthStore,
+    IdentityRecord, IdentityStore, Imported, KeyStore, KeyVersion, PoolStatus, Snapshot,
+    StoreError, StoreStats, TeamsExtensionAssignment, ThrottleStore, TransferStore,
 };
 use callsign_common::AccessKey;
 use chrono::{DateTime, Utc};
@@ -262,6 +262,34 @@ impl ThrottleStore for Metered {
         self.timed(
             "count_request",
             self.inner.count_request(group, window_start),
+        )
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditStore for Metered {
+    async fn append_event(&self, record: AuditRecord) -> Result<i64, StoreError> {
+        self.timed("append_event", self.inner.append_event(record))
+            .await
+    }
+
+    async fn list_events_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.timed(
+            "list_events_after",
+            self.inner.list_events_after(after, limit),
+        )
+        .await
+    }
+
+    async fn delete_events_before(&self, before_us: i64) -> Result<u64, StoreError> {
+        self.timed(
+            "delete_events_before",
+            self.inner.delete_events_before(before_us),
         )
         .await
     }

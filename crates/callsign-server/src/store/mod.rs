@@ -13,6 +13,7 @@
 //! record type here, and read/write it in each backend's module. Handlers are untouched.
 
 pub mod assignments;
+pub mod audit;
 pub mod health;
 pub mod identities;
 pub mod keys;
@@ -24,6 +25,7 @@ pub mod throttle;
 pub mod transfer;
 
 pub use assignments::{AssignmentStore, EntraAssignment, TeamsExtensionAssignment};
+pub use audit::{AuditRecord, AuditStore};
 pub use health::HealthStore;
 pub use identities::{IdentityRecord, IdentityStore};
 pub use keys::{KeyStore, KeyVersion};
@@ -126,7 +128,8 @@ pub enum OpenMode {
 }
 
 /// One deployment's storage: identities, assignments and keys, moving them in and out, and the
-/// throttling windows' counts. Every write but the counts' is durable before its future resolves.
+/// throttling windows' counts, and the audit log. Every write but the counts' is durable before
+/// its future resolves.
 pub trait Backend:
     IdentityStore
     + AssignmentStore
@@ -134,6 +137,7 @@ pub trait Backend:
     + TransferStore
     + ThrottleStore
     + HealthStore
+    + AuditStore
     + StoreStats
 {
 }
@@ -145,6 +149,7 @@ impl<
             + TransferStore
             + ThrottleStore
             + HealthStore
+            + AuditStore
             + StoreStats
             + ?Sized,
     > Backend for T

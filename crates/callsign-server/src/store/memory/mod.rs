@@ -11,8 +11,8 @@ mod keys;
 mod transfer;
 
 use super::{
-    EntraAssignment, HealthStore, IdentityRecord, LocalWindows, StoreError,
-    TeamsExtensionAssignment, ThrottleStore,
+    AuditRecord, AuditStore, EntraAssignment, HealthStore, IdentityRecord, LocalWindows,
+    StoreError, TeamsExtensionAssignment, ThrottleStore,
 };
 use keys::StoredKeys;
 use std::collections::{BTreeMap, HashMap};
@@ -49,6 +49,9 @@ struct State {
     teams_extension: BTreeMap<(String, String), TeamsExtensionAssignment>,
     entra: BTreeMap<String, EntraAssignment>,
     keys: Option<StoredKeys>,
+    /// The audit log, oldest first, and the id the last appended event got.
+    audit: Vec<AuditRecord>,
+    last_audit_id: i64,
 }
 
 /// The in-memory backend over a [`MemoryStorage`].
@@ -88,6 +91,36 @@ impl HealthStore for MemoryBackend {
 impl ThrottleStore for MemoryBackend {
     async fn count_request(&self, group: &str, window_start: i64) -> Result<u64, StoreError> {
         Ok(self.storage.windows.count(group, window_start))
+    }
+}
+
+/// The log in memory: ids count up from 1 for the life of the [`MemoryStorage`].
+#[async_trait::async_trait]
+impl AuditStore for MemoryBackend {
+    async fn append_event(&self, mut record: AuditRecord) -> Result<i64, StoreError> {
+        let mut state = self.state();
+        state.last_audit_id += 1;
+        record.id = state.last_audit_id;
+        state.audit.push(record);
+        Ok(state.last_audit_id)
+    }
+
+    async fn list_events_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let state = self.state();
+        // Ids increase along the vector.
+        let start = state.audit.partition_point(|r| r.id <= after);
+        Ok(state.audit[start..].iter().take(limit).cloned().collect())
+    }
+
+    async fn delete_events_before(&self, before_us: i64) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let before = state.audit.len();
+        state.audit.retain(|r| r.time_us >= before_us);
+        Ok((before - state.audit.len()) as u64)
     }
 }
 

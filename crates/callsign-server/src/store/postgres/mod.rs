@@ -4,6 +4,7 @@
 //! `Unavailable` errors instead of hung requests.
 
 mod assignments;
+mod audit;
 mod health;
 mod identities;
 mod keys;
@@ -84,6 +85,18 @@ const MIGRATIONS: &[&str] = &[
         requests BIGINT NOT NULL,
         PRIMARY KEY (operation_group, window_start)
     );
+"#,
+    // The audit trail of the whole cluster: one query answers "who revoked user X".
+    r#"
+    CREATE TABLE audit_events (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        time TIMESTAMPTZ NOT NULL,
+        type TEXT NOT NULL,
+        subject TEXT,
+        event JSONB NOT NULL
+    );
+    CREATE INDEX audit_events_time ON audit_events (time);
+    CREATE INDEX audit_events_subject ON audit_events (subject, type);
 "#,
 ];
 

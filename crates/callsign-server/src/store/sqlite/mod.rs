@@ -8,6 +8,7 @@
 //! beside the writer, on the blocking pool.
 
 mod assignments;
+mod audit;
 mod backup;
 mod identities;
 mod keys;
@@ -69,6 +70,19 @@ const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY CHECK (id = 1),
         checked_at_us INTEGER NOT NULL
     ) STRICT;
+"#,
+    // The audit trail: AUTOINCREMENT so that an id is never reused, even after retention
+    // deleted the newest events.
+    r#"
+    CREATE TABLE audit_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_us INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        subject TEXT,
+        event TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX audit_events_time ON audit_events (time_us);
+    CREATE INDEX audit_events_subject ON audit_events (subject, type);
 "#,
 ];
 

@@ -1,0 +1,256 @@
+//! The audit trail (docs/protocol.md §9): one durable log of every state change — who did what
+//! to which identity or object, when, from where — written before the change's response is
+//! sent. The same events are what the change feed and webhooks will serve.
+//!
+//! [`AuditLog`] appends each event to the store ([`crate::store::AuditStore`]: the data dir's
+//! SQLite file, the cluster's PostgreSQL table, or memory) and then writes it, with the id the
+//! store gave it, to the configured sinks ([`sink`]).
+
+pub mod event;
+pub mod sink;
+
+pub use event::{Actor, AuditEvent, EventType, KeySlot, RequestOrigin};
+pub use sink::{SinkConfig, SinkError};
+
+use crate::clock::Clock;
+use crate::keys::LiveKeys;
+use crate::store::{AuditRecord, AuditStore, StoreError};
+use sink::Sink;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The `[audit]` section of the configuration file, and `--audit-log`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// Where events are written besides the store.
+    pub sinks: Vec<SinkConfig>,
+    /// Whether each issued token is an event (`token.issued`): off by default, since tokens are
+    /// issued far more often than anything else changes.
+    pub token_issued: bool,
+    /// How long stored events are kept; `None` keeps them forever.
+    pub retention: Option<chrono::Duration>,
+}
+
+/// Stored events are kept this long unless `[audit] retention_days` says otherwise.
+pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+
+/// How often events older than the retention are deleted.
+pub const EXPIRY_INTERVAL: Duration = Duration::from_secs(3600);
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            sinks: Vec::new(),
+            token_issued: false,
+            retention: Some(chrono::Duration::days(DEFAULT_RETENTION_DAYS.into())),
+        }
+    }
+}
+
+/// An event could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The store did not take it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored event is not valid JSON (reading back).
+    #[error("a stored audit event is malformed: {0}")]
+    Malformed(String),
+}
+
+/// Where an event's resource id comes from.
+enum Resource {
+    /// A server's keys in force (a cluster's nodes share them).
+    Live(Arc<LiveKeys>),
+    /// Read once by an admin command.
+    Fixed(String),
+}
+
+/// The audit trail of one server: the store, the sinks and what to record.
+pub struct AuditLog {
+    store: Arc<dyn AuditStore>,
+    resource: Resource,
+    clock: Arc<dyn Clock>,
+    sinks: Vec<Sink>,
+    config: AuditConfig,
+}
+
+impl AuditLog {
+    /// Opens the configured sinks (a file is created if missing, appended to if not).
+    pub fn open(
+        config: AuditConfig,
+        store: Arc<dyn AuditStore>,
+        keys: Arc<LiveKeys>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, SinkError> {
+        let sinks = config
+            .sinks
+            .iter()
+            .map(Sink::open)
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            store,
+            resource: Resource::Live(keys),
+            clock,
+            sinks,
+            config,
+        })
+    }
+
+    /// The log as an admin command on the machine writes to it (`callsign import`, key
+    /// regeneration and rotation): the store only, for the resource `resource_id`. A running
+    /// server's sinks do not see these events; its store, and so the change feed, does.
+    pub fn for_operator(
+        store: Arc<dyn AuditStore>,
+        resource_id: String,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            resource: Resource::Fixed(resource_id),
+            clock,
+            sinks: Vec::new(),
+            config: AuditConfig::default(),
+        }
+    }
+
+    /// Records an operator's change (actor [`Actor::Operator`]) with `details`.
+    pub async fn record_operator(
+        &self,
+        event_type: EventType,
+        subject: Option<String>,
+        details: serde_json::Value,
+    ) -> Result<AuditEvent, AuditError> {
+        let mut event = self.event(event_type, subject, &RequestOrigin::operator());
+        if let serde_json::Value::Object(details) = details {
+            event.details = details;
+        }
+        self.record(event).await
+    }
+
+    /// Whether `token.issued` events are recorded.
+    pub fn records_token_issued(&self) -> bool {
+        self.config.token_issued
+    }
+
+    /// A new event of `event_type` about `subject`, caused by `origin`, timed by the server's
+    /// clock, for [`Self::record`].
+    pub fn event(
+        &self,
+        event_type: EventType,
+        subject: Option<String>,
+        origin: &RequestOrigin,
+    ) -> AuditEvent {
+        AuditEvent::new(self.clock.now(), event_type, subject, origin)
+    }
+
+    /// Stores `event` durably, then writes it to the sinks; returns it with its id. A sink that
+    /// fails is logged, not fatal: the store holds the event.
+    pub async fn record(&self, mut event: AuditEvent) -> Result<AuditEvent, AuditError> {
+        event.resource = match &self.resource {
+            Resource::Live(keys) => keys.get().resource_id.to_string(),
+            Resource::Fixed(id) => id.clone(),
+        };
+        let mut stored = serde_json::to_value(&event).expect("an event always serialises");
+        // The id is the store's, not part of the stored text.
+        if let Some(fields) = stored.as_object_mut() {
+            fields.remove("id");
+        }
+        let record = AuditRecord {
+            id: 0,
+            time_us: event.time.timestamp_micros(),
+            event_type: event.event_type.as_str().to_owned(),
+            subject: event.subject.clone(),
+            json: stored.to_string(),
+        };
+        event.id = self.store.append_event(record).await?;
+        let line = event.to_json_line();
+        for sink in &self.sinks {
+            if let Err(e) = sink.write_line(&line) {
+                tracing::error!(error = %e, "writing an audit event failed");
+            }
+        }
+        Ok(event)
+    }
+
+    /// Up to `limit` stored events after the one with id `after`, oldest first.
+    pub async fn list_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, AuditError> {
+        self.store
+            .list_events_after(after, limit)
+            .await?
+            .into_iter()
+            .map(|record| {
+                let mut event: AuditEvent = serde_json::from_str(&record.json)
+                    .map_err(|e| AuditError::Malformed(e.to_string()))?;
+                event.id = record.id;
+                Ok(event)
+            })
+            .collect()
+    }
+
+    /// Reopens the file sinks by their paths: after logrotate moved a file, new events go to a
+    /// new one (SIGHUP).
+    pub fn reopen(&self) {
+        for sink in &self.sinks {
+            if let Err(e) = sink.reopen() {
+                tracing::error!(error = %e, "reopening an audit log failed");
+            }
+        }
+    }
+
+    /// Whether any sink is a file (and SIGHUP should reopen it).
+    pub fn has_files(&self) -> bool {
+        self.sinks.iter().any(Sink::is_file)
+    }
+
+    /// Deletes the stored events older than the retention, by the server's clock; returns how
+    /// many.
+    pub async fn expire(&self) -> Result<u64, AuditError> {
+        let Some(retention) = self.config.retention else {
+            return Ok(0);
+        };
+        let before = self.clock.now() - retention;
+        Ok(self
+            .store
+            .delete_events_before(before.timestamp_micros())
+            .await?)
+    }
+
+    /// Runs [`Self::expire`] now and every [`EXPIRY_INTERVAL`], and [`Self::reopen`] on every
+    /// SIGHUP when there are file sinks, until the log is dropped by everyone else.
+    pub fn spawn_upkeep(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
+            loop {
+                tick.tick().await;
+                let Some(log) = weak.upgrade() else { return };
+                match log.expire().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(events = n, "expired audit events"),
+                    Err(e) => tracing::warn!(error = %e, "expiring audit events failed"),
+                }
+            }
+        });
+        if !self.has_files() {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(mut hangups) => {
+                tokio::spawn(async move {
+                    while hangups.recv().await.is_some() {
+                        let Some(log) = weak.upgrade() else { return };
+                        log.reopen();
+                        tracing::info!("reopened the audit log files");
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot reopen the audit log on SIGHUP"),
+        }
+    }
+}

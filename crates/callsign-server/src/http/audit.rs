@@ -1,0 +1,204 @@
+//! Which audit event each successful state-changing request makes (docs/protocol.md §9), and
+//! recording it before the response is sent. The operations are known from the route; what only
+//! the handler knows (a new identity's id, whose token was exchanged) it leaves in the
+//! response's extensions.
+
+use super::error::ApiError;
+use super::routes::AcsOperation;
+use super::AppState;
+use crate::audit::{Actor, EventType, RequestOrigin};
+use crate::auth::EntraClaims;
+use axum::response::Response;
+use serde_json::{json, Map, Value};
+
+/// The identity or object a handler changed, where the route does not name it (a created
+/// identity's id).
+#[derive(Debug, Clone)]
+pub struct Subject(pub String);
+
+/// A create that also issued a token (`createTokenWithScopes`): `token.issued` follows
+/// `identity.created` when issued tokens are recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenIssued;
+
+/// Whose token an exchange granted an ACS token for.
+#[derive(Debug, Clone)]
+pub struct Granted {
+    /// The Teams or Entra user's object id.
+    pub oid: Option<String>,
+    /// The client application the token was issued to.
+    pub appid: Option<String>,
+    /// The ACS identity the token is for, when the exchange answers with one.
+    pub identity: Option<String>,
+}
+
+impl Granted {
+    /// What the audit trail records of an exchanged token's claims: never the token.
+    pub fn of(claims: &EntraClaims, identity: Option<String>) -> Self {
+        Self {
+            oid: claims.oid.clone(),
+            appid: claims.appid.clone().or_else(|| claims.azp.clone()),
+            identity,
+        }
+    }
+}
+
+/// What an operation records when it succeeds: its type, subject and details.
+pub(super) struct Planned {
+    event_type: EventType,
+    subject: Option<String>,
+    details: Map<String, Value>,
+}
+
+fn planned(event_type: EventType, subject: Option<&str>, details: Value) -> Option<Planned> {
+    Some(Planned {
+        event_type,
+        subject: subject.map(str::to_owned),
+        details: match details {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        },
+    })
+}
+
+/// The event `op` makes if it succeeds; `None` for reads. `body` is the request's (a PATCH of
+/// Entra assignments names its objects there).
+pub(super) fn plan(state: &AppState, op: &AcsOperation, body: &[u8]) -> Option<Planned> {
+    use AcsOperation as Op;
+    match op {
+        Op::CreateIdentity => planned(EventType::IdentityCreated, None, json!({})),
+        Op::DeleteIdentity(id) => planned(EventType::IdentityDeleted, Some(id), json!({})),
+        Op::RevokeTokens(id) => planned(EventType::IdentityTokensRevoked, Some(id), json!({})),
+        Op::IssueToken(id) | Op::IssueTokenLegacy(id) if state.audit.records_token_issued() => {
+            planned(EventType::TokenIssued, Some(id), json!({}))
+        }
+        Op::TeamsUserExchange => planned(
+            EventType::ExchangeGranted,
+            None,
+            json!({"exchange": "teamsUser"}),
+        ),
+        Op::TeamsExtensionExchange => planned(
+            EventType::ExchangeGranted,
+            None,
+            json!({"exchange": "teamsExtension"}),
+        ),
+        Op::EntraExchange => planned(
+            EventType::ExchangeGranted,
+            None,
+            json!({"exchange": "entra"}),
+        ),
+        Op::PutTeamsExtensionAssignment(tenant, object) => planned(
+            EventType::AssignmentChanged,
+            Some(object),
+            json!({"kind": "teamsExtension", "tenantId": tenant, "change": "put"}),
+        ),
+        Op::DeleteTeamsExtensionAssignment(tenant, object) => planned(
+            EventType::AssignmentChanged,
+            Some(object),
+            json!({"kind": "teamsExtension", "tenantId": tenant, "change": "delete"}),
+        ),
+        Op::PutEntraAssignment(object) => planned(
+            EventType::AssignmentChanged,
+            Some(object),
+            json!({"kind": "entra", "change": "put"}),
+        ),
+        Op::DeleteEntraAssignment(object) => planned(
+            EventType::AssignmentChanged,
+            Some(object),
+            json!({"kind": "entra", "change": "delete"}),
+        ),
+        Op::UpdateEntraAssignments => {
+            // The handler accepted the body, so it is an object keyed by object id.
+            let objects: Vec<String> = serde_json::from_slice::<Map<String, Value>>(body)
+                .map(|map| map.keys().cloned().collect())
+                .unwrap_or_default();
+            planned(
+                EventType::AssignmentChanged,
+                None,
+                json!({"kind": "entra", "change": "patch", "objectIds": objects}),
+            )
+        }
+        Op::GetIdentity(_)
+        | Op::IssueToken(_)
+        | Op::IssueTokenLegacy(_)
+        | Op::GetTeamsExtensionAssignment(..)
+        | Op::ListEntraAssignments
+        | Op::GetEntraAssignment(_) => None,
+    }
+}
+
+/// Records the event of an operation's outcome, before its response goes out: the planned one
+/// when it succeeded, `exchange.refused` when an exchange was refused. A failure to record turns
+/// the answer into a 503: no state change goes unrecorded without the client hearing of it.
+pub(super) async fn record(
+    state: &AppState,
+    planned: Option<Planned>,
+    mut origin: RequestOrigin,
+    outcome: Result<Response, ApiError>,
+) -> Result<Response, ApiError> {
+    let Some(planned) = planned else {
+        return outcome;
+    };
+    let exchange = planned.event_type == EventType::ExchangeGranted;
+    let (event_type, mut subject, mut details) =
+        (planned.event_type, planned.subject, planned.details);
+    // What the response tells, taken out before awaiting: a response is not `Sync`.
+    let succeeded = match &outcome {
+        Ok(response) if response.status().is_success() => Some((
+            response.extensions().get::<Subject>().cloned(),
+            response.extensions().get::<Granted>().cloned(),
+            response.extensions().get::<TokenIssued>().is_some(),
+        )),
+        _ => None,
+    };
+    if let Some((created, granted, token_issued)) = succeeded {
+        if let Some(created) = created {
+            subject = Some(created.0);
+        }
+        if let Some(granted) = granted {
+            subject = granted.oid.clone();
+            if let Some(identity) = granted.identity {
+                details.insert("identity".into(), identity.into());
+            }
+            // A bearer exchange is authorised by the user's own token: they are the actor.
+            if matches!(origin.actor, Actor::Unauthenticated) {
+                origin.actor = Actor::Bearer {
+                    oid: granted.oid,
+                    appid: granted.appid,
+                };
+            } else if let Some(appid) = granted.appid {
+                details.insert("appId".into(), appid.into());
+            }
+        }
+        let mut event = state.audit.event(event_type, subject.clone(), &origin);
+        event.details = details;
+        let mut events = vec![event];
+        if token_issued && state.audit.records_token_issued() {
+            events.push(state.audit.event(EventType::TokenIssued, subject, &origin));
+        }
+        for event in events {
+            state.audit.record(event).await.map_err(|e| {
+                tracing::error!(error = %e, "recording an audit event failed");
+                ApiError::unavailable()
+            })?;
+        }
+        return outcome;
+    }
+    let refused = match &outcome {
+        Err(error) if exchange && error.status.is_client_error() => {
+            Some((error.status.as_u16(), error.code))
+        }
+        _ => None,
+    };
+    if let Some((status, code)) = refused {
+        details.insert("status".into(), status.into());
+        details.insert("code".into(), code.into());
+        let mut event = state.audit.event(EventType::ExchangeRefused, None, &origin);
+        event.details = details;
+        if let Err(e) = state.audit.record(event).await {
+            // The refusal stands either way; the client hears it.
+            tracing::error!(error = %e, "recording an audit event failed");
+        }
+    }
+    outcome
+}
