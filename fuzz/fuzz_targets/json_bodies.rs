@@ -29,6 +29,7 @@ use callsign_server::domain::entra::EntraAccessService;
 use callsign_server::domain::{IdentityService, Minutes, Scope, Scopes};
 use callsign_server::http::{router, AppState, HttpConfig};
 use callsign_server::keys::LiveKeys;
+use callsign_server::metrics::Metrics;
 use callsign_server::readiness::Readiness;
 use callsign_server::store::{self, OpenMode, StorageConfig};
 use callsign_server::throttling::{Throttle, ThrottleConfig};
@@ -83,6 +84,7 @@ fn state() -> &'static State {
                 access: AccessService::new(backend.clone()),
                 entra: EntraAccessService::new(backend.clone()),
                 throttle: Throttle::new(ThrottleConfig::off(), backend.clone(), clock()),
+                metrics: Arc::new(Metrics::new(backend.clone())),
                 readiness: Readiness::start(backend).await,
                 audit: Arc::new(audit),
             };

@@ -16,6 +16,7 @@ pub mod export;
 pub mod http;
 pub mod keys;
 pub mod limits;
+pub mod metrics;
 pub mod readiness;
 pub mod server;
 pub mod store;

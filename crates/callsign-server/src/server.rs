@@ -12,6 +12,7 @@ use crate::export::ExportFile;
 use crate::http::{router, AppState, HttpConfig};
 use crate::keys::{DataDir, KeyError, KeyWatcher, LiveKeys, SigningAlg};
 use crate::limits::OpenFiles;
+use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 use crate::store::{self, Backend, OpenMode, StorageConfig, StoreError};
 use crate::throttling::{Throttle, ThrottleConfig};
@@ -75,6 +76,9 @@ pub struct ServerConfig {
     /// The shortest token lifetime accepted (`--min-token-lifetime`; ACS's 60 minutes unless a
     /// development setup asks for less).
     pub min_token_lifetime: Minutes,
+    /// Where to serve `GET /metrics` without authentication (`--metrics-addr`); `None`: only
+    /// on the main listener, authenticated.
+    pub metrics_addr: Option<SocketAddr>,
     /// The audit trail's sinks, retention and whether issued tokens are events (`[audit]`,
     /// `--audit-log`).
     pub audit: AuditConfig,
@@ -108,6 +112,7 @@ impl ServerConfig {
             min_token_lifetime: Minutes::MIN,
             seed: None,
             throttling: ThrottleConfig::off(),
+            metrics_addr: None,
             audit: AuditConfig::default(),
         }
     }
@@ -153,6 +158,9 @@ pub struct Server {
     tls: Option<(Arc<rustls::ServerConfig>, Option<PathBuf>)>,
     endpoint: String,
     connections: connections::Settings,
+    /// The metrics listener (`--metrics-addr`), served alongside the main one.
+    metrics_listener: Option<std::net::TcpListener>,
+    metrics: Arc<Metrics>,
     /// Where the development TLS files of a server without a data dir live, until it stops.
     _tls_temp: Option<tls::TempDir>,
 }
@@ -163,6 +171,8 @@ impl Server {
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
         let clock = config.clock.clone();
         let backend = store::open(&config.storage, OpenMode::Serve).await?;
+        let metrics = Arc::new(Metrics::new(backend.clone()));
+        let backend = metrics.metered(backend);
         if let Some(seed) = &config.seed {
             // Empty storage becomes the seed's resource; another resource is refused.
             backend
@@ -204,7 +214,7 @@ impl Server {
                 .record_operator(EventType::DataImported, None, details)
                 .await?;
         }
-        Self::assemble(config, backend, keys, readiness, audit)
+        Self::assemble(config, backend, keys, readiness, audit, metrics)
     }
 
     fn assemble(
@@ -213,6 +223,7 @@ impl Server {
         keys: Arc<KeyWatcher>,
         readiness: Arc<Readiness>,
         audit: Arc<AuditLog>,
+        metrics: Arc<Metrics>,
     ) -> Result<Server, ServerError> {
         let clock = config.clock.clone();
         let data_dir = config.data_dir.as_ref().map(DataDir::new);
@@ -249,6 +260,12 @@ impl Server {
                 addr: config.addr,
                 source,
             })?;
+        let metrics_listener = match config.metrics_addr {
+            Some(addr) => {
+                Some(listen(addr).map_err(|source| ServerError::Listen { addr, source })?)
+            }
+            None => None,
+        };
         let endpoint = endpoint_for(local, tls.is_some());
         // Remembered for `callsign connection-string` and the client commands, which find the
         // server by it: written whole (a reader never sees half a URL); not essential.
@@ -269,6 +286,7 @@ impl Server {
             access: AccessService::new(backend.clone()),
             entra: EntraAccessService::new(backend),
             throttle,
+            metrics: metrics.clone(),
             readiness: readiness.clone(),
             audit,
         });
@@ -280,6 +298,8 @@ impl Server {
             tls,
             endpoint,
             connections,
+            metrics_listener,
+            metrics,
             _tls_temp: tls_temp,
         })
     }
@@ -294,6 +314,18 @@ impl Server {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The address of the metrics listener (`--metrics-addr`), if there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// The keys in force.
@@ -334,6 +366,14 @@ impl Server {
         };
         let refresher = tokio::spawn(self.keys.clone().run());
         let checker = tokio::spawn(self.readiness.clone().run());
+        // Up until the main listener has finished (its grace period included); dropped with it.
+        let metrics_listener = match self.metrics_listener {
+            Some(listener) => Some(tokio::spawn(crate::metrics::serve(
+                listener,
+                self.metrics.clone(),
+            ))),
+            None => None,
+        };
         let result = connections::serve(
             self.listener,
             self.app,
@@ -344,6 +384,9 @@ impl Server {
         .await;
         refresher.abort();
         checker.abort();
+        if let Some(task) = metrics_listener {
+            task.abort();
+        }
         result
     }
 }

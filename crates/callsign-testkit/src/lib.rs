@@ -89,6 +89,8 @@ pub struct TestServer {
     pub resource_id: String,
     /// The clock the server reads (and the client signs with).
     pub clock: Arc<dyn Clock>,
+    /// The metrics listener's address, when the test configured `metrics_addr`.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -119,6 +121,7 @@ impl TestServer {
         let keys = server.live_keys();
         let key_watcher = server.key_watcher();
         let addr = server.local_addr();
+        let metrics_addr = server.metrics_addr();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(server.run(async {
             let _ = rx.await;
@@ -134,6 +137,7 @@ impl TestServer {
             keys,
             key_watcher,
             clock,
+            metrics_addr,
             stop: Some(tx),
             task: Some(task),
         }

@@ -49,6 +49,8 @@ pub struct FileConfig {
     pub management: Option<ManagementConfig>,
     /// Throttling (`[limits]`): a preset and per-group limits per window; off by default.
     pub limits: Option<LimitsConfig>,
+    /// Where to serve `GET /metrics` without authentication (`--metrics-addr`).
+    pub metrics_addr: Option<SocketAddr>,
     /// The audit trail (`[audit]`): where it is written, whether issued tokens are events, how
     /// long the store keeps events.
     pub audit: Option<AuditFileConfig>,

@@ -77,6 +77,11 @@ pub struct ServeArgs {
     /// everything. Default: the config file's `[limits]`, else off.
     #[arg(long, value_enum)]
     limits: Option<LimitsArg>,
+    /// Also serve Prometheus metrics (`GET /metrics`) on this address, without authentication:
+    /// for a scraper on a private network. Default: none — `/metrics` is then served on the main
+    /// address only, authenticated as management calls are.
+    #[arg(long, env = "CALLSIGN_METRICS_ADDR", value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
     /// Append the audit trail to this file as JSON Lines (`-`: stdout), reopened on SIGHUP for
     /// logrotate; repeat for a file and stdout. Default: the config file's `[audit] log`, else
     /// only the storage keeps it.
@@ -166,6 +171,7 @@ pub fn serve(args: ServeArgs) -> Result<(), Failure> {
         SigningAlgArg::Eddsa => SigningAlg::EdDsa,
     });
     config.throttling = throttling;
+    config.metrics_addr = args.metrics_addr.or(file.metrics_addr);
     if !config.throttling.is_off() {
         tracing::info!(limits = ?config.throttling, "throttling");
     }
@@ -223,6 +229,9 @@ pub fn serve(args: ServeArgs) -> Result<(), Failure> {
             max_connections = server.max_connections(),
             "callsign is listening"
         );
+        if let Some(metrics) = server.metrics_addr() {
+            tracing::info!(%metrics, "metrics (GET /metrics, no authentication)");
+        }
         server.run(shutdown_signal()).await.context("serving")?;
         tracing::info!("stopped");
         Ok(())

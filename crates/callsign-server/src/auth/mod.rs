@@ -39,3 +39,76 @@ pub enum AuthError {
     #[error("the bearer token's caller is not allowed to manage identities")]
     NotAllowed,
 }
+
+impl AuthError {
+    /// Every [`AuthError::reason`], so that the metrics show each at zero before it happens.
+    pub const REASONS: [&'static str; 14] = [
+        "missing",
+        "malformed",
+        "missing_signed_header",
+        "date",
+        "content_hash",
+        "signature",
+        "bearer_malformed",
+        "bearer_algorithm",
+        "bearer_issuer",
+        "bearer_unknown_key",
+        "bearer_signature",
+        "bearer_expired",
+        "bearer_audience",
+        "not_allowed",
+    ];
+
+    /// A fixed word for the reason, for metric labels (`callsign_auth_failures_total{reason}`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed => "malformed",
+            Self::MissingSignedHeader => "missing_signed_header",
+            Self::Date => "date",
+            Self::ContentHash => "content_hash",
+            Self::Signature => "signature",
+            Self::Bearer(e) => match e {
+                TokenError::Malformed => "bearer_malformed",
+                TokenError::Algorithm => "bearer_algorithm",
+                TokenError::Issuer => "bearer_issuer",
+                TokenError::UnknownKey => "bearer_unknown_key",
+                TokenError::Signature => "bearer_signature",
+                TokenError::Expired => "bearer_expired",
+                TokenError::Audience => "bearer_audience",
+            },
+            Self::NotAllowed => "not_allowed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_is_listed() {
+        let bearer = [
+            TokenError::Malformed,
+            TokenError::Algorithm,
+            TokenError::Issuer,
+            TokenError::UnknownKey,
+            TokenError::Signature,
+            TokenError::Expired,
+            TokenError::Audience,
+        ]
+        .map(AuthError::Bearer);
+        let all = [
+            AuthError::Missing,
+            AuthError::Malformed,
+            AuthError::MissingSignedHeader,
+            AuthError::Date,
+            AuthError::ContentHash,
+            AuthError::Signature,
+            AuthError::NotAllowed,
+        ];
+        let reasons: Vec<&str> = all.iter().chain(&bearer).map(AuthError::reason).collect();
+        assert_eq!(reasons.len(), AuthError::REASONS.len());
+        assert!(reasons.iter().all(|r| AuthError::REASONS.contains(r)));
+    }
+}

@@ -2,7 +2,7 @@
 
 use super::ids::IdentityId;
 use super::scope::{Minutes, Scopes};
-use crate::keys::ResourceKeys;
+use crate::keys::{ResourceKeys, SigningAlg};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use callsign_common::claims::{decode_claims, TokenClaims};
@@ -21,6 +21,8 @@ pub struct IssuedToken {
     pub token: String,
     /// Its `exp`.
     pub expires_on: DateTime<Utc>,
+    /// The algorithm that signed it (counted by the metrics).
+    pub alg: SigningAlg,
 }
 
 impl std::fmt::Debug for IssuedToken {
@@ -88,6 +90,7 @@ pub fn mint_until(
     IssuedToken {
         token: format!("{signing_input}.{signature}"),
         expires_on: DateTime::from_timestamp(exp, 0).expect("exp in range"),
+        alg: signer.alg(),
     }
 }
 

@@ -12,6 +12,7 @@ use crate::auth::{EntraClaims, TrustedIssuers};
 use crate::domain::exchange::AssignedExchangeError;
 use crate::domain::tokens::IssuedToken;
 use crate::domain::{IdentityService, TeamsExchangeError, TeamsUserIds};
+use crate::metrics::TokenIssued;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
@@ -55,9 +56,10 @@ impl From<AssignedExchangeError> for ApiError {
 }
 
 /// The 200 answer of a bearer exchange: `{identity: {id}, accessToken: {token, expiresOn}}`,
-/// carrying for the audit trail whose token was exchanged.
+/// carrying for the audit trail whose token was exchanged (and for the metrics its algorithm).
 pub fn exchanged(id: String, token: IssuedToken, claims: &EntraClaims) -> Response {
     let granted = super::audit::Granted::of(claims, Some(id.clone()));
+    let alg = token.alg;
     let mut response = json(
         StatusCode::OK,
         &ExchangeBody {
@@ -66,7 +68,7 @@ pub fn exchanged(id: String, token: IssuedToken, claims: &EntraClaims) -> Respon
         },
     );
     response.extensions_mut().insert(granted);
-    response
+    TokenIssued::mark(alg, response)
 }
 
 /// `POST /teamsUser/:exchangeAccessToken` with `{token, appId, userId}` (`{token}` alone before
@@ -101,11 +103,12 @@ pub async fn teams_user(
     let token = service
         .exchange_teams_user(&claims, ids)
         .map_err(|e| exchange_error(e, version))?;
+    let alg = token.alg;
     let mut response = json(StatusCode::OK, &TokenBody::from(token));
     response
         .extensions_mut()
         .insert(super::audit::Granted::of(&claims, None));
-    Ok(response)
+    Ok(TokenIssued::mark(alg, response))
 }
 
 /// The 401 for a Teams token that is not valid: 2021-03-31-preview1 answers it with an empty body

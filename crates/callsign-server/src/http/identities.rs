@@ -5,6 +5,7 @@ use super::body::{strings, Field, JsonBody};
 use super::error::ApiError;
 use crate::domain::identities::CustomId;
 use crate::domain::{IdentityService, IdentityView, IssuedToken, Minutes, Scope, Scopes};
+use crate::metrics::TokenIssued;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use callsign_common::time_format;
@@ -120,6 +121,7 @@ pub async fn create(
     if identity.custom_id.is_none() {
         identity.last_token_issued_at = None;
     }
+    let alg = token.as_ref().map(|t| t.alg);
     let created = super::audit::Subject(identity.id.clone());
     let with_token = token.is_some();
     let mut response = json(
@@ -133,7 +135,10 @@ pub async fn create(
     if with_token {
         response.extensions_mut().insert(super::audit::TokenIssued);
     }
-    Ok(response)
+    Ok(match alg {
+        Some(alg) => TokenIssued::mark(alg, response),
+        None => response,
+    })
 }
 
 /// `POST /identities` in 2020-07-20-preview2: the version defines no request fields, and answers
@@ -165,7 +170,11 @@ pub async fn issue_token(
 ) -> Result<Response, ApiError> {
     let (scopes, lifetime) = token_request(service, body, version)?;
     let token = service.issue_token(id, &scopes, lifetime).await?;
-    Ok(json(StatusCode::OK, &TokenBody::from(token)))
+    let alg = token.alg;
+    Ok(TokenIssued::mark(
+        alg,
+        json(StatusCode::OK, &TokenBody::from(token)),
+    ))
 }
 
 /// `POST /identities/{id}/token` (2020-07-20-preview2): the body is `{scopes}` as for
@@ -179,12 +188,16 @@ pub async fn issue_token_legacy(
     let (scopes, lifetime) = token_request(service, body, version)?;
     let token = service.issue_token(id, &scopes, lifetime).await?;
     let id = service.parse(id)?.as_str().to_owned();
-    Ok(json(
-        StatusCode::OK,
-        &LegacyTokenBody {
-            id,
-            token: TokenBody::from(token),
-        },
+    let alg = token.alg;
+    Ok(TokenIssued::mark(
+        alg,
+        json(
+            StatusCode::OK,
+            &LegacyTokenBody {
+                id,
+                token: TokenBody::from(token),
+            },
+        ),
     ))
 }
 

@@ -24,6 +24,7 @@ use crate::auth::{
 use crate::domain::access::AccessService;
 use crate::domain::entra::EntraAccessService;
 use crate::domain::IdentityService;
+use crate::metrics::Metrics;
 use crate::throttling::Throttle;
 use api_version::{ApiVersion, VersionPolicy};
 use axum::body::{Body, Bytes};
@@ -103,6 +104,8 @@ pub struct AppState {
     pub entra: EntraAccessService,
     /// Each operation group's limit per window (`[limits]`).
     pub throttle: Throttle,
+    /// Prometheus metrics (`GET /metrics`).
+    pub metrics: Arc<Metrics>,
     /// Whether the storage takes writes (`/readyz`).
     pub readiness: Arc<crate::readiness::Readiness>,
     /// The audit trail every state change is recorded in before its response.
@@ -120,6 +123,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 /// The service's router.
 pub fn router(state: Arc<AppState>) -> Router {
+    let metrics = state.metrics.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -134,6 +138,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
         .layer(axum::middleware::from_fn(headers::service_headers))
         .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::record_requests,
+        ))
 }
 
 /// One INFO line per request: method, route template (never ids or query values), status,
@@ -178,7 +186,9 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         Ok(route) => route,
         Err(e) => return e.into_response(),
     };
-    match route {
+    // Named where the route is known, so that the metrics need not resolve the path again.
+    let operation = crate::metrics::Operation(route.operation_name());
+    let mut response = match route {
         Route::Acs(op) => {
             let supported = api_version::supported_by(&op);
             let mut response = acs(&state, op, &parts, body)
@@ -201,7 +211,14 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         Route::Reset => callsign_admin(&state, &parts, body, true)
             .await
             .unwrap_or_else(IntoResponse::into_response),
-    }
+        // On this listener as management calls are authenticated; `--metrics-addr` has no auth.
+        Route::Metrics => match authenticated_body(&state, &parts, body).await {
+            Ok(_) => state.metrics.response().await,
+            Err(e) => e.into_response(),
+        },
+    };
+    response.extensions_mut().insert(operation);
+    response
 }
 
 /// The management routes of callsign's own: listing identities, and a reset where the server
@@ -354,6 +371,7 @@ async fn authenticated_body(
         let caller = authenticate_bearer(&state.issuers, &state.management, token)
             .await
             .map_err(|e| {
+                state.metrics.auth_failure(e.reason());
                 tracing::info!(
                     reason = %e,
                     route = routes::template_of(&parts.method, parts.uri.path()),
@@ -387,6 +405,7 @@ async fn authenticated_body(
     let now = state.identities.clock().now();
     let which = authenticate_hmac(&keys.access, &request, now, state.config.max_clock_skew)
         .map_err(|e| {
+            state.metrics.auth_failure(e.reason());
             tracing::info!(
                 reason = %e,
                 route = routes::template_of(&parts.method, parts.uri.path()),

@@ -95,6 +95,30 @@ impl AcsOperation {
         }
     }
 
+    /// The ACS operation's name, for metrics (the operation ids of the ACS REST API, without
+    /// their `CommunicationIdentity_` prefix where they have one).
+    pub fn name(&self) -> &'static str {
+        match self {
+            AcsOperation::CreateIdentity => "CreateIdentity",
+            AcsOperation::GetIdentity(_) => "GetIdentity",
+            AcsOperation::DeleteIdentity(_) => "DeleteIdentity",
+            AcsOperation::RevokeTokens(_) => "RevokeAccessTokens",
+            // The same operation in the 2020-07-20-preview2 shape.
+            AcsOperation::IssueToken(_) | AcsOperation::IssueTokenLegacy(_) => "IssueAccessToken",
+            AcsOperation::TeamsUserExchange => "ExchangeTeamsUserAccessToken",
+            AcsOperation::TeamsExtensionExchange => "ExchangeTeamsExtensionAccessToken",
+            AcsOperation::GetTeamsExtensionAssignment(..) => "GetTeamsExtensionAssignment",
+            AcsOperation::PutTeamsExtensionAssignment(..) => "PutTeamsExtensionAssignment",
+            AcsOperation::DeleteTeamsExtensionAssignment(..) => "DeleteTeamsExtensionAssignment",
+            AcsOperation::EntraExchange => "ExchangeEntraAccessToken",
+            AcsOperation::ListEntraAssignments => "ListEntraAssignments",
+            AcsOperation::UpdateEntraAssignments => "UpdateEntraAssignments",
+            AcsOperation::GetEntraAssignment(_) => "GetEntraAssignment",
+            AcsOperation::PutEntraAssignment(_) => "PutEntraAssignment",
+            AcsOperation::DeleteEntraAssignment(_) => "DeleteEntraAssignment",
+        }
+    }
+
     /// The group whose limit the operation counts against, if it is throttled at all (ACS
     /// documents limits for these operations only).
     pub fn throttling_group(&self) -> Option<OperationGroup> {
@@ -137,6 +161,8 @@ pub enum Route {
     ListIdentities,
     /// `POST /callsign/:reset` (only when the server allows it)
     Reset,
+    /// `GET /metrics` (Prometheus; authenticated as management calls are)
+    Metrics,
 }
 
 impl Route {
@@ -147,7 +173,32 @@ impl Route {
             Route::Introspect => "/callsign/tokens/:introspect",
             Route::ListIdentities => "/callsign/identities",
             Route::Reset => "/callsign/:reset",
+            Route::Metrics => "/metrics",
         }
+    }
+}
+
+impl Route {
+    /// The operation's name, for metrics: the ACS operation's, or callsign's own.
+    pub fn operation_name(&self) -> &'static str {
+        match self {
+            Route::Acs(op) => op.name(),
+            Route::Introspect => "IntrospectToken",
+            Route::ListIdentities => "ListIdentities",
+            Route::Reset => "Reset",
+            Route::Metrics => "Metrics",
+        }
+    }
+}
+
+/// The operation name of a request for metrics: its route's, `Healthz`, `Readyz`, `Jwks`, or `Unknown`
+/// for a path or method that names no operation (never the path itself, which may hold ids).
+pub fn operation_of(method: &Method, path: &str) -> &'static str {
+    match path {
+        "/healthz" => "Healthz",
+        "/readyz" => "Readyz",
+        "/.well-known/jwks.json" => "Jwks",
+        _ => resolve(method, path).map_or("Unknown", |route| route.operation_name()),
     }
 }
 
@@ -238,6 +289,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["callsign", "tokens", ":introspect"] => only(Method::POST, Route::Introspect),
         ["callsign", "identities"] => only(Method::GET, Route::ListIdentities),
         ["callsign", ":reset"] => only(Method::POST, Route::Reset),
+        ["metrics"] => only(Method::GET, Route::Metrics),
         _ => Err(ApiError::not_found()),
     }
 }

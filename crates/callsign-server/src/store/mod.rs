@@ -20,6 +20,7 @@ pub mod keys;
 pub mod memory;
 pub mod postgres;
 pub mod sqlite;
+pub mod stats;
 pub mod throttle;
 pub mod transfer;
 
@@ -29,6 +30,7 @@ pub use health::HealthStore;
 pub use identities::{IdentityRecord, IdentityStore};
 pub use keys::{KeyStore, KeyVersion};
 pub use memory::MemoryStorage;
+pub use stats::{PoolStatus, StoreStats};
 pub use throttle::{LocalWindows, ThrottleStore};
 pub use transfer::{Imported, Snapshot, TransferStore};
 
@@ -136,6 +138,7 @@ pub trait Backend:
     + ThrottleStore
     + HealthStore
     + AuditStore
+    + StoreStats
 {
 }
 
@@ -147,6 +150,7 @@ impl<
             + ThrottleStore
             + HealthStore
             + AuditStore
+            + StoreStats
             + ?Sized,
     > Backend for T
 {

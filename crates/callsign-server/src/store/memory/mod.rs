@@ -123,3 +123,19 @@ impl AuditStore for MemoryBackend {
         Ok((before - state.audit.len()) as u64)
     }
 }
+
+#[async_trait::async_trait]
+impl super::StoreStats for MemoryBackend {
+    fn backend_name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn count_identities(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .state()
+            .identities
+            .values()
+            .filter(|r| r.is_live())
+            .count() as u64)
+    }
+}

@@ -260,3 +260,36 @@ impl PostgresBackend {
         .await
     }
 }
+
+#[async_trait::async_trait]
+impl super::StoreStats for PostgresBackend {
+    fn backend_name(&self) -> &'static str {
+        "postgres"
+    }
+
+    /// A scan of the table (callers cache it).
+    async fn count_identities(&self) -> Result<u64, StoreError> {
+        bounded(async {
+            let client = self.client().await?;
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM identities WHERE deleted_at_us IS NULL",
+                    &[],
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok(row.get::<_, i64>(0).max(0) as u64)
+        })
+        .await
+    }
+
+    fn pool_status(&self) -> Option<super::PoolStatus> {
+        let status = self.pool.status();
+        Some(super::PoolStatus {
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+            max_size: status.max_size,
+        })
+    }
+}

@@ -105,6 +105,8 @@ struct Inner {
     /// One permit per read connection that may be open.
     reading: tokio::sync::Semaphore,
     stamps: Arc<PendingStamps>,
+    /// Writes per group commit, recorded by the writer (`callsign_sqlite_commit_batch_size`).
+    batches: prometheus_client::metrics::histogram::Histogram,
     /// Throttling counts: in memory, since a data dir serves one process at a time.
     windows: LocalWindows,
     /// Held (locked) for the life of a serving process; the lock goes with the process.
@@ -153,9 +155,11 @@ impl SqliteBackend {
         let (jobs, queue) = mpsc::channel();
         let stamps = Arc::new(PendingStamps::default());
         let writer_stamps = stamps.clone();
+        let batches = crate::metrics::batch_size_histogram();
+        let writer_batches = batches.clone();
         let writer = std::thread::Builder::new()
             .name("callsign-sqlite-writer".into())
-            .spawn(move || writer::run(conn, queue, writer_stamps))
+            .spawn(move || writer::run(conn, queue, writer_stamps, writer_batches))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -165,6 +169,7 @@ impl SqliteBackend {
                 readers: Mutex::new(Vec::new()),
                 reading: tokio::sync::Semaphore::new(MAX_READERS),
                 stamps,
+                batches,
                 windows: LocalWindows::default(),
                 _claim: claim,
             }),
@@ -371,6 +376,30 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         .map_err(unavailable)?;
     }
     Ok(())
+}
+
+#[async_trait::async_trait]
+impl super::StoreStats for SqliteBackend {
+    fn backend_name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    /// A scan of the table on a read connection (callers cache it).
+    async fn count_identities(&self) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT count(*) FROM identities WHERE deleted_at_us IS NULL",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+        })
+        .await
+        .map(|n| n.max(0) as u64)
+    }
+
+    fn group_commit_batches(&self) -> Option<prometheus_client::metrics::histogram::Histogram> {
+        Some(self.inner.batches.clone())
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! Token-issue times are informational and may lag: they are kept in memory ([`PendingStamps`])
 //! and written at most [`STAMP_FLUSH`] later, riding along with the next batch.
 
+use prometheus_client::metrics::histogram::Histogram;
 use rusqlite::{params, Connection, TransactionBehavior};
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -78,8 +79,14 @@ impl PendingStamps {
     }
 }
 
-/// Runs until every sender is gone, then writes the pending stamps and returns.
-pub fn run(mut conn: Connection, jobs: Receiver<Job>, stamps: Arc<PendingStamps>) {
+/// Runs until every sender is gone, then writes the pending stamps and returns. Each batch's
+/// number of writes goes to `batches` (a metric).
+pub fn run(
+    mut conn: Connection,
+    jobs: Receiver<Job>,
+    stamps: Arc<PendingStamps>,
+    batches: Histogram,
+) {
     let mut next_flush = Instant::now() + STAMP_FLUSH;
     loop {
         let wait = next_flush.saturating_duration_since(Instant::now());
@@ -102,6 +109,9 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>, stamps: Arc<PendingStamps>
         let due = if flush { stamps.snapshot() } else { Vec::new() };
         if flush {
             next_flush = Instant::now() + STAMP_FLUSH;
+        }
+        if !batch.is_empty() {
+            batches.observe(batch.len() as f64);
         }
         if !batch.is_empty() || !due.is_empty() {
             commit(&mut conn, batch, &due, &stamps);
