@@ -370,15 +370,7 @@ async fn authenticated_body(
     if let Some(token) = bearer_token(&parts.headers) {
         let caller = authenticate_bearer(&state.issuers, &state.management, token)
             .await
-            .map_err(|e| {
-                state.metrics.auth_failure(e.reason());
-                tracing::info!(
-                    reason = %e,
-                    route = routes::template_of(&parts.method, parts.uri.path()),
-                    "authentication refused"
-                );
-                ApiError::denied()
-            })?;
+            .map_err(|e| refused(state, parts, e))?;
         let actor = Actor::Bearer {
             oid: caller.oid,
             appid: caller.appid,
@@ -404,19 +396,23 @@ async fn authenticated_body(
     };
     let now = state.identities.clock().now();
     let which = authenticate_hmac(&keys.access, &request, now, state.config.max_clock_skew)
-        .map_err(|e| {
-            state.metrics.auth_failure(e.reason());
-            tracing::info!(
-                reason = %e,
-                route = routes::template_of(&parts.method, parts.uri.path()),
-                "authentication refused"
-            );
-            ApiError::denied()
-        })?;
+        .map_err(|e| refused(state, parts, e))?;
     let actor = Actor::AccessKey {
         which: which.into(),
     };
     Ok((bytes, origin(parts, actor)))
+}
+
+/// A refused authentication: counted, logged at INFO with its reason (never the key or the
+/// signature), and answered `401 Denied`.
+fn refused(state: &AppState, parts: &Parts, e: crate::auth::AuthError) -> ApiError {
+    state.metrics.auth_failure(e.reason());
+    tracing::info!(
+        reason = %e,
+        route = routes::template_of(&parts.method, parts.uri.path()),
+        "authentication refused"
+    );
+    ApiError::denied()
 }
 
 /// The token of an `Authorization: Bearer <token>` header, if the request has one.
