@@ -153,8 +153,9 @@ pub fn healthz(url: &str, timeout: Duration) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `path` made absolute (for messages that must work from any directory).
-fn absolute(path: &Path) -> std::path::PathBuf {
+/// `path` made absolute, or as given if the current directory is gone: the paths callsign prints
+/// (data dirs, the CA) must work from any directory.
+pub(crate) fn absolute(path: &Path) -> std::path::PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }
 

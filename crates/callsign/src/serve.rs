@@ -143,7 +143,7 @@ pub fn serve(args: ServeArgs) -> Result<(), Failure> {
         data => {
             // Absolute, so that the paths printed (the CA above all) work from anywhere.
             let data = data.unwrap_or_else(|| PathBuf::from("./callsign-data"));
-            let data = std::path::absolute(&data).unwrap_or(data);
+            let data = crate::admin::absolute(&data);
             let storage = match on_database {
                 true => Storage::Database,
                 false => Storage::DataDir {

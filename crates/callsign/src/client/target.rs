@@ -85,7 +85,7 @@ impl Choice<'_> {
 /// The target a data dir describes: its primary key and the endpoint its server last listened
 /// on, trusting its development CA when that server serves https with it.
 fn from_data_dir(data: &Path, ca_file: Option<&Path>) -> Result<Target, Failure> {
-    let dir = std::path::absolute(data).unwrap_or_else(|_| data.to_owned());
+    let dir = crate::admin::absolute(data);
     let data_dir = DataDir::new(&dir);
     if !data_dir.is_initialised() {
         return Err(Failure::usage_msg(format!(
