@@ -20,7 +20,7 @@ use callsign_fuzz::{
     access_keys, clock, issuer_key, now, resource_keys, runtime, scratch_dir, sign_jws,
     trusted_issuers, Fields, ISSUER, NOW_SECS, TENANT,
 };
-use callsign_server::audit::{AuditConfig, AuditLog};
+use callsign_server::audit::{AuditConfig, AuditLog, PendingEvents};
 use callsign_server::auth::entra::{ENTRA_CLIENTS_AUDIENCE, MANAGEMENT_AUDIENCE, TEAMS_AUDIENCE};
 use callsign_server::auth::ManagementConfig;
 use callsign_server::clock::Stamps;
@@ -70,7 +70,7 @@ fn state() -> &'static State {
                 IdentityService::new(backend.clone(), keys, Arc::new(Stamps::new(clock())));
             let scopes = Scopes::new([Scope::Chat, Scope::Voip]).unwrap();
             let (view, token) = identities
-                .create(None, Some((scopes, Minutes::default())))
+                .create(None, Some((scopes, Minutes::default())), &PendingEvents::none())
                 .await
                 .expect("an identity");
             let state = AppState {

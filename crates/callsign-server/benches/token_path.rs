@@ -4,6 +4,7 @@
 //! Run with `cargo bench -p callsign-server --bench token_path`.
 
 use callsign_common::hmac::sign_request;
+use callsign_server::audit::PendingEvents;
 use callsign_server::auth::{authenticate_hmac, HmacRequest};
 use callsign_server::clock::{Stamps, SystemClock};
 use callsign_server::domain::{tokens, IdentityId, IdentityService, Minutes, Scope, Scopes};
@@ -89,7 +90,7 @@ fn introspection(c: &mut Criterion) {
     let scopes = Scopes::new([Scope::Chat]).unwrap();
     let token = runtime.block_on(async {
         let (_, issued) = service
-            .create(None, Some((scopes, Minutes::MIN)))
+            .create(None, Some((scopes, Minutes::MIN)), &PendingEvents::none())
             .await
             .unwrap();
         issued.unwrap().token

@@ -161,6 +161,8 @@ pub struct Server {
     /// The metrics listener (`--metrics-addr`), served alongside the main one.
     metrics_listener: Option<std::net::TcpListener>,
     metrics: Arc<Metrics>,
+    /// The audit trail, whose sinks are brought up to date at shutdown.
+    audit: Arc<AuditLog>,
     /// Where the development TLS files of a server without a data dir live, until it stops.
     _tls_temp: Option<tls::TempDir>,
 }
@@ -203,6 +205,8 @@ impl Server {
             keys.live().clone(),
             clock.clone(),
         )?);
+        // The sinks start here, so that they carry the seed's event.
+        audit.spawn_upkeep().await?;
         // A seed already in the store changes nothing, and makes no event.
         if let Some(imported) = seeded.filter(|i| i.identities + i.assignments > 0) {
             let details = serde_json::json!({
@@ -276,7 +280,6 @@ impl Server {
         let throttle = Throttle::new(config.throttling, backend.clone(), clock.clone());
         let stamps = Arc::new(Stamps::new(clock.clone()));
         let connections = connection_settings(&config);
-        audit.spawn_upkeep();
         let state = Arc::new(AppState {
             identities: IdentityService::new(backend.clone(), keys.live().clone(), stamps)
                 .with_min_lifetime(config.min_token_lifetime),
@@ -288,7 +291,7 @@ impl Server {
             throttle,
             metrics: metrics.clone(),
             readiness: readiness.clone(),
-            audit,
+            audit: audit.clone(),
         });
         Ok(Server {
             listener,
@@ -300,6 +303,7 @@ impl Server {
             connections,
             metrics_listener,
             metrics,
+            audit,
             _tls_temp: tls_temp,
         })
     }
@@ -387,6 +391,8 @@ impl Server {
         if let Some(task) = metrics_listener {
             task.abort();
         }
+        // Every event stored before the last response reaches the sinks.
+        self.audit.drain().await;
         result
     }
 }

@@ -26,6 +26,19 @@ fn events_of(text: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The file sink's text once it holds `count` events: the sinks follow the stored log, woken by
+/// the server's own changes (a few milliseconds) or within a second for other processes'.
+async fn sink_text(path: &std::path::Path, count: usize) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.lines().count() >= count || std::time::Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_event_is_recorded_with_its_actor_and_no_secret() {
     let issuer = TestIssuer::start().await;
@@ -200,7 +213,7 @@ async fn every_request_event_is_recorded_with_its_actor_and_no_secret() {
     // Reads make no events.
     assert_eq!(client.send("GET", &extension_path, None).await.status, 404);
 
-    let text = std::fs::read_to_string(&log_path).unwrap();
+    let text = sink_text(&log_path, 15).await;
     let events = events_of(&text);
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(
@@ -401,4 +414,128 @@ async fn events_older_than_the_retention_expire() {
         let left = log.list_after(0, 10).await.unwrap();
         assert_eq!(left, vec![kept]);
     }
+}
+
+/// A change and its event are stored in one transaction: while events cannot be stored, revokes,
+/// deletes and creates fail with 503 and change nothing; once they can, they work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_is_never_stored_without_its_event() {
+    for storage in [TestStorage::sqlite(), TestStorage::postgres()] {
+        let config = storage.config();
+        let server =
+            TestServer::start_with(Arc::new(callsign_server::clock::SystemClock), move |c| {
+                c.storage = config
+            })
+            .await;
+        let client = server.client();
+        let user = client.create_user().await;
+        let token = client.issue_token(&user, &["chat"]).await;
+        let refuse_events = |refuse: bool| match &storage {
+            TestStorage::Sqlite(dir) => {
+                let db = rusqlite::Connection::open(dir.path().join("data/callsign.db")).unwrap();
+                db.execute_batch(if refuse {
+                    "CREATE TRIGGER refuse_events BEFORE INSERT ON audit_events \
+                     BEGIN SELECT RAISE(ABORT, 'events refused by the test'); END;"
+                } else {
+                    "DROP TRIGGER refuse_events;"
+                })
+                .unwrap();
+            }
+            TestStorage::Postgres(cluster) => {
+                cluster.psql_query(if refuse {
+                    "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+                     $$ BEGIN RAISE EXCEPTION 'events refused by the test'; END $$; \
+                     CREATE TRIGGER refuse_events BEFORE INSERT ON audit_events \
+                     FOR EACH ROW EXECUTE FUNCTION refuse();"
+                } else {
+                    "DROP TRIGGER refuse_events ON audit_events;"
+                });
+            }
+            TestStorage::Memory(_) => unreachable!(),
+        };
+        refuse_events(true);
+        let revoked = client.revoke(&user).await;
+        assert_eq!(revoked.status, 503, "{}", revoked.text());
+        assert_eq!(
+            client.introspect(&token).await["active"],
+            true,
+            "not revoked"
+        );
+        assert_eq!(client.delete(&user).await.status, 503);
+        assert_eq!(
+            client.introspect(&token).await["active"],
+            true,
+            "not deleted"
+        );
+        let listed = || async {
+            client
+                .send("GET", "/callsign/identities", None)
+                .await
+                .json()["value"]
+                .as_array()
+                .unwrap()
+                .len()
+        };
+        let before = listed().await;
+        let created = client.post(&format!("/identities?{V}"), &json!({})).await;
+        assert_eq!(created.status, 503, "{}", created.text());
+        assert_eq!(listed().await, before, "no identity without its event");
+
+        refuse_events(false);
+        assert_eq!(client.revoke(&user).await.status, 204);
+        assert_eq!(client.introspect(&token).await["active"], false);
+        server.stop().await;
+    }
+}
+
+/// The sinks follow the stored log: an event an admin command stores while the server runs
+/// reaches the server's file, and what was stored before the server started does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_events_reach_a_running_servers_sinks() {
+    let storage = TestStorage::sqlite();
+    let before = AuditLog::for_operator(
+        storage.open().await,
+        "resource".into(),
+        Arc::new(callsign_server::clock::SystemClock),
+    );
+    before
+        .record_operator(
+            EventType::SigningKeyRotated,
+            Some("before".into()),
+            json!({}),
+        )
+        .await
+        .unwrap();
+    drop(before);
+    let sink_dir = tempfile::tempdir().unwrap();
+    let log_path = sink_dir.path().join("audit.jsonl");
+    let sink = log_path.clone();
+    let config = storage.config();
+    let server = TestServer::start_with(Arc::new(callsign_server::clock::SystemClock), move |c| {
+        c.storage = config;
+        c.audit.sinks = vec![SinkConfig::File(sink)];
+    })
+    .await;
+    let admin = store::open(&storage.config(), OpenMode::Existing)
+        .await
+        .unwrap();
+    let operator = AuditLog::for_operator(
+        admin,
+        server.resource_id.clone(),
+        Arc::new(callsign_server::clock::SystemClock),
+    );
+    operator
+        .record_operator(
+            EventType::AccessKeyRegenerated,
+            Some("secondary".into()),
+            json!({}),
+        )
+        .await
+        .unwrap();
+    let events = events_of(&sink_text(&log_path, 1).await);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "accessKey.regenerated");
+    assert_eq!(events[0]["actor"], json!({"kind": "operator"}));
+    assert_eq!(events[0]["subject"], "secondary");
+    server.stop().await;
 }

@@ -58,6 +58,7 @@ for_every_backend!(
     export_and_import_move_everything_once_and_refuse_a_taken_custom_id,
     an_empty_store_adopts_a_resource_and_its_keys,
     throttle_counts_are_per_group_and_window,
+    changes_store_their_events_only_when_something_changed,
     audit_events_are_appended_in_order_survive_reset_and_reopen_and_expire,
 );
 
@@ -701,4 +702,71 @@ async fn audit_events_are_appended_in_order_survive_reset_and_reopen_and_expire(
         .await
         .unwrap();
     assert!(next > ids[2], "ids are never reused");
+}
+
+/// The types of the stored events after `after`, in order.
+async fn event_types_after(store: &dyn callsign_server::store::Backend, after: i64) -> Vec<String> {
+    let events = store.list_events_after(after, 100).await.unwrap();
+    events.into_iter().map(|e| e.event_type).collect()
+}
+
+async fn changes_store_their_events_only_when_something_changed(backend: &TestStorage) {
+    let store = backend.open().await;
+    assert_eq!(store.latest_event_id().await.unwrap(), 0);
+    let ev = |ty: &str, subject: &str| vec![audit_record(1, ty, Some(subject))];
+
+    let created = store
+        .create_identity_with_events(record("a", Some("bob")), ev("identity.created", "a"))
+        .await
+        .unwrap();
+    assert_eq!(created.id, "a");
+    // The live identity with that custom id is returned: nothing changed, nothing recorded.
+    let again = store
+        .create_identity_with_events(record("b", Some("bob")), ev("identity.created", "b"))
+        .await
+        .unwrap();
+    assert_eq!(again.id, "a");
+    assert!(store
+        .revoke_tokens_with_events("a".into(), 5, ev("identity.tokensRevoked", "a"))
+        .await
+        .unwrap());
+    assert!(!store
+        .revoke_tokens_with_events("nobody".into(), 5, ev("identity.tokensRevoked", "nobody"))
+        .await
+        .unwrap());
+    assert!(store
+        .delete_identity_with_events("a".into(), 6, ev("identity.deleted", "a"))
+        .await
+        .unwrap());
+    assert!(!store
+        .delete_identity_with_events("a".into(), 7, ev("identity.deleted", "a"))
+        .await
+        .unwrap());
+    let stored = store.list_events_after(0, 100).await.unwrap();
+    let subjects: Vec<_> = stored.iter().map(|e| e.subject.as_deref()).collect();
+    assert_eq!(
+        event_types_after(store.as_ref(), 0).await,
+        [
+            "identity.created",
+            "identity.tokensRevoked",
+            "identity.deleted"
+        ]
+    );
+    assert_eq!(subjects, [Some("a"); 3]);
+    let latest = store.latest_event_id().await.unwrap();
+    assert_eq!(latest, stored.last().unwrap().id);
+
+    store
+        .reset_with_events(vec![audit_record(8, "data.reset", None)])
+        .await
+        .unwrap();
+    assert_eq!(
+        event_types_after(store.as_ref(), latest).await,
+        ["data.reset"]
+    );
+    // The plain forms store no events.
+    store.create_identity(record("c", None)).await.unwrap();
+    assert!(store.revoke_tokens("c".into(), 9).await.unwrap());
+    assert!(store.delete_identity("c".into(), 10).await.unwrap());
+    assert_eq!(store.list_events_after(0, 100).await.unwrap().len(), 4);
 }

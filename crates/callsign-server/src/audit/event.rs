@@ -230,6 +230,21 @@ impl AuditEvent {
         self
     }
 
+    /// The event as the store keeps it: its JSON without the id, which the store assigns.
+    pub fn to_record(&self) -> crate::store::AuditRecord {
+        let mut json = serde_json::to_value(self).expect("an event always serialises");
+        if let Some(fields) = json.as_object_mut() {
+            fields.remove("id");
+        }
+        crate::store::AuditRecord {
+            id: 0,
+            time_us: self.time.timestamp_micros(),
+            event_type: self.event_type.as_str().to_owned(),
+            subject: self.subject.clone(),
+            json: json.to_string(),
+        }
+    }
+
     /// The event as one JSON line (no trailing newline).
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).expect("an event always serialises")

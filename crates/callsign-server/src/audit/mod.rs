@@ -2,22 +2,29 @@
 //! to which identity or object, when, from where — written before the change's response is
 //! sent. The same events are what the change feed and webhooks will serve.
 //!
-//! [`AuditLog`] appends each event to the store ([`crate::store::AuditStore`]: the data dir's
-//! SQLite file, the cluster's PostgreSQL table, or memory) and then writes it, with the id the
-//! store gave it, to the configured sinks ([`sink`]).
+//! A change's events are stored in the change's own transaction ([`PendingEvents`], handed down
+//! through the domain to the store); events that change nothing (an exchange, an issued token)
+//! are appended on their own ([`AuditLog::record`]). Either way the store ([`crate::store::AuditStore`]:
+//! the data dir's SQLite file, the cluster's PostgreSQL table, or memory) is the log, and the
+//! configured sinks ([`sink`]) are its mirror: a task follows the stored log and writes each
+//! event, with the id the store gave it, to every sink — so the admin commands' events reach a
+//! running server's files too.
 
 pub mod event;
+pub mod pending;
 pub mod sink;
 
 pub use event::{Actor, AuditEvent, EventType, KeySlot, RequestOrigin};
+pub use pending::PendingEvents;
 pub use sink::{SinkConfig, SinkError};
 
 use crate::clock::Clock;
 use crate::keys::LiveKeys;
-use crate::store::{AuditRecord, AuditStore, StoreError};
+use crate::store::{AuditStore, StoreError};
 use sink::Sink;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{Mutex, Notify};
 
 /// The `[audit]` section of the configuration file, and `--audit-log`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +43,13 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 90;
 
 /// How often events older than the retention are deleted.
 pub const EXPIRY_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// How often the sinks look for events appended by another process (an admin command, another
+/// node of a cluster); this server's own changes wake them at once.
+pub const SINK_POLL: Duration = Duration::from_secs(1);
+
+/// The most events read from the store for the sinks at a time.
+const SINK_BATCH: usize = 512;
 
 impl Default for AuditConfig {
     fn default() -> Self {
@@ -73,6 +87,10 @@ pub struct AuditLog {
     clock: Arc<dyn Clock>,
     sinks: Vec<Sink>,
     config: AuditConfig,
+    /// The id of the last stored event written to the sinks; `None` until the sinks start.
+    sunk: Mutex<Option<i64>>,
+    /// Wakes the sinks' task when this server stored an event.
+    appended: Arc<Notify>,
 }
 
 impl AuditLog {
@@ -94,6 +112,8 @@ impl AuditLog {
             clock,
             sinks,
             config,
+            sunk: Mutex::new(None),
+            appended: Arc::new(Notify::new()),
         })
     }
 
@@ -111,6 +131,8 @@ impl AuditLog {
             clock,
             sinks: Vec::new(),
             config: AuditConfig::default(),
+            sunk: Mutex::new(None),
+            appended: Arc::new(Notify::new()),
         }
     }
 
@@ -134,43 +156,32 @@ impl AuditLog {
     }
 
     /// A new event of `event_type` about `subject`, caused by `origin`, timed by the server's
-    /// clock, for [`Self::record`].
+    /// clock, of this server's resource: for [`Self::record`], or a change's [`PendingEvents`].
     pub fn event(
         &self,
         event_type: EventType,
         subject: Option<String>,
         origin: &RequestOrigin,
     ) -> AuditEvent {
-        AuditEvent::new(self.clock.now(), event_type, subject, origin)
-    }
-
-    /// Stores `event` durably, then writes it to the sinks; returns it with its id. A sink that
-    /// fails is logged, not fatal: the store holds the event.
-    pub async fn record(&self, mut event: AuditEvent) -> Result<AuditEvent, AuditError> {
+        let mut event = AuditEvent::new(self.clock.now(), event_type, subject, origin);
         event.resource = match &self.resource {
             Resource::Live(keys) => keys.get().resource_id.to_string(),
             Resource::Fixed(id) => id.clone(),
         };
-        let mut stored = serde_json::to_value(&event).expect("an event always serialises");
-        // The id is the store's, not part of the stored text.
-        if let Some(fields) = stored.as_object_mut() {
-            fields.remove("id");
-        }
-        let record = AuditRecord {
-            id: 0,
-            time_us: event.time.timestamp_micros(),
-            event_type: event.event_type.as_str().to_owned(),
-            subject: event.subject.clone(),
-            json: stored.to_string(),
-        };
-        event.id = self.store.append_event(record).await?;
-        let line = event.to_json_line();
-        for sink in &self.sinks {
-            if let Err(e) = sink.write_line(&line) {
-                tracing::error!(error = %e, "writing an audit event failed");
-            }
-        }
+        event
+    }
+
+    /// Stores an event that comes with no change of its own (an exchange, an issued token)
+    /// durably; returns it with its id. The sinks get it from the store.
+    pub async fn record(&self, mut event: AuditEvent) -> Result<AuditEvent, AuditError> {
+        event.id = self.store.append_event(event.to_record()).await?;
+        self.appended();
         Ok(event)
+    }
+
+    /// Tells the sinks that this server stored events (with a change, through the store).
+    pub fn appended(&self) {
+        self.appended.notify_one();
     }
 
     /// Up to `limit` stored events after the one with id `after`, oldest first.
@@ -190,6 +201,45 @@ impl AuditLog {
                 Ok(event)
             })
             .collect()
+    }
+
+    /// Writes the stored events the sinks have not seen to every sink, oldest first; returns how
+    /// many. The first call only notes where the log ends: the sinks carry what happens while
+    /// this server runs. A sink that fails is logged, not fatal: the store holds the event.
+    pub async fn sink_new_events(&self) -> Result<usize, AuditError> {
+        let mut sunk = self.sunk.lock().await;
+        let Some(after) = *sunk else {
+            *sunk = Some(self.store.latest_event_id().await?);
+            return Ok(0);
+        };
+        let events = self.list_after(after, SINK_BATCH).await?;
+        for event in &events {
+            let line = event.to_json_line();
+            for sink in &self.sinks {
+                if let Err(e) = sink.write_line(&line) {
+                    tracing::error!(error = %e, "writing an audit event failed");
+                }
+            }
+            *sunk = Some(event.id);
+        }
+        Ok(events.len())
+    }
+
+    /// Brings the sinks up to date with the store (at shutdown: nothing stored stays unwritten).
+    pub async fn drain(&self) {
+        if self.sinks.is_empty() {
+            return;
+        }
+        loop {
+            match self.sink_new_events().await {
+                Ok(n) if n == SINK_BATCH => continue,
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "writing the last audit events failed");
+                    return;
+                }
+            }
+        }
     }
 
     /// Reopens the file sinks by their paths: after logrotate moved a file, new events go to a
@@ -220,9 +270,31 @@ impl AuditLog {
             .await?)
     }
 
-    /// Runs [`Self::expire`] now and every [`EXPIRY_INTERVAL`], and [`Self::reopen`] on every
-    /// SIGHUP when there are file sinks, until the log is dropped by everyone else.
-    pub fn spawn_upkeep(self: &Arc<Self>) {
+    /// Runs [`Self::expire`] now and every [`EXPIRY_INTERVAL`], the sinks (woken by this
+    /// server's events, and every [`SINK_POLL`] for other processes'), and [`Self::reopen`] on
+    /// every SIGHUP when there are file sinks, until the log is dropped by everyone else.
+    pub async fn spawn_upkeep(self: &Arc<Self>) -> Result<(), AuditError> {
+        if !self.sinks.is_empty() {
+            // Where the log ends now: what follows is this run's.
+            self.sink_new_events().await?;
+            let weak = Arc::downgrade(self);
+            let appended = self.appended.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Some(log) = weak.upgrade() else { return };
+                    let sunk = log.sink_new_events().await;
+                    drop(log);
+                    match sunk {
+                        Ok(n) if n == SINK_BATCH => continue,
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "reading audit events for the sinks failed")
+                        }
+                    }
+                    let _ = tokio::time::timeout(SINK_POLL, appended.notified()).await;
+                }
+            });
+        }
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
@@ -237,7 +309,7 @@ impl AuditLog {
             }
         });
         if !self.has_files() {
-            return;
+            return Ok(());
         }
         let weak = Arc::downgrade(self);
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -252,5 +324,6 @@ impl AuditLog {
             }
             Err(e) => tracing::warn!(error = %e, "cannot reopen the audit log on SIGHUP"),
         }
+        Ok(())
     }
 }

@@ -4,6 +4,7 @@ use super::ids::IdentityId;
 use super::scope::{Minutes, Scopes};
 use super::tokens::{self, IssuedToken};
 use super::DomainError;
+use crate::audit::PendingEvents;
 use crate::clock::{Clock, Stamps};
 use crate::keys::LiveKeys;
 use crate::store::{IdentityRecord, IdentityStore};
@@ -152,11 +153,13 @@ impl IdentityService {
         self.clock().now()
     }
 
-    /// Creates an identity (or finds the live one with `custom_id`) and optionally issues a token.
+    /// Creates an identity (or finds the live one with `custom_id`) and optionally issues a token;
+    /// `events` are stored with a created identity, about it.
     pub async fn create(
         &self,
         custom_id: Option<CustomId>,
         token: Option<(Scopes, Minutes)>,
+        events: &PendingEvents,
     ) -> Result<(IdentityView, Option<IssuedToken>), DomainError> {
         let resource = self.keys.get().resource_id;
         let record = IdentityRecord::new(
@@ -164,7 +167,11 @@ impl IdentityService {
             custom_id.map(|c| c.0),
             self.stamps.next(),
         );
-        let mut record = self.store.create_identity(record).await?;
+        let events = events.records(&record.id, token.is_some());
+        let mut record = self
+            .store
+            .create_identity_with_events(record, events)
+            .await?;
         let issued = match token {
             Some((scopes, lifetime)) => {
                 let id = IdentityId::parse(&record.id, resource)?;
@@ -199,9 +206,10 @@ impl IdentityService {
             .await?)
     }
 
-    /// Removes every identity and assignment; keys stay (beyond ACS: `POST /callsign/:reset`).
-    pub async fn reset(&self) -> Result<(), DomainError> {
-        Ok(self.store.reset().await?)
+    /// Removes every identity and assignment, storing `events` with that; keys stay (beyond
+    /// ACS: `POST /callsign/:reset`).
+    pub async fn reset(&self, events: &PendingEvents) -> Result<(), DomainError> {
+        Ok(self.store.reset_with_events(events.as_drafted()).await?)
     }
 
     /// Issues a token for a live identity.
@@ -219,13 +227,15 @@ impl IdentityService {
             .0)
     }
 
-    /// Revokes every token issued for the identity so far; durable before it returns.
-    pub async fn revoke(&self, raw_id: &str) -> Result<(), DomainError> {
+    /// Revokes every token issued for the identity so far, storing `events` with that; durable
+    /// before it returns.
+    pub async fn revoke(&self, raw_id: &str, events: &PendingEvents) -> Result<(), DomainError> {
         let id = self.parse(raw_id)?;
         let cutoff = self.stamps.next();
+        let events = events.records(id.as_str(), false);
         match self
             .store
-            .revoke_tokens(id.as_str().to_owned(), cutoff)
+            .revoke_tokens_with_events(id.as_str().to_owned(), cutoff, events)
             .await?
         {
             true => Ok(()),
@@ -233,13 +243,14 @@ impl IdentityService {
         }
     }
 
-    /// Deletes the identity; its tokens stop being valid at once.
-    pub async fn delete(&self, raw_id: &str) -> Result<(), DomainError> {
+    /// Deletes the identity, storing `events` with that; its tokens stop being valid at once.
+    pub async fn delete(&self, raw_id: &str, events: &PendingEvents) -> Result<(), DomainError> {
         let id = self.parse(raw_id)?;
         let at = self.stamps.next();
+        let events = events.records(id.as_str(), false);
         match self
             .store
-            .delete_identity(id.as_str().to_owned(), at)
+            .delete_identity_with_events(id.as_str().to_owned(), at, events)
             .await?
         {
             true => Ok(()),

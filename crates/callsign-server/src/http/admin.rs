@@ -133,9 +133,13 @@ pub async fn list(service: &IdentityService, query: Option<&str>) -> Result<Resp
     Ok(json(StatusCode::OK, &page))
 }
 
-/// `POST /callsign/:reset`: every identity and assignment goes; keys stay.
-pub async fn reset(service: &IdentityService) -> Result<Response, ApiError> {
-    service.reset().await?;
+/// `POST /callsign/:reset`: every identity and assignment goes, and `events` are stored; keys
+/// stay.
+pub async fn reset(
+    service: &IdentityService,
+    events: &crate::audit::PendingEvents,
+) -> Result<Response, ApiError> {
+    service.reset(events).await?;
     tracing::info!("reset: every identity and assignment removed");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -1,25 +1,18 @@
-//! Which audit event each successful state-changing request makes (docs/protocol.md §9), and
-//! recording it before the response is sent. The operations are known from the route; what only
-//! the handler knows (a new identity's id, whose token was exchanged) it leaves in the
-//! response's extensions.
+//! Which audit event each successful request makes (docs/protocol.md §9), and recording it
+//! before the response is sent. The operations are known from the route. A change's events are
+//! drafted here ([`pending`]) and stored by the store in the change's own transaction; the
+//! domain fills in what only it knows (a new identity's id). Events without a change (an
+//! issued token, an exchange) are recorded here once the outcome is known ([`record`]); what
+//! only the handler knows of those (whose token was exchanged) it leaves in the response's
+//! extensions.
 
 use super::error::ApiError;
 use super::routes::AcsOperation;
 use super::AppState;
-use crate::audit::{Actor, EventType, RequestOrigin};
+use crate::audit::{Actor, EventType, PendingEvents, RequestOrigin};
 use crate::auth::EntraClaims;
 use axum::response::Response;
 use serde_json::{json, Map, Value};
-
-/// The identity or object a handler changed, where the route does not name it (a created
-/// identity's id).
-#[derive(Debug, Clone)]
-pub struct Subject(pub String);
-
-/// A create that also issued a token (`createTokenWithScopes`): `token.issued` follows
-/// `identity.created` when issued tokens are recorded.
-#[derive(Debug, Clone, Copy)]
-pub struct TokenIssued;
 
 /// Whose token an exchange granted an ACS token for.
 #[derive(Debug, Clone)]
@@ -48,6 +41,39 @@ pub(super) struct Planned {
     event_type: EventType,
     subject: Option<String>,
     details: Map<String, Value>,
+}
+
+impl Planned {
+    /// Whether the event is stored with the operation's change rather than after it.
+    fn stored_with_change(&self) -> bool {
+        matches!(
+            self.event_type,
+            EventType::IdentityCreated
+                | EventType::IdentityDeleted
+                | EventType::IdentityTokensRevoked
+        )
+    }
+}
+
+/// The events to store with `planned`'s change: its own, and for a create that issues a token
+/// (when issued tokens are recorded) `token.issued` after it. None for other operations.
+pub(super) fn pending(
+    state: &AppState,
+    planned: Option<&Planned>,
+    origin: &RequestOrigin,
+) -> PendingEvents {
+    let Some(planned) = planned.filter(|p| p.stored_with_change()) else {
+        return PendingEvents::none();
+    };
+    let mut event = state
+        .audit
+        .event(planned.event_type, planned.subject.clone(), origin);
+    event.details = planned.details.clone();
+    let mut events = vec![event];
+    if planned.event_type == EventType::IdentityCreated && state.audit.records_token_issued() {
+        events.push(state.audit.event(EventType::TokenIssued, None, origin));
+    }
+    PendingEvents::new(events)
 }
 
 fn planned(event_type: EventType, subject: Option<&str>, details: Value) -> Option<Planned> {
@@ -128,8 +154,9 @@ pub(super) fn plan(state: &AppState, op: &AcsOperation, body: &[u8]) -> Option<P
 }
 
 /// Records the event of an operation's outcome, before its response goes out: the planned one
-/// when it succeeded, `exchange.refused` when an exchange was refused. A failure to record turns
-/// the answer into a 503: no state change goes unrecorded without the client hearing of it.
+/// when it succeeded (unless the change stored it), `exchange.refused` when an exchange was
+/// refused. A failure to record turns the answer into a 503: nothing goes unrecorded without
+/// the client hearing of it.
 pub(super) async fn record(
     state: &AppState,
     planned: Option<Planned>,
@@ -139,22 +166,23 @@ pub(super) async fn record(
     let Some(planned) = planned else {
         return outcome;
     };
+    if planned.stored_with_change() {
+        if matches!(&outcome, Ok(response) if response.status().is_success()) {
+            state.audit.appended();
+        }
+        return outcome;
+    }
     let exchange = planned.event_type == EventType::ExchangeGranted;
     let (event_type, mut subject, mut details) =
         (planned.event_type, planned.subject, planned.details);
     // What the response tells, taken out before awaiting: a response is not `Sync`.
     let succeeded = match &outcome {
-        Ok(response) if response.status().is_success() => Some((
-            response.extensions().get::<Subject>().cloned(),
-            response.extensions().get::<Granted>().cloned(),
-            response.extensions().get::<TokenIssued>().is_some(),
-        )),
+        Ok(response) if response.status().is_success() => {
+            Some(response.extensions().get::<Granted>().cloned())
+        }
         _ => None,
     };
-    if let Some((created, granted, token_issued)) = succeeded {
-        if let Some(created) = created {
-            subject = Some(created.0);
-        }
+    if let Some(granted) = succeeded {
         if let Some(granted) = granted {
             subject = granted.oid.clone();
             if let Some(identity) = granted.identity {
@@ -170,18 +198,12 @@ pub(super) async fn record(
                 details.insert("appId".into(), appid.into());
             }
         }
-        let mut event = state.audit.event(event_type, subject.clone(), &origin);
+        let mut event = state.audit.event(event_type, subject, &origin);
         event.details = details;
-        let mut events = vec![event];
-        if token_issued && state.audit.records_token_issued() {
-            events.push(state.audit.event(EventType::TokenIssued, subject, &origin));
-        }
-        for event in events {
-            state.audit.record(event).await.map_err(|e| {
-                tracing::error!(error = %e, "recording an audit event failed");
-                ApiError::unavailable()
-            })?;
-        }
+        state.audit.record(event).await.map_err(|e| {
+            tracing::error!(error = %e, "recording an audit event failed");
+            ApiError::unavailable()
+        })?;
         return outcome;
     }
     let refused = match &outcome {

@@ -3,6 +3,7 @@
 use super::api_version::ApiVersion;
 use super::body::{strings, Field, JsonBody};
 use super::error::ApiError;
+use crate::audit::PendingEvents;
 use crate::domain::identities::CustomId;
 use crate::domain::{IdentityService, IdentityView, IssuedToken, Minutes, Scope, Scopes};
 use crate::metrics::TokenIssued;
@@ -87,14 +88,15 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> Response {
     response
 }
 
-/// `POST /identities`
+/// `POST /identities`; `events` are stored with a created identity.
 pub async fn create(
     service: &IdentityService,
     version: ApiVersion,
     body: &JsonBody,
+    events: &PendingEvents,
 ) -> Result<Response, ApiError> {
     if version.has_legacy_shapes() {
-        return create_legacy(service).await;
+        return create_legacy(service, events).await;
     }
     let scopes = match body.string_array("createTokenWithScopes")? {
         Field::Absent => None,
@@ -113,7 +115,7 @@ pub async fn create(
         None
     };
     let (identity, token) = service
-        .create(custom_id, scopes.map(|s| (s, lifetime)))
+        .create(custom_id, scopes.map(|s| (s, lifetime)), events)
         .await?;
     let mut identity = IdentityBody::new(identity, version);
     // A create answers with `lastTokenIssuedAt` only for an identity with a customId: with a
@@ -122,19 +124,13 @@ pub async fn create(
         identity.last_token_issued_at = None;
     }
     let alg = token.as_ref().map(|t| t.alg);
-    let created = super::audit::Subject(identity.id.clone());
-    let with_token = token.is_some();
-    let mut response = json(
+    let response = json(
         StatusCode::CREATED,
         &CreateBody {
             identity,
             access_token: token.map(TokenBody::from),
         },
     );
-    response.extensions_mut().insert(created);
-    if with_token {
-        response.extensions_mut().insert(super::audit::TokenIssued);
-    }
     Ok(match alg {
         Some(alg) => TokenIssued::mark(alg, response),
         None => response,
@@ -143,12 +139,15 @@ pub async fn create(
 
 /// `POST /identities` in 2020-07-20-preview2: the version defines no request fields, and answers
 /// 200 with the identity flat, `{"id"}` (docs/protocol.md §1.3, X01).
-async fn create_legacy(service: &IdentityService) -> Result<Response, ApiError> {
-    let (identity, _) = service.create(None, None).await?;
-    let created = super::audit::Subject(identity.id.clone());
-    let mut response = json(StatusCode::OK, &LegacyIdentityBody { id: identity.id });
-    response.extensions_mut().insert(created);
-    Ok(response)
+async fn create_legacy(
+    service: &IdentityService,
+    events: &PendingEvents,
+) -> Result<Response, ApiError> {
+    let (identity, _) = service.create(None, None, events).await?;
+    Ok(json(
+        StatusCode::OK,
+        &LegacyIdentityBody { id: identity.id },
+    ))
 }
 
 /// `GET /identities/{id}` (preview)
@@ -214,15 +213,23 @@ fn token_request(
     Ok((scopes, lifetime(service, body, version)?))
 }
 
-/// `POST /identities/{id}/:revokeAccessTokens`
-pub async fn revoke(service: &IdentityService, id: &str) -> Result<Response, ApiError> {
-    service.revoke(id).await?;
+/// `POST /identities/{id}/:revokeAccessTokens`; `events` are stored with the revocation.
+pub async fn revoke(
+    service: &IdentityService,
+    id: &str,
+    events: &PendingEvents,
+) -> Result<Response, ApiError> {
+    service.revoke(id, events).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `DELETE /identities/{id}`
-pub async fn delete(service: &IdentityService, id: &str) -> Result<Response, ApiError> {
-    service.delete(id).await?;
+/// `DELETE /identities/{id}`; `events` are stored with the deletion.
+pub async fn delete(
+    service: &IdentityService,
+    id: &str,
+    events: &PendingEvents,
+) -> Result<Response, ApiError> {
+    service.delete(id, events).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -17,7 +17,7 @@ pub mod paging;
 pub mod routes;
 pub mod wellformed;
 
-use crate::audit::{Actor, AuditLog, EventType, RequestOrigin};
+use crate::audit::{Actor, AuditLog, EventType, PendingEvents, RequestOrigin};
 use crate::auth::{
     authenticate_bearer, authenticate_hmac, HmacRequest, ManagementConfig, TrustedIssuers,
 };
@@ -234,12 +234,9 @@ async fn callsign_admin(
     }
     let (_, origin) = authenticated_body(state, parts, body).await?;
     if reset {
-        let response = admin::reset(&state.identities).await?;
         let event = state.audit.event(EventType::DataReset, None, &origin);
-        state.audit.record(event).await.map_err(|e| {
-            tracing::error!(error = %e, "recording an audit event failed");
-            ApiError::unavailable()
-        })?;
+        let response = admin::reset(&state.identities, &PendingEvents::new(vec![event])).await?;
+        state.audit.appended();
         Ok(response)
     } else {
         admin::list(&state.identities, parts.uri.query()).await
@@ -289,14 +286,15 @@ async fn acs_operation(
         state.throttle.admit(group).await?;
     }
     let planned = audit::plan(state, &op, &bytes);
+    let events = audit::pending(state, planned.as_ref(), &origin);
     let service = &state.identities;
     let outcome = match op {
         AcsOperation::CreateIdentity => {
-            identities::create(service, version, &JsonBody::parse(&bytes)?).await
+            identities::create(service, version, &JsonBody::parse(&bytes)?, &events).await
         }
         AcsOperation::GetIdentity(id) => identities::get(service, version, &id).await,
-        AcsOperation::DeleteIdentity(id) => identities::delete(service, &id).await,
-        AcsOperation::RevokeTokens(id) => identities::revoke(service, &id).await,
+        AcsOperation::DeleteIdentity(id) => identities::delete(service, &id, &events).await,
+        AcsOperation::RevokeTokens(id) => identities::revoke(service, &id, &events).await,
         AcsOperation::IssueToken(id) => {
             identities::issue_token(service, version, &id, &JsonBody::parse(&bytes)?).await
         }

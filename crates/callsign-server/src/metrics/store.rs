@@ -45,9 +45,16 @@ impl Metered {
 
 #[async_trait::async_trait]
 impl IdentityStore for Metered {
-    async fn create_identity(&self, record: IdentityRecord) -> Result<IdentityRecord, StoreError> {
-        self.timed("create_identity", self.inner.create_identity(record))
-            .await
+    async fn create_identity_with_events(
+        &self,
+        record: IdentityRecord,
+        events: Vec<AuditRecord>,
+    ) -> Result<IdentityRecord, StoreError> {
+        self.timed(
+            "create_identity",
+            self.inner.create_identity_with_events(record, events),
+        )
+        .await
     }
 
     async fn get_identity(&self, id: String) -> Result<Option<IdentityRecord>, StoreError> {
@@ -63,14 +70,30 @@ impl IdentityStore for Metered {
         .await
     }
 
-    async fn revoke_tokens(&self, id: String, before_us: i64) -> Result<bool, StoreError> {
-        self.timed("revoke_tokens", self.inner.revoke_tokens(id, before_us))
-            .await
+    async fn revoke_tokens_with_events(
+        &self,
+        id: String,
+        before_us: i64,
+        events: Vec<AuditRecord>,
+    ) -> Result<bool, StoreError> {
+        self.timed(
+            "revoke_tokens",
+            self.inner.revoke_tokens_with_events(id, before_us, events),
+        )
+        .await
     }
 
-    async fn delete_identity(&self, id: String, at_us: i64) -> Result<bool, StoreError> {
-        self.timed("delete_identity", self.inner.delete_identity(id, at_us))
-            .await
+    async fn delete_identity_with_events(
+        &self,
+        id: String,
+        at_us: i64,
+        events: Vec<AuditRecord>,
+    ) -> Result<bool, StoreError> {
+        self.timed(
+            "delete_identity",
+            self.inner.delete_identity_with_events(id, at_us, events),
+        )
+        .await
     }
 
     async fn list_identities(
@@ -86,8 +109,9 @@ impl IdentityStore for Metered {
         .await
     }
 
-    async fn reset(&self) -> Result<(), StoreError> {
-        self.timed("reset", self.inner.reset()).await
+    async fn reset_with_events(&self, events: Vec<AuditRecord>) -> Result<(), StoreError> {
+        self.timed("reset", self.inner.reset_with_events(events))
+            .await
     }
 }
 
@@ -271,6 +295,11 @@ impl ThrottleStore for Metered {
 impl AuditStore for Metered {
     async fn append_event(&self, record: AuditRecord) -> Result<i64, StoreError> {
         self.timed("append_event", self.inner.append_event(record))
+            .await
+    }
+
+    async fn latest_event_id(&self) -> Result<i64, StoreError> {
+        self.timed("latest_event_id", self.inner.latest_event_id())
             .await
     }
 

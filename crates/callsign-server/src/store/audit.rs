@@ -29,6 +29,9 @@ pub trait AuditStore: Send + Sync + 'static {
     /// Appends `record` (its `id` is ignored) durably and returns the id it was given.
     async fn append_event(&self, record: AuditRecord) -> Result<i64, StoreError>;
 
+    /// The id of the newest event, 0 when there is none.
+    async fn latest_event_id(&self) -> Result<i64, StoreError>;
+
     /// Up to `limit` events with ids above `after`, oldest first.
     async fn list_events_after(
         &self,

@@ -1,6 +1,6 @@
 //! Identities as stored, and the contract every backend keeps for them.
 
-use super::StoreError;
+use super::{AuditRecord, StoreError};
 
 /// An identity as stored. Times are microseconds since the epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,10 +39,25 @@ impl IdentityRecord {
 }
 
 /// Where identities live. Every write is durable before its future resolves.
+///
+/// Each change has a form `…_with_events` that appends audit events ([`AuditRecord`]) in the
+/// change's own transaction, and only when something changed: a change is never stored without
+/// its events, nor its events without it. Backends implement that form; the plain one is it with
+/// no events.
 #[async_trait::async_trait]
 pub trait IdentityStore: Send + Sync + 'static {
     /// Creates an identity, or, when a live identity already has `custom_id`, returns that one.
-    async fn create_identity(&self, record: IdentityRecord) -> Result<IdentityRecord, StoreError>;
+    async fn create_identity(&self, record: IdentityRecord) -> Result<IdentityRecord, StoreError> {
+        self.create_identity_with_events(record, Vec::new()).await
+    }
+
+    /// [`Self::create_identity`], appending `events` when the identity is created (not when an
+    /// existing one is returned).
+    async fn create_identity_with_events(
+        &self,
+        record: IdentityRecord,
+        events: Vec<AuditRecord>,
+    ) -> Result<IdentityRecord, StoreError>;
 
     /// The identity with this id, live or deleted.
     async fn get_identity(&self, id: String) -> Result<Option<IdentityRecord>, StoreError>;
@@ -52,10 +67,32 @@ pub trait IdentityStore: Send + Sync + 'static {
 
     /// Revokes every token issued at or before `before_us`, and every token recorded as issued so
     /// far (another node's clock may run ahead of this one's); false when no live identity has `id`.
-    async fn revoke_tokens(&self, id: String, before_us: i64) -> Result<bool, StoreError>;
+    async fn revoke_tokens(&self, id: String, before_us: i64) -> Result<bool, StoreError> {
+        self.revoke_tokens_with_events(id, before_us, Vec::new())
+            .await
+    }
+
+    /// [`Self::revoke_tokens`], appending `events` when the identity is live.
+    async fn revoke_tokens_with_events(
+        &self,
+        id: String,
+        before_us: i64,
+        events: Vec<AuditRecord>,
+    ) -> Result<bool, StoreError>;
 
     /// Deletes the identity (and so revokes its tokens); false when no live identity has `id`.
-    async fn delete_identity(&self, id: String, at_us: i64) -> Result<bool, StoreError>;
+    async fn delete_identity(&self, id: String, at_us: i64) -> Result<bool, StoreError> {
+        self.delete_identity_with_events(id, at_us, Vec::new())
+            .await
+    }
+
+    /// [`Self::delete_identity`], appending `events` when it was live.
+    async fn delete_identity_with_events(
+        &self,
+        id: String,
+        at_us: i64,
+        events: Vec<AuditRecord>,
+    ) -> Result<bool, StoreError>;
 
     /// At most `limit` live identities ordered by id, starting after `after` (keyset paging:
     /// identities created or deleted meanwhile never make a walk skip or repeat another), only
@@ -69,5 +106,10 @@ pub trait IdentityStore: Send + Sync + 'static {
 
     /// Removes every identity and every assignment, live or deleted (keys stay): a clean slate
     /// for test suites sharing one server (`POST /callsign/:reset`).
-    async fn reset(&self) -> Result<(), StoreError>;
+    async fn reset(&self) -> Result<(), StoreError> {
+        self.reset_with_events(Vec::new()).await
+    }
+
+    /// [`Self::reset`], then `events` appended (the audit log itself is kept).
+    async fn reset_with_events(&self, events: Vec<AuditRecord>) -> Result<(), StoreError>;
 }

@@ -1,12 +1,16 @@
 //! Identities in memory.
 
 use super::MemoryBackend;
-use crate::store::{IdentityRecord, IdentityStore, StoreError};
+use crate::store::{AuditRecord, IdentityRecord, IdentityStore, StoreError};
 use std::ops::Bound;
 
 #[async_trait::async_trait]
 impl IdentityStore for MemoryBackend {
-    async fn create_identity(&self, record: IdentityRecord) -> Result<IdentityRecord, StoreError> {
+    async fn create_identity_with_events(
+        &self,
+        record: IdentityRecord,
+        events: Vec<AuditRecord>,
+    ) -> Result<IdentityRecord, StoreError> {
         let mut state = self.state();
         if let Some(custom_id) = &record.custom_id {
             if let Some(existing) = state.custom_ids.get(custom_id) {
@@ -17,6 +21,7 @@ impl IdentityStore for MemoryBackend {
                 .insert(custom_id.clone(), record.id.clone());
         }
         state.identities.insert(record.id.clone(), record.clone());
+        state.append(events);
         Ok(record)
     }
 
@@ -32,7 +37,12 @@ impl IdentityStore for MemoryBackend {
         Ok(())
     }
 
-    async fn revoke_tokens(&self, id: String, before_us: i64) -> Result<bool, StoreError> {
+    async fn revoke_tokens_with_events(
+        &self,
+        id: String,
+        before_us: i64,
+        events: Vec<AuditRecord>,
+    ) -> Result<bool, StoreError> {
         let mut state = self.state();
         let Some(record) = state.identities.get_mut(&id).filter(|r| r.is_live()) else {
             return Ok(false);
@@ -43,6 +53,7 @@ impl IdentityStore for MemoryBackend {
             record.last_token_issued_at_us.unwrap_or(0),
         ];
         record.revoked_before_us = cut.into_iter().max();
+        state.append(events);
         Ok(true)
     }
 
@@ -68,16 +79,22 @@ impl IdentityStore for MemoryBackend {
             .collect())
     }
 
-    async fn reset(&self) -> Result<(), StoreError> {
+    async fn reset_with_events(&self, events: Vec<AuditRecord>) -> Result<(), StoreError> {
         let mut state = self.state();
         state.identities.clear();
         state.custom_ids.clear();
         state.teams_extension.clear();
         state.entra.clear();
+        state.append(events);
         Ok(())
     }
 
-    async fn delete_identity(&self, id: String, at_us: i64) -> Result<bool, StoreError> {
+    async fn delete_identity_with_events(
+        &self,
+        id: String,
+        at_us: i64,
+        events: Vec<AuditRecord>,
+    ) -> Result<bool, StoreError> {
         let mut state = self.state();
         let Some(record) = state.identities.get_mut(&id).filter(|r| r.is_live()) else {
             return Ok(false);
@@ -86,6 +103,7 @@ impl IdentityStore for MemoryBackend {
         if let Some(custom_id) = record.custom_id.clone() {
             state.custom_ids.remove(&custom_id);
         }
+        state.append(events);
         Ok(true)
     }
 }

@@ -54,6 +54,17 @@ struct State {
     last_audit_id: i64,
 }
 
+impl State {
+    /// Appends `records` to the log, each with the next id.
+    fn append(&mut self, records: Vec<AuditRecord>) {
+        for mut record in records {
+            self.last_audit_id += 1;
+            record.id = self.last_audit_id;
+            self.audit.push(record);
+        }
+    }
+}
+
 /// The in-memory backend over a [`MemoryStorage`].
 #[derive(Clone)]
 pub struct MemoryBackend {
@@ -97,12 +108,14 @@ impl ThrottleStore for MemoryBackend {
 /// The log in memory: ids count up from 1 for the life of the [`MemoryStorage`].
 #[async_trait::async_trait]
 impl AuditStore for MemoryBackend {
-    async fn append_event(&self, mut record: AuditRecord) -> Result<i64, StoreError> {
+    async fn append_event(&self, record: AuditRecord) -> Result<i64, StoreError> {
         let mut state = self.state();
-        state.last_audit_id += 1;
-        record.id = state.last_audit_id;
-        state.audit.push(record);
+        state.append(vec![record]);
         Ok(state.last_audit_id)
+    }
+
+    async fn latest_event_id(&self) -> Result<i64, StoreError> {
+        Ok(self.state().last_audit_id)
     }
 
     async fn list_events_after(

@@ -6,11 +6,34 @@
 //!  WHERE type = 'identity.tokensRevoked' AND subject = '8:acs:…' ORDER BY id;
 //! ```
 
-use super::PostgresBackend;
+use super::{unavailable, PostgresBackend};
 use crate::store::{AuditRecord, AuditStore, StoreError};
 
 const APPEND: &str = "INSERT INTO audit_events (time, type, subject, event) \
      VALUES (to_timestamp($1::float8 / 1e6), $2, $3, $4::text::jsonb) RETURNING id";
+
+const LATEST: &str = "SELECT coalesce(max(id), 0) FROM audit_events";
+
+/// Appends `records` in `tx` (a change's own transaction).
+pub(super) async fn append_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    records: &[AuditRecord],
+) -> Result<(), StoreError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let statement = tx.prepare_cached(APPEND).await.map_err(unavailable)?;
+    for record in records {
+        let time_us = record.time_us as f64;
+        tx.query_one(
+            &statement,
+            &[&time_us, &record.event_type, &record.subject, &record.json],
+        )
+        .await
+        .map_err(unavailable)?;
+    }
+    Ok(())
+}
 
 const LIST: &str = "SELECT id, (extract(epoch FROM time) * 1e6)::bigint, type, subject, \
      event::text FROM audit_events WHERE id > $1 ORDER BY id LIMIT $2";
@@ -28,6 +51,13 @@ impl AuditStore for PostgresBackend {
         .await?
         .map(|row| row.get(0))
         .ok_or_else(|| StoreError::Unavailable("appending returned no id".into()))
+    }
+
+    async fn latest_event_id(&self) -> Result<i64, StoreError> {
+        self.query_opt(LATEST, &[])
+            .await?
+            .map(|row| row.get(0))
+            .ok_or_else(|| StoreError::Unavailable("max(id) returned no row".into()))
     }
 
     async fn list_events_after(

@@ -1,8 +1,8 @@
 //! Identities in PostgreSQL. A unique partial index on the live custom ids decides between nodes
 //! creating the same `customId` at once.
 
-use super::{bounded, unavailable, PostgresBackend};
-use crate::store::{IdentityRecord, IdentityStore, StoreError};
+use super::{audit, bounded, unavailable, PostgresBackend};
+use crate::store::{AuditRecord, IdentityRecord, IdentityStore, StoreError};
 use tokio_postgres::Row;
 
 pub(super) const COLUMNS: &str =
@@ -31,8 +31,15 @@ pub(super) fn read_record(row: &Row) -> IdentityRecord {
 }
 
 impl PostgresBackend {
-    async fn create(&self, record: IdentityRecord) -> Result<IdentityRecord, StoreError> {
-        let client = self.client().await?;
+    /// Creates the identity and appends `events` in one transaction, or returns the live one
+    /// with its custom id (and appends nothing).
+    async fn create(
+        &self,
+        record: IdentityRecord,
+        events: &[AuditRecord],
+    ) -> Result<IdentityRecord, StoreError> {
+        let mut client = self.client().await?;
+        let client = client.transaction().await.map_err(unavailable)?;
         let insert = client
             .prepare_cached(&format!(
                 "INSERT INTO identities (id, custom_id, created_at_us) VALUES ($1, $2, $3) \
@@ -56,6 +63,8 @@ impl PostgresBackend {
                 .await
                 .map_err(unavailable)?
             {
+                audit::append_in(&client, events).await?;
+                client.commit().await.map_err(unavailable)?;
                 return Ok(read_record(&row));
             }
             if let Some(row) = client
@@ -74,8 +83,12 @@ impl PostgresBackend {
 
 #[async_trait::async_trait]
 impl IdentityStore for PostgresBackend {
-    async fn create_identity(&self, record: IdentityRecord) -> Result<IdentityRecord, StoreError> {
-        bounded(self.create(record)).await
+    async fn create_identity_with_events(
+        &self,
+        record: IdentityRecord,
+        events: Vec<AuditRecord>,
+    ) -> Result<IdentityRecord, StoreError> {
+        bounded(self.create(record, &events)).await
     }
 
     async fn get_identity(&self, id: String) -> Result<Option<IdentityRecord>, StoreError> {
@@ -98,12 +111,18 @@ impl IdentityStore for PostgresBackend {
         .map(drop)
     }
 
-    async fn revoke_tokens(&self, id: String, before_us: i64) -> Result<bool, StoreError> {
-        self.execute(
+    async fn revoke_tokens_with_events(
+        &self,
+        id: String,
+        before_us: i64,
+        events: Vec<AuditRecord>,
+    ) -> Result<bool, StoreError> {
+        self.execute_with_events(
             "UPDATE identities SET revoked_before_us = greatest(\
              coalesce(revoked_before_us, 0), $2, coalesce(last_token_issued_at_us, 0)) \
              WHERE id = $1 AND deleted_at_us IS NULL",
             &[&id, &before_us],
+            &events,
         )
         .await
         .map(|n| n == 1)
@@ -126,25 +145,32 @@ impl IdentityStore for PostgresBackend {
         Ok(rows.iter().map(read_record).collect())
     }
 
-    async fn reset(&self) -> Result<(), StoreError> {
+    async fn reset_with_events(&self, events: Vec<AuditRecord>) -> Result<(), StoreError> {
         bounded(async {
-            let client = self.client().await?;
-            // Several statements in one simple query run as one transaction.
-            client
-                .batch_execute(
-                    "DELETE FROM identities; DELETE FROM teams_extension_assignments; \
-                     DELETE FROM entra_assignments;",
-                )
-                .await
-                .map_err(unavailable)
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(unavailable)?;
+            tx.batch_execute(
+                "DELETE FROM identities; DELETE FROM teams_extension_assignments; \
+                 DELETE FROM entra_assignments;",
+            )
+            .await
+            .map_err(unavailable)?;
+            audit::append_in(&tx, &events).await?;
+            tx.commit().await.map_err(unavailable)
         })
         .await
     }
 
-    async fn delete_identity(&self, id: String, at_us: i64) -> Result<bool, StoreError> {
-        self.execute(
+    async fn delete_identity_with_events(
+        &self,
+        id: String,
+        at_us: i64,
+        events: Vec<AuditRecord>,
+    ) -> Result<bool, StoreError> {
+        self.execute_with_events(
             "UPDATE identities SET deleted_at_us = $2 WHERE id = $1 AND deleted_at_us IS NULL",
             &[&id, &at_us],
+            &events,
         )
         .await
         .map(|n| n == 1)

@@ -14,7 +14,7 @@ mod transfer;
 /// The query that lists a page of identities, for tests that look at its plan.
 pub const LIST_SQL: &str = identities::LIST;
 
-use super::{PostgresConfig, StoreError};
+use super::{AuditRecord, PostgresConfig, StoreError};
 use crate::keys::MasterKey;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use std::future::Future;
@@ -243,6 +243,31 @@ impl PostgresBackend {
             let client = self.client().await?;
             let statement = client.prepare_cached(sql).await.map_err(unavailable)?;
             client.query(&statement, params).await.map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Runs one prepared statement that changes rows and, when it changed any, appends `events`,
+    /// in one transaction, bounded; returns how many rows it changed.
+    async fn execute_with_events(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+        events: &[AuditRecord],
+    ) -> Result<u64, StoreError> {
+        if events.is_empty() {
+            return self.execute(sql, params).await;
+        }
+        bounded(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(unavailable)?;
+            let statement = tx.prepare_cached(sql).await.map_err(unavailable)?;
+            let changed = tx.execute(&statement, params).await.map_err(unavailable)?;
+            if changed > 0 {
+                audit::append_in(&tx, events).await?;
+            }
+            tx.commit().await.map_err(unavailable)?;
+            Ok(changed)
         })
         .await
     }

@@ -3,21 +3,38 @@
 
 use super::SqliteBackend;
 use crate::store::{AuditRecord, AuditStore, StoreError};
+use rusqlite::{Connection, OptionalExtension};
+
+/// Appends `records` in the caller's transaction (a change's own); returns the last one's id.
+pub(super) fn append(conn: &Connection, records: &[AuditRecord]) -> rusqlite::Result<i64> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO audit_events (time_us, type, subject, event) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for record in records {
+        insert.execute(rusqlite::params![
+            record.time_us,
+            record.event_type,
+            record.subject,
+            record.json
+        ])?;
+    }
+    Ok(conn.last_insert_rowid())
+}
 
 #[async_trait::async_trait]
 impl AuditStore for SqliteBackend {
     async fn append_event(&self, record: AuditRecord) -> Result<i64, StoreError> {
-        self.write(move |conn| {
-            conn.execute(
-                "INSERT INTO audit_events (time_us, type, subject, event) VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![
-                    record.time_us,
-                    record.event_type,
-                    record.subject,
-                    record.json
-                ],
-            )?;
-            Ok(conn.last_insert_rowid())
+        self.write(move |conn| append(conn, std::slice::from_ref(&record)))
+            .await
+    }
+
+    async fn latest_event_id(&self) -> Result<i64, StoreError> {
+        self.read(|conn| {
+            conn.query_row("SELECT max(id) FROM audit_events", [], |row| {
+                row.get::<_, Option<i64>>(0)
+            })
+            .optional()
+            .map(|id| id.flatten().unwrap_or(0))
         })
         .await
     }

@@ -2,7 +2,7 @@
 
 use super::writer::PendingStamps;
 use super::SqliteBackend;
-use crate::store::{IdentityRecord, IdentityStore, StoreError};
+use crate::store::{AuditRecord, IdentityRecord, IdentityStore, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub(super) const COLUMNS: &str =
@@ -42,8 +42,13 @@ pub(super) fn with_pending_stamp(
     record
 }
 
-/// Inserts `record`, unless a live identity already has its custom id: then that one.
-fn create(conn: &Connection, record: IdentityRecord) -> rusqlite::Result<IdentityRecord> {
+/// Inserts `record` and appends `events`, unless a live identity already has its custom id: then
+/// that one, and no events.
+fn create(
+    conn: &Connection,
+    record: IdentityRecord,
+    events: &[AuditRecord],
+) -> rusqlite::Result<IdentityRecord> {
     if let Some(custom_id) = &record.custom_id {
         let existing = conn
             .prepare_cached(&format!(
@@ -59,18 +64,35 @@ fn create(conn: &Connection, record: IdentityRecord) -> rusqlite::Result<Identit
         "INSERT INTO identities (id, custom_id, created_at_us) VALUES (?1, ?2, ?3)",
     )?
     .execute(params![record.id, record.custom_id, record.created_at_us])?;
+    super::audit::append(conn, events)?;
     Ok(record)
 }
 
-/// Runs one prepared change and tells whether it changed exactly one row.
-fn changed_one(conn: &Connection, sql: &str, id: &str, at: i64) -> rusqlite::Result<bool> {
-    Ok(conn.prepare_cached(sql)?.execute(params![id, at])? == 1)
+/// Runs one prepared change and tells whether it changed exactly one row; appends `events` if so.
+fn changed_one(
+    conn: &Connection,
+    sql: &str,
+    id: &str,
+    at: i64,
+    events: &[AuditRecord],
+) -> rusqlite::Result<bool> {
+    let changed = conn.prepare_cached(sql)?.execute(params![id, at])? == 1;
+    if changed {
+        super::audit::append(conn, events)?;
+    }
+    Ok(changed)
 }
 
 #[async_trait::async_trait]
 impl IdentityStore for SqliteBackend {
-    async fn create_identity(&self, record: IdentityRecord) -> Result<IdentityRecord, StoreError> {
-        let record = self.write(move |conn| create(conn, record)).await?;
+    async fn create_identity_with_events(
+        &self,
+        record: IdentityRecord,
+        events: Vec<AuditRecord>,
+    ) -> Result<IdentityRecord, StoreError> {
+        let record = self
+            .write(move |conn| create(conn, record, &events))
+            .await?;
         Ok(with_pending_stamp(&self.inner.stamps, record))
     }
 
@@ -92,7 +114,12 @@ impl IdentityStore for SqliteBackend {
         Ok(())
     }
 
-    async fn revoke_tokens(&self, id: String, before_us: i64) -> Result<bool, StoreError> {
+    async fn revoke_tokens_with_events(
+        &self,
+        id: String,
+        before_us: i64,
+        events: Vec<AuditRecord>,
+    ) -> Result<bool, StoreError> {
         // A revoke covers every issue recorded so far, written or still pending (a node whose clock
         // runs ahead may have stamped a token later than `before_us`).
         let before = self
@@ -108,6 +135,7 @@ impl IdentityStore for SqliteBackend {
                  WHERE id = ?1 AND deleted_at_us IS NULL",
                 &id,
                 before,
+                &events,
             )
         })
         .await
@@ -139,24 +167,31 @@ impl IdentityStore for SqliteBackend {
         .await
     }
 
-    async fn reset(&self) -> Result<(), StoreError> {
+    async fn reset_with_events(&self, events: Vec<AuditRecord>) -> Result<(), StoreError> {
         self.inner.stamps.clear();
-        self.write(|conn| {
+        self.write(move |conn| {
             conn.execute_batch(
                 "DELETE FROM identities; DELETE FROM teams_extension_assignments; \
                  DELETE FROM entra_assignments;",
-            )
+            )?;
+            super::audit::append(conn, &events).map(drop)
         })
         .await
     }
 
-    async fn delete_identity(&self, id: String, at_us: i64) -> Result<bool, StoreError> {
+    async fn delete_identity_with_events(
+        &self,
+        id: String,
+        at_us: i64,
+        events: Vec<AuditRecord>,
+    ) -> Result<bool, StoreError> {
         self.write(move |conn| {
             changed_one(
                 conn,
                 "UPDATE identities SET deleted_at_us = ?2 WHERE id = ?1 AND deleted_at_us IS NULL",
                 &id,
                 at_us,
+                &events,
             )
         })
         .await
