@@ -417,7 +417,8 @@ async fn events_older_than_the_retention_expire() {
 }
 
 /// A change and its event are stored in one transaction: while events cannot be stored, revokes,
-/// deletes and creates fail with 503 and change nothing; once they can, they work again.
+/// deletes, creates and assignments fail with 503 and change nothing; once they can, they work
+/// again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_is_never_stored_without_its_event() {
     for storage in [TestStorage::sqlite(), TestStorage::postgres()] {
@@ -480,6 +481,17 @@ async fn a_change_is_never_stored_without_its_event() {
         let created = client.post(&format!("/identities?{V}"), &json!({})).await;
         assert_eq!(created.status, 503, "{}", created.text());
         assert_eq!(listed().await, before, "no identity without its event");
+        let assignment =
+            format!("/access/teamsExtension/tenants/{TENANT}/assignments/{USER_OID}?{EXTENSION}");
+        let put = client
+            .send("PUT", &assignment, Some(br#"{"principalType":"user"}"#))
+            .await;
+        assert_eq!(put.status, 503, "{}", put.text());
+        assert_eq!(
+            client.send("GET", &assignment, None).await.status,
+            404,
+            "no assignment without its event"
+        );
 
         refuse_events(false);
         assert_eq!(client.revoke(&user).await.status, 204);

@@ -764,9 +764,63 @@ async fn changes_store_their_events_only_when_something_changed(backend: &TestSt
         event_types_after(store.as_ref(), latest).await,
         ["data.reset"]
     );
+    // Assignments: a put always changes, a delete only what exists.
+    let extension = TeamsExtensionAssignment {
+        tenant_id: "t".into(),
+        object_id: "o".into(),
+        principal_type: callsign_server::store::assignments::PrincipalType::parse("user"),
+        client_ids: None,
+    };
+    let latest = store.latest_event_id().await.unwrap();
+    store
+        .put_teams_extension_assignment_with_events(extension, ev("assignment.changed", "o"))
+        .await
+        .unwrap();
+    assert!(store
+        .delete_teams_extension_assignment_with_events(
+            "t".into(),
+            "o".into(),
+            ev("assignment.changed", "o")
+        )
+        .await
+        .unwrap());
+    assert!(!store
+        .delete_teams_extension_assignment_with_events(
+            "t".into(),
+            "o".into(),
+            ev("assignment.changed", "o")
+        )
+        .await
+        .unwrap());
+    let entra = EntraAssignment {
+        object_id: "e".into(),
+        tenant_id: "t".into(),
+        principal_type: callsign_server::store::assignments::PrincipalType::parse("user"),
+        client_ids: vec!["app".into()],
+    };
+    store
+        .put_entra_assignment_with_events(entra.clone(), ev("assignment.changed", "e"))
+        .await
+        .unwrap();
+    store
+        .update_entra_assignments_with_events(vec![entra], vec![], ev("assignment.changed", "e"))
+        .await
+        .unwrap();
+    assert!(store
+        .delete_entra_assignment_with_events("e".into(), ev("assignment.changed", "e"))
+        .await
+        .unwrap());
+    assert!(!store
+        .delete_entra_assignment_with_events("e".into(), ev("assignment.changed", "e"))
+        .await
+        .unwrap());
+    assert_eq!(
+        event_types_after(store.as_ref(), latest).await,
+        ["assignment.changed"; 5]
+    );
     // The plain forms store no events.
     store.create_identity(record("c", None)).await.unwrap();
     assert!(store.revoke_tokens("c".into(), 9).await.unwrap());
     assert!(store.delete_identity("c".into(), 10).await.unwrap());
-    assert_eq!(store.list_events_after(0, 100).await.unwrap().len(), 4);
+    assert_eq!(store.list_events_after(0, 100).await.unwrap().len(), 9);
 }

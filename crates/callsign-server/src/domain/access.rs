@@ -6,6 +6,7 @@ use super::ids::{teams_extension_user, Guid};
 use super::scope::{Scope, Scopes};
 use super::tokens::IssuedToken;
 use super::{DomainError, IdentityService};
+use crate::audit::PendingEvents;
 use crate::auth::EntraClaims;
 use crate::store::assignments::{AssignmentStore, TeamsExtensionAssignment};
 use std::sync::Arc;
@@ -36,20 +37,33 @@ impl AccessService {
             .await?)
     }
 
-    /// Creates or replaces an assignment (its ids [`Guid`]s, so in canonical form); true when
-    /// created.
-    pub async fn put(&self, assignment: TeamsExtensionAssignment) -> Result<bool, DomainError> {
+    /// Creates or replaces an assignment (its ids [`Guid`]s, so in canonical form), storing
+    /// `events` with it; true when created.
+    pub async fn put(
+        &self,
+        assignment: TeamsExtensionAssignment,
+        events: &PendingEvents,
+    ) -> Result<bool, DomainError> {
         Ok(self
             .store
-            .put_teams_extension_assignment(assignment)
+            .put_teams_extension_assignment_with_events(assignment, events.as_drafted())
             .await?)
     }
 
-    /// Deletes an assignment; false when there was none.
-    pub async fn delete(&self, tenant_id: &Guid, object_id: &Guid) -> Result<bool, DomainError> {
+    /// Deletes an assignment, storing `events` with that; false when there was none.
+    pub async fn delete(
+        &self,
+        tenant_id: &Guid,
+        object_id: &Guid,
+        events: &PendingEvents,
+    ) -> Result<bool, DomainError> {
         Ok(self
             .store
-            .delete_teams_extension_assignment(tenant_id.to_string(), object_id.to_string())
+            .delete_teams_extension_assignment_with_events(
+                tenant_id.to_string(),
+                object_id.to_string(),
+                events.as_drafted(),
+            )
             .await?)
     }
 

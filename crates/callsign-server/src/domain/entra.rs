@@ -6,6 +6,7 @@ use super::ids::{entra_user, Guid, PrincipalType};
 use super::scope::{Scope, Scopes};
 use super::tokens::IssuedToken;
 use super::{DomainError, IdentityService};
+use crate::audit::PendingEvents;
 use crate::auth::EntraClaims;
 use crate::store::assignments::{AssignmentStore, EntraAssignment};
 use std::sync::Arc;
@@ -54,26 +55,42 @@ impl EntraAccessService {
             .await?)
     }
 
-    /// Creates or replaces an assignment; true when created.
-    pub async fn put(&self, assignment: EntraAssignment) -> Result<bool, DomainError> {
-        Ok(self.store.put_entra_assignment(assignment).await?)
+    /// Creates or replaces an assignment, storing `events` with it; true when created.
+    pub async fn put(
+        &self,
+        assignment: EntraAssignment,
+        events: &PendingEvents,
+    ) -> Result<bool, DomainError> {
+        Ok(self
+            .store
+            .put_entra_assignment_with_events(assignment, events.as_drafted())
+            .await?)
     }
 
-    /// Applies a merge-patch: upserts `put`, removes the object ids `remove`, atomically.
+    /// Applies a merge-patch: upserts `put`, removes the object ids `remove`, and stores
+    /// `events`, atomically.
     pub async fn update(
         &self,
         put: Vec<EntraAssignment>,
         remove: Vec<Guid>,
+        events: &PendingEvents,
     ) -> Result<(), DomainError> {
         let remove = remove.into_iter().map(Guid::into_string).collect();
-        Ok(self.store.update_entra_assignments(put, remove).await?)
-    }
-
-    /// Deletes an assignment; false when there was none.
-    pub async fn delete(&self, object_id: &Guid) -> Result<bool, DomainError> {
         Ok(self
             .store
-            .delete_entra_assignment(object_id.to_string())
+            .update_entra_assignments_with_events(put, remove, events.as_drafted())
+            .await?)
+    }
+
+    /// Deletes an assignment, storing `events` with that; false when there was none.
+    pub async fn delete(
+        &self,
+        object_id: &Guid,
+        events: &PendingEvents,
+    ) -> Result<bool, DomainError> {
+        Ok(self
+            .store
+            .delete_entra_assignment_with_events(object_id.to_string(), events.as_drafted())
             .await?)
     }
 

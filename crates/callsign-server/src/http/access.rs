@@ -6,6 +6,7 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::exchange::{exchanged, verify_bearer};
 use super::identities::json;
+use crate::audit::PendingEvents;
 use crate::auth::entra::TEAMS_AUDIENCE;
 use crate::auth::TrustedIssuers;
 use crate::domain::access::AccessService;
@@ -64,6 +65,7 @@ pub async fn put(
     tenant_id: &str,
     object_id: &str,
     body: &JsonBody,
+    events: &PendingEvents,
 ) -> Result<Response, ApiError> {
     let (tenant_id, object_id) = ids(tenant_id, object_id)?;
     let assignment = TeamsExtensionAssignment {
@@ -72,7 +74,7 @@ pub async fn put(
         tenant_id: tenant_id.into_string(),
         object_id: object_id.into_string(),
     };
-    let created = access.put(assignment.clone()).await?;
+    let created = access.put(assignment.clone(), events).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -86,9 +88,10 @@ pub async fn delete(
     access: &AccessService,
     tenant_id: &str,
     object_id: &str,
+    events: &PendingEvents,
 ) -> Result<Response, ApiError> {
     let (tenant_id, object_id) = ids(tenant_id, object_id)?;
-    if access.delete(&tenant_id, &object_id).await? {
+    if access.delete(&tenant_id, &object_id, events).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::assignment_not_found())

@@ -51,6 +51,7 @@ impl Planned {
             EventType::IdentityCreated
                 | EventType::IdentityDeleted
                 | EventType::IdentityTokensRevoked
+                | EventType::AssignmentChanged
         )
     }
 }

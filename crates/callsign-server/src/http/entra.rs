@@ -7,6 +7,7 @@ use super::error::ApiError;
 use super::exchange::{exchanged, verify_bearer};
 use super::identities::json;
 use super::paging;
+use crate::audit::PendingEvents;
 use crate::auth::entra::ENTRA_CLIENTS_AUDIENCE;
 use crate::auth::TrustedIssuers;
 use crate::domain::entra::EntraAccessService;
@@ -86,9 +87,10 @@ pub async fn put(
     access: &EntraAccessService,
     object_id: &str,
     body: &JsonBody,
+    events: &PendingEvents,
 ) -> Result<Response, ApiError> {
     let assignment = assignment_from(object_id, body)?;
-    let created = access.put(assignment.clone()).await?;
+    let created = access.put(assignment.clone(), events).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -98,9 +100,13 @@ pub async fn put(
 }
 
 /// `DELETE /access/entra/assignments/{objectId}`
-pub async fn delete(access: &EntraAccessService, object_id: &str) -> Result<Response, ApiError> {
+pub async fn delete(
+    access: &EntraAccessService,
+    object_id: &str,
+    events: &PendingEvents,
+) -> Result<Response, ApiError> {
     let object_id = guid(object_id, "objectId")?;
-    if access.delete(&object_id).await? {
+    if access.delete(&object_id, events).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::assignment_not_found())
@@ -151,7 +157,11 @@ pub async fn list(
 
 /// `PATCH /access/entra/assignments` (merge-patch): each key is an object id, a value creates or
 /// replaces its assignment and `null` removes it. Answers the assignments written.
-pub async fn update(access: &EntraAccessService, body: &JsonBody) -> Result<Response, ApiError> {
+pub async fn update(
+    access: &EntraAccessService,
+    body: &JsonBody,
+    events: &PendingEvents,
+) -> Result<Response, ApiError> {
     let mut put = Vec::new();
     let mut remove = Vec::new();
     for (object_id, value) in body.entries() {
@@ -167,7 +177,7 @@ pub async fn update(access: &EntraAccessService, body: &JsonBody) -> Result<Resp
             put.push(assignment_from(object_id, &entry)?);
         }
     }
-    access.update(put.clone(), remove).await?;
+    access.update(put.clone(), remove, events).await?;
     Ok(json(
         StatusCode::OK,
         &ListBody {

@@ -312,10 +312,11 @@ async fn acs_operation(
             access::get(&state.access, &tenant, &object).await
         }
         AcsOperation::PutTeamsExtensionAssignment(tenant, object) => {
-            access::put(&state.access, &tenant, &object, &JsonBody::parse(&bytes)?).await
+            let body = JsonBody::parse(&bytes)?;
+            access::put(&state.access, &tenant, &object, &body, &events).await
         }
         AcsOperation::DeleteTeamsExtensionAssignment(tenant, object) => {
-            access::delete(&state.access, &tenant, &object).await
+            access::delete(&state.access, &tenant, &object, &events).await
         }
         AcsOperation::EntraExchange => {
             JsonBody::parse(&bytes)?;
@@ -325,13 +326,15 @@ async fn acs_operation(
             entra::list(&state.entra, version, parts.uri.query()).await
         }
         AcsOperation::UpdateEntraAssignments => {
-            entra::update(&state.entra, &JsonBody::parse(&bytes)?).await
+            entra::update(&state.entra, &JsonBody::parse(&bytes)?, &events).await
         }
         AcsOperation::GetEntraAssignment(object) => entra::get(&state.entra, &object).await,
         AcsOperation::PutEntraAssignment(object) => {
-            entra::put(&state.entra, &object, &JsonBody::parse(&bytes)?).await
+            entra::put(&state.entra, &object, &JsonBody::parse(&bytes)?, &events).await
         }
-        AcsOperation::DeleteEntraAssignment(object) => entra::delete(&state.entra, &object).await,
+        AcsOperation::DeleteEntraAssignment(object) => {
+            entra::delete(&state.entra, &object, &events).await
+        }
     };
     audit::record(state, planned, origin, outcome).await
 }

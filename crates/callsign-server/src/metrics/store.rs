@@ -130,26 +130,29 @@ impl AssignmentStore for Metered {
         .await
     }
 
-    async fn put_teams_extension_assignment(
+    async fn put_teams_extension_assignment_with_events(
         &self,
         assignment: TeamsExtensionAssignment,
+        events: Vec<AuditRecord>,
     ) -> Result<bool, StoreError> {
         self.timed(
             "put_teams_extension_assignment",
-            self.inner.put_teams_extension_assignment(assignment),
+            self.inner
+                .put_teams_extension_assignment_with_events(assignment, events),
         )
         .await
     }
 
-    async fn delete_teams_extension_assignment(
+    async fn delete_teams_extension_assignment_with_events(
         &self,
         tenant_id: String,
         object_id: String,
+        events: Vec<AuditRecord>,
     ) -> Result<bool, StoreError> {
         self.timed(
             "delete_teams_extension_assignment",
             self.inner
-                .delete_teams_extension_assignment(tenant_id, object_id),
+                .delete_teams_extension_assignment_with_events(tenant_id, object_id, events),
         )
         .await
     }
@@ -188,30 +191,42 @@ impl AssignmentStore for Metered {
         .await
     }
 
-    async fn put_entra_assignment(&self, assignment: EntraAssignment) -> Result<bool, StoreError> {
+    async fn put_entra_assignment_with_events(
+        &self,
+        assignment: EntraAssignment,
+        events: Vec<AuditRecord>,
+    ) -> Result<bool, StoreError> {
         self.timed(
             "put_entra_assignment",
-            self.inner.put_entra_assignment(assignment),
+            self.inner
+                .put_entra_assignment_with_events(assignment, events),
         )
         .await
     }
 
-    async fn update_entra_assignments(
+    async fn update_entra_assignments_with_events(
         &self,
         put: Vec<EntraAssignment>,
         remove: Vec<String>,
+        events: Vec<AuditRecord>,
     ) -> Result<(), StoreError> {
         self.timed(
             "update_entra_assignments",
-            self.inner.update_entra_assignments(put, remove),
+            self.inner
+                .update_entra_assignments_with_events(put, remove, events),
         )
         .await
     }
 
-    async fn delete_entra_assignment(&self, object_id: String) -> Result<bool, StoreError> {
+    async fn delete_entra_assignment_with_events(
+        &self,
+        object_id: String,
+        events: Vec<AuditRecord>,
+    ) -> Result<bool, StoreError> {
         self.timed(
             "delete_entra_assignment",
-            self.inner.delete_entra_assignment(object_id),
+            self.inner
+                .delete_entra_assignment_with_events(object_id, events),
         )
         .await
     }

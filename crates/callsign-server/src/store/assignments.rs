@@ -1,7 +1,7 @@
 //! Access assignments as stored (who may exchange an Entra token here), and the contract every
 //! backend keeps for them.
 
-use super::StoreError;
+use super::{AuditRecord, StoreError};
 pub use crate::domain::ids::PrincipalType;
 
 /// A Teams extension assignment: the Entra principal `object_id` of `tenant_id` may exchange its
@@ -34,6 +34,10 @@ pub struct EntraAssignment {
 }
 
 /// Where assignments live. Every write is durable before it returns. Ids are stored lowercase.
+///
+/// As for identities ([`super::IdentityStore`]), each change has a form `…_with_events` that
+/// appends audit events in the change's own transaction when something changed; backends
+/// implement that form.
 #[async_trait::async_trait]
 pub trait AssignmentStore: Send + Sync + 'static {
     /// The assignment of (`tenant_id`, `object_id`).
@@ -47,6 +51,16 @@ pub trait AssignmentStore: Send + Sync + 'static {
     async fn put_teams_extension_assignment(
         &self,
         assignment: TeamsExtensionAssignment,
+    ) -> Result<bool, StoreError> {
+        self.put_teams_extension_assignment_with_events(assignment, Vec::new())
+            .await
+    }
+
+    /// [`Self::put_teams_extension_assignment`], appending `events`.
+    async fn put_teams_extension_assignment_with_events(
+        &self,
+        assignment: TeamsExtensionAssignment,
+        events: Vec<AuditRecord>,
     ) -> Result<bool, StoreError>;
 
     /// Deletes an assignment; false when there was none.
@@ -54,6 +68,17 @@ pub trait AssignmentStore: Send + Sync + 'static {
         &self,
         tenant_id: String,
         object_id: String,
+    ) -> Result<bool, StoreError> {
+        self.delete_teams_extension_assignment_with_events(tenant_id, object_id, Vec::new())
+            .await
+    }
+
+    /// [`Self::delete_teams_extension_assignment`], appending `events` when there was one.
+    async fn delete_teams_extension_assignment_with_events(
+        &self,
+        tenant_id: String,
+        object_id: String,
+        events: Vec<AuditRecord>,
     ) -> Result<bool, StoreError>;
 
     /// The Entra assignment of `object_id`.
@@ -76,15 +101,46 @@ pub trait AssignmentStore: Send + Sync + 'static {
     ) -> Result<Vec<EntraAssignment>, StoreError>;
 
     /// Creates or replaces an Entra assignment; true when it was created.
-    async fn put_entra_assignment(&self, assignment: EntraAssignment) -> Result<bool, StoreError>;
+    async fn put_entra_assignment(&self, assignment: EntraAssignment) -> Result<bool, StoreError> {
+        self.put_entra_assignment_with_events(assignment, Vec::new())
+            .await
+    }
+
+    /// [`Self::put_entra_assignment`], appending `events`.
+    async fn put_entra_assignment_with_events(
+        &self,
+        assignment: EntraAssignment,
+        events: Vec<AuditRecord>,
+    ) -> Result<bool, StoreError>;
 
     /// Upserts `put` and removes `remove` (object ids) in one transaction.
     async fn update_entra_assignments(
         &self,
         put: Vec<EntraAssignment>,
         remove: Vec<String>,
+    ) -> Result<(), StoreError> {
+        self.update_entra_assignments_with_events(put, remove, Vec::new())
+            .await
+    }
+
+    /// [`Self::update_entra_assignments`], appending `events` in the same transaction.
+    async fn update_entra_assignments_with_events(
+        &self,
+        put: Vec<EntraAssignment>,
+        remove: Vec<String>,
+        events: Vec<AuditRecord>,
     ) -> Result<(), StoreError>;
 
     /// Deletes an Entra assignment; false when there was none.
-    async fn delete_entra_assignment(&self, object_id: String) -> Result<bool, StoreError>;
+    async fn delete_entra_assignment(&self, object_id: String) -> Result<bool, StoreError> {
+        self.delete_entra_assignment_with_events(object_id, Vec::new())
+            .await
+    }
+
+    /// [`Self::delete_entra_assignment`], appending `events` when there was one.
+    async fn delete_entra_assignment_with_events(
+        &self,
+        object_id: String,
+        events: Vec<AuditRecord>,
+    ) -> Result<bool, StoreError>;
 }

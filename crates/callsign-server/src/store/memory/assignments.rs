@@ -1,7 +1,9 @@
 //! Teams extension and Entra assignments in memory, kept in key order like the databases' indexes.
 
 use super::MemoryBackend;
-use crate::store::{AssignmentStore, EntraAssignment, StoreError, TeamsExtensionAssignment};
+use crate::store::{
+    AssignmentStore, AuditRecord, EntraAssignment, StoreError, TeamsExtensionAssignment,
+};
 
 #[async_trait::async_trait]
 impl AssignmentStore for MemoryBackend {
@@ -17,21 +19,31 @@ impl AssignmentStore for MemoryBackend {
             .cloned())
     }
 
-    async fn put_teams_extension_assignment(
+    async fn put_teams_extension_assignment_with_events(
         &self,
         a: TeamsExtensionAssignment,
+        events: Vec<AuditRecord>,
     ) -> Result<bool, StoreError> {
         let key = (a.tenant_id.clone(), a.object_id.clone());
-        Ok(self.state().teams_extension.insert(key, a).is_none())
+        let mut state = self.state();
+        let created = state.teams_extension.insert(key, a).is_none();
+        state.append(events);
+        Ok(created)
     }
 
-    async fn delete_teams_extension_assignment(
+    async fn delete_teams_extension_assignment_with_events(
         &self,
         tenant_id: String,
         object_id: String,
+        events: Vec<AuditRecord>,
     ) -> Result<bool, StoreError> {
         let key = (tenant_id, object_id);
-        Ok(self.state().teams_extension.remove(&key).is_some())
+        let mut state = self.state();
+        let deleted = state.teams_extension.remove(&key).is_some();
+        if deleted {
+            state.append(events);
+        }
+        Ok(deleted)
     }
 
     async fn get_entra_assignment(
@@ -73,14 +85,22 @@ impl AssignmentStore for MemoryBackend {
             .collect())
     }
 
-    async fn put_entra_assignment(&self, a: EntraAssignment) -> Result<bool, StoreError> {
-        Ok(self.state().entra.insert(a.object_id.clone(), a).is_none())
+    async fn put_entra_assignment_with_events(
+        &self,
+        a: EntraAssignment,
+        events: Vec<AuditRecord>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let created = state.entra.insert(a.object_id.clone(), a).is_none();
+        state.append(events);
+        Ok(created)
     }
 
-    async fn update_entra_assignments(
+    async fn update_entra_assignments_with_events(
         &self,
         put: Vec<EntraAssignment>,
         remove: Vec<String>,
+        events: Vec<AuditRecord>,
     ) -> Result<(), StoreError> {
         let mut state = self.state();
         for a in put {
@@ -89,10 +109,20 @@ impl AssignmentStore for MemoryBackend {
         for id in &remove {
             state.entra.remove(id);
         }
+        state.append(events);
         Ok(())
     }
 
-    async fn delete_entra_assignment(&self, object_id: String) -> Result<bool, StoreError> {
-        Ok(self.state().entra.remove(&object_id).is_some())
+    async fn delete_entra_assignment_with_events(
+        &self,
+        object_id: String,
+        events: Vec<AuditRecord>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let deleted = state.entra.remove(&object_id).is_some();
+        if deleted {
+            state.append(events);
+        }
+        Ok(deleted)
     }
 }

@@ -272,6 +272,34 @@ impl PostgresBackend {
         .await
     }
 
+    /// Runs one prepared query that changes a row and returns it (an upsert's `RETURNING`) and,
+    /// when it returned one, appends `events`, in one transaction, bounded.
+    async fn query_opt_with_events(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+        events: &[AuditRecord],
+    ) -> Result<Option<Row>, StoreError> {
+        if events.is_empty() {
+            return self.query_opt(sql, params).await;
+        }
+        bounded(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(unavailable)?;
+            let statement = tx.prepare_cached(sql).await.map_err(unavailable)?;
+            let row = tx
+                .query_opt(&statement, params)
+                .await
+                .map_err(unavailable)?;
+            if row.is_some() {
+                audit::append_in(&tx, events).await?;
+            }
+            tx.commit().await.map_err(unavailable)?;
+            Ok(row)
+        })
+        .await
+    }
+
     /// Runs one prepared statement that changes rows, bounded, and returns how many it changed.
     async fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
         bounded(async {

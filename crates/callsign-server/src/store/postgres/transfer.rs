@@ -1,6 +1,8 @@
 //! Bulk export and import of a cluster's database, the import in one transaction.
 
-use super::assignments::{entra_row, ENTRA_SELECT, ENTRA_UPSERT, TEAMS_UPSERT};
+use super::assignments::{
+    entra_params, entra_row, teams_params, ENTRA_SELECT, ENTRA_UPSERT, TEAMS_UPSERT,
+};
 use super::identities::{read_record, COLUMNS};
 use super::{bounded_for, unavailable, PostgresBackend};
 use crate::store::assignments::PrincipalType;
@@ -57,31 +59,15 @@ async fn import(tx: &Transaction<'_>, snapshot: &Snapshot) -> Result<Imported, S
     }
     let teams = tx.prepare_cached(TEAMS_UPSERT).await.map_err(unavailable)?;
     for a in &snapshot.teams_extension {
-        tx.query_one(
-            &teams,
-            &[
-                &a.tenant_id,
-                &a.object_id,
-                &a.principal_type.as_str(),
-                &a.client_ids,
-            ],
-        )
-        .await
-        .map_err(unavailable)?;
+        tx.query_one(&teams, &teams_params(a))
+            .await
+            .map_err(unavailable)?;
     }
     let entra = tx.prepare_cached(ENTRA_UPSERT).await.map_err(unavailable)?;
     for a in &snapshot.entra {
-        tx.query_one(
-            &entra,
-            &[
-                &a.object_id,
-                &a.tenant_id,
-                &a.principal_type.as_str(),
-                &a.client_ids,
-            ],
-        )
-        .await
-        .map_err(unavailable)?;
+        tx.query_one(&entra, &entra_params(a))
+            .await
+            .map_err(unavailable)?;
     }
     imported.assignments = snapshot.teams_extension.len() + snapshot.entra.len();
     Ok(imported)

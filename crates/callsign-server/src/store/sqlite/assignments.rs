@@ -2,9 +2,12 @@
 //! and written through the group-commit writer like identities. Client id lists are stored as
 //! JSON arrays.
 
+use super::audit::append;
 use super::SqliteBackend;
 use crate::store::assignments::PrincipalType;
-use crate::store::{AssignmentStore, EntraAssignment, StoreError, TeamsExtensionAssignment};
+use crate::store::{
+    AssignmentStore, AuditRecord, EntraAssignment, StoreError, TeamsExtensionAssignment,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub(super) const ENTRA_COLUMNS: &str = "object_id, tenant_id, principal_type, client_ids";
@@ -100,17 +103,24 @@ impl AssignmentStore for SqliteBackend {
         .await
     }
 
-    async fn put_teams_extension_assignment(
+    async fn put_teams_extension_assignment_with_events(
         &self,
         a: TeamsExtensionAssignment,
+        events: Vec<AuditRecord>,
     ) -> Result<bool, StoreError> {
-        self.write(move |conn| put_teams(conn, &a)).await
+        self.write(move |conn| {
+            let created = put_teams(conn, &a)?;
+            append(conn, &events)?;
+            Ok(created)
+        })
+        .await
     }
 
-    async fn delete_teams_extension_assignment(
+    async fn delete_teams_extension_assignment_with_events(
         &self,
         tenant_id: String,
         object_id: String,
+        events: Vec<AuditRecord>,
     ) -> Result<bool, StoreError> {
         self.write(move |conn| {
             let n = conn
@@ -119,6 +129,9 @@ impl AssignmentStore for SqliteBackend {
                      WHERE tenant_id = ?1 AND object_id = ?2",
                 )?
                 .execute(params![tenant_id, object_id])?;
+            if n > 0 {
+                append(conn, &events)?;
+            }
             Ok(n > 0)
         })
         .await
@@ -174,14 +187,24 @@ impl AssignmentStore for SqliteBackend {
         .await
     }
 
-    async fn put_entra_assignment(&self, a: EntraAssignment) -> Result<bool, StoreError> {
-        self.write(move |conn| put_entra(conn, &a)).await
+    async fn put_entra_assignment_with_events(
+        &self,
+        a: EntraAssignment,
+        events: Vec<AuditRecord>,
+    ) -> Result<bool, StoreError> {
+        self.write(move |conn| {
+            let created = put_entra(conn, &a)?;
+            append(conn, &events)?;
+            Ok(created)
+        })
+        .await
     }
 
-    async fn update_entra_assignments(
+    async fn update_entra_assignments_with_events(
         &self,
         put: Vec<EntraAssignment>,
         remove: Vec<String>,
+        events: Vec<AuditRecord>,
     ) -> Result<(), StoreError> {
         self.write(move |conn| {
             for a in &put {
@@ -190,12 +213,23 @@ impl AssignmentStore for SqliteBackend {
             for id in &remove {
                 delete_entra(conn, id)?;
             }
-            Ok(())
+            append(conn, &events).map(drop)
         })
         .await
     }
 
-    async fn delete_entra_assignment(&self, object_id: String) -> Result<bool, StoreError> {
-        self.write(move |conn| delete_entra(conn, &object_id)).await
+    async fn delete_entra_assignment_with_events(
+        &self,
+        object_id: String,
+        events: Vec<AuditRecord>,
+    ) -> Result<bool, StoreError> {
+        self.write(move |conn| {
+            let deleted = delete_entra(conn, &object_id)?;
+            if deleted {
+                append(conn, &events)?;
+            }
+            Ok(deleted)
+        })
+        .await
     }
 }
