@@ -628,6 +628,10 @@ async fn throttle_counts_are_per_group_and_window(backend: &TestStorage) {
     // Concurrent requests each see a count of their own.
     let counts = count_at_once(&store, 20).await;
     assert_eq!(counts, (3..23).collect::<Vec<u64>>());
+    // A reset starts every count afresh.
+    store.reset().await.unwrap();
+    assert_eq!(store.count_request("issue", 60).await.unwrap(), 1);
+    assert_eq!(store.count_request("revoke", 30).await.unwrap(), 1);
 }
 
 /// Counts `n` issue requests in window 60 at once and returns the counts they saw, sorted.

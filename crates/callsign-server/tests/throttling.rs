@@ -119,6 +119,27 @@ async fn delete_and_revoke_share_500_a_window_apart_from_issuing() {
     assert_eq!(client.delete(&users[0]).await.status, 204);
 }
 
+/// A reset (test suites sharing a server) starts the counts afresh with the data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_starts_the_windows_afresh() {
+    let clock = ManualClock::new(window_start());
+    let server = TestServer::start_with(Arc::new(clock.clone()), |config| {
+        config.throttling = ThrottleConfig::acs();
+        config.http.allow_reset = true;
+    })
+    .await;
+    let client = server.client();
+    let user = client.create_user().await;
+    for _ in 0..500 {
+        assert_eq!(client.revoke(&user).await.status, 204);
+    }
+    assert_throttled(&client.revoke(&user).await, 30);
+    let reset = client.send("POST", "/callsign/:reset", None).await;
+    assert_eq!(reset.status, 204, "{}", reset.text());
+    let user = client.create_user().await;
+    assert_eq!(client.revoke(&user).await.status, 204, "a fresh window");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn off_is_the_default_and_lets_everything_through() {
     let clock = ManualClock::new(window_start());

@@ -104,8 +104,9 @@ pub trait IdentityStore: Send + Sync + 'static {
         custom_id: Option<String>,
     ) -> Result<Vec<IdentityRecord>, StoreError>;
 
-    /// Removes every identity and every assignment, live or deleted (keys stay): a clean slate
-    /// for test suites sharing one server (`POST /callsign/:reset`).
+    /// Removes every identity and every assignment, live or deleted, and the throttling counts
+    /// (keys and the audit log stay): a clean slate for test suites sharing one server
+    /// (`POST /callsign/:reset`).
     async fn reset(&self) -> Result<(), StoreError> {
         self.reset_with_events(Vec::new()).await
     }

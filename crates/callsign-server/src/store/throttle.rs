@@ -46,6 +46,14 @@ impl LocalWindows {
         *count += 1;
         *count
     }
+
+    /// Forgets every count (a reset: throttling starts afresh).
+    pub fn clear(&self) {
+        self.counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+    }
 }
 
 #[cfg(test)]

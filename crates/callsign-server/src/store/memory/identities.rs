@@ -86,6 +86,7 @@ impl IdentityStore for MemoryBackend {
         state.teams_extension.clear();
         state.entra.clear();
         state.append(events);
+        self.storage.windows.clear();
         Ok(())
     }
 

@@ -151,7 +151,7 @@ impl IdentityStore for PostgresBackend {
             let tx = client.transaction().await.map_err(unavailable)?;
             tx.batch_execute(
                 "DELETE FROM identities; DELETE FROM teams_extension_assignments; \
-                 DELETE FROM entra_assignments;",
+                 DELETE FROM entra_assignments; DELETE FROM throttle_windows;",
             )
             .await
             .map_err(unavailable)?;

@@ -169,6 +169,7 @@ impl IdentityStore for SqliteBackend {
 
     async fn reset_with_events(&self, events: Vec<AuditRecord>) -> Result<(), StoreError> {
         self.inner.stamps.clear();
+        self.inner.windows.clear();
         self.write(move |conn| {
             conn.execute_batch(
                 "DELETE FROM identities; DELETE FROM teams_extension_assignments; \
