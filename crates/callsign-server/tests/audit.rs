@@ -551,3 +551,64 @@ async fn the_operators_events_reach_a_running_servers_sinks() {
     assert_eq!(events[0]["subject"], "secondary");
     server.stop().await;
 }
+
+/// An exchange refused although its token verified (no assignment) names the token's user as the
+/// actor and subject; one without a valid token is unauthenticated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_exchange_names_a_verified_caller() {
+    let issuer = TestIssuer::start().await;
+    let clock = ManualClock::new(chrono::Utc::now());
+    let now = clock.now().timestamp();
+    let issuers = issuer.config();
+    let server = TestServer::start_with(Arc::new(clock), move |c| {
+        c.trusted_issuers = vec![issuers];
+    })
+    .await;
+    let mut claims = issuer.teams_claims(now);
+    claims["scp"] = "TeamsExtension.ManageCalls".into();
+    let token = issuer.token(&claims);
+    let url = format!(
+        "{}/access/teamsExtension/:exchangeAccessToken?{EXTENSION}",
+        server.base
+    );
+    let unassigned = raw(reqwest::Client::new()
+        .post(&url)
+        .json(&json!({}))
+        .bearer_auth(&token))
+    .await;
+    assert_eq!(unassigned.status, 403, "{}", unassigned.text());
+    let anonymous = raw(reqwest::Client::new().post(&url).json(&json!({}))).await;
+    assert_eq!(anonymous.status, 401);
+
+    let backend = store::open(
+        &StorageConfig::DataDir(server.data.path().join("data")),
+        OpenMode::Existing,
+    )
+    .await
+    .unwrap();
+    let events: Vec<Value> = backend
+        .list_events_after(0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|record| serde_json::from_str(&record.json).unwrap())
+        .collect();
+    let [refused, anonymous] = &events[..] else {
+        panic!("two refusals: {events:?}")
+    };
+    assert_eq!(refused["type"], "exchange.refused");
+    assert_eq!(refused["subject"], USER_OID);
+    assert_eq!(
+        refused["actor"],
+        json!({"kind": "bearer", "oid": USER_OID, "appid": APP_ID})
+    );
+    assert_eq!(
+        refused["details"],
+        json!({"exchange": "teamsExtension", "status": 403, "code": "Forbidden"})
+    );
+    assert_eq!(anonymous["actor"], json!({"kind": "unauthenticated"}));
+    assert!(anonymous.get("subject").is_none());
+    let text = events.iter().map(Value::to_string).collect::<String>();
+    assert!(!text.contains(&token) && !text.contains(token.rsplit('.').next().unwrap()));
+    server.stop().await;
+}

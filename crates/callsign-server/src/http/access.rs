@@ -4,7 +4,7 @@
 use super::assignment_fields::{client_ids, guid, principal_type};
 use super::body::JsonBody;
 use super::error::ApiError;
-use super::exchange::{exchanged, verify_bearer};
+use super::exchange::{exchanged, refused, verify_bearer};
 use super::identities::json;
 use crate::audit::PendingEvents;
 use crate::auth::entra::TEAMS_AUDIENCE;
@@ -106,6 +106,10 @@ pub async fn exchange(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let claims = verify_bearer(issuers, headers, TEAMS_AUDIENCE).await?;
-    let (id, token) = access.exchange_teams_extension(identities, &claims).await?;
-    Ok(exchanged(id, token, &claims))
+    Ok(
+        match access.exchange_teams_extension(identities, &claims).await {
+            Ok((id, token)) => exchanged(id, token, &claims),
+            Err(e) => refused(e.into(), &claims),
+        },
+    )
 }

@@ -36,6 +36,26 @@ impl Granted {
     }
 }
 
+/// A bearer exchange refused although its token verified (no assignment, say): whose token it
+/// was, and the error code the client got.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// The token's caller.
+    pub caller: Granted,
+    /// The ACS error code of the answer.
+    pub code: &'static str,
+}
+
+impl Granted {
+    /// The audit trail's actor for a bearer exchange: the token's own user and client app.
+    fn actor(&self) -> Actor {
+        Actor::Bearer {
+            oid: self.oid.clone(),
+            appid: self.appid.clone(),
+        }
+    }
+}
+
 /// What an operation records when it succeeds: its type, subject and details.
 pub(super) struct Planned {
     event_type: EventType,
@@ -186,15 +206,12 @@ pub(super) async fn record(
     if let Some(granted) = succeeded {
         if let Some(granted) = granted {
             subject = granted.oid.clone();
-            if let Some(identity) = granted.identity {
+            if let Some(identity) = granted.identity.clone() {
                 details.insert("identity".into(), identity.into());
             }
             // A bearer exchange is authorised by the user's own token: they are the actor.
             if matches!(origin.actor, Actor::Unauthenticated) {
-                origin.actor = Actor::Bearer {
-                    oid: granted.oid,
-                    appid: granted.appid,
-                };
+                origin.actor = granted.actor();
             } else if let Some(appid) = granted.appid {
                 details.insert("appId".into(), appid.into());
             }
@@ -209,14 +226,25 @@ pub(super) async fn record(
     }
     let refused = match &outcome {
         Err(error) if exchange && error.status.is_client_error() => {
-            Some((error.status.as_u16(), error.code))
+            Some((error.status.as_u16(), error.code, None))
+        }
+        Ok(response) if exchange && response.status().is_client_error() => {
+            let refused = response.extensions().get::<Refused>().cloned();
+            refused.map(|r| (response.status().as_u16(), r.code, Some(r.caller)))
         }
         _ => None,
     };
-    if let Some((status, code)) = refused {
+    if let Some((status, code, caller)) = refused {
         details.insert("status".into(), status.into());
         details.insert("code".into(), code.into());
-        let mut event = state.audit.event(EventType::ExchangeRefused, None, &origin);
+        // A token that verified names who was refused.
+        let subject = caller.as_ref().and_then(|c| c.oid.clone());
+        if let Some(caller) = caller {
+            origin.actor = caller.actor();
+        }
+        let mut event = state
+            .audit
+            .event(EventType::ExchangeRefused, subject, &origin);
         event.details = details;
         if let Err(e) = state.audit.record(event).await {
             // The refusal stands either way; the client hears it.

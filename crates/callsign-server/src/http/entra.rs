@@ -4,7 +4,7 @@
 use super::assignment_fields::{client_ids, guid, principal_type};
 use super::body::JsonBody;
 use super::error::ApiError;
-use super::exchange::{exchanged, verify_bearer};
+use super::exchange::{exchanged, refused, verify_bearer};
 use super::identities::json;
 use super::paging;
 use crate::audit::PendingEvents;
@@ -195,6 +195,8 @@ pub async fn exchange(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let claims = verify_bearer(issuers, headers, ENTRA_CLIENTS_AUDIENCE).await?;
-    let (id, token) = access.exchange(identities, &claims).await?;
-    Ok(exchanged(id, token, &claims))
+    Ok(match access.exchange(identities, &claims).await {
+        Ok((id, token)) => exchanged(id, token, &claims),
+        Err(e) => refused(e.into(), &claims),
+    })
 }

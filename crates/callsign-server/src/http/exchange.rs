@@ -14,7 +14,7 @@ use crate::domain::tokens::IssuedToken;
 use crate::domain::{IdentityService, TeamsExchangeError, TeamsUserIds};
 use crate::metrics::TokenIssued;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -53,6 +53,21 @@ impl From<AssignedExchangeError> for ApiError {
             AssignedExchangeError::Domain(e) => e.into(),
         }
     }
+}
+
+/// The answer of a bearer exchange refused after its token verified: the error's, carrying for
+/// the audit trail whose token it was.
+pub fn refused(error: ApiError, claims: &EntraClaims) -> Response {
+    let refused = super::audit::Refused {
+        caller: super::audit::Granted::of(claims, None),
+        code: error.code,
+    };
+    let client_error = error.status.is_client_error();
+    let mut response = error.into_response();
+    if client_error {
+        response.extensions_mut().insert(refused);
+    }
+    response
 }
 
 /// The 200 answer of a bearer exchange: `{identity: {id}, accessToken: {token, expiresOn}}`,
