@@ -54,6 +54,16 @@ pub struct FileConfig {
     /// The audit trail (`[audit]`): where it is written, whether issued tokens are events, how
     /// long the store keeps events.
     pub audit: Option<AuditFileConfig>,
+    /// Span export (`[tracing]`, docs/tracing.md).
+    pub tracing: Option<TracingFileConfig>,
+}
+
+/// `[tracing]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracingFileConfig {
+    /// The OTLP/HTTP collector spans are exported to, as `--otlp-endpoint`.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// `[audit]`.
@@ -191,6 +201,11 @@ impl FileConfig {
             config.retention = (days > 0).then(|| chrono::Duration::days(days.into()));
         }
         config
+    }
+
+    /// The OTLP collector of `[tracing] otlp_endpoint`.
+    pub fn otlp_endpoint(&self) -> Option<String> {
+        self.tracing.as_ref()?.otlp_endpoint.clone()
     }
 
     /// Reads and parses the file.
