@@ -82,6 +82,7 @@ impl Export {
             .with_location(false)
             .with_threads(false)
             .with_target(false)
+            .with_tracked_inactivity(false)
             // The request spans, and the warnings and errors logged while serving a request
             // (as span events: logs never hold keys or tokens).
             .with_filter(

@@ -63,7 +63,8 @@ pub async fn request_span(
     }
     let response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
-    span.record("http.response.status_code", status.as_u16());
+    // As an i64: the OpenTelemetry bridge records unsigned integers as text.
+    span.record("http.response.status_code", i64::from(status.as_u16()));
     if let Some(cv) = header(response.headers(), "ms-cv") {
         span.record("ms_cv", cv);
     }
