@@ -6,6 +6,7 @@ use anyhow::Context;
 use callsign_common::AccessKey;
 use callsign_server::domain::Minutes;
 use callsign_server::http::api_version::VersionPolicy;
+use callsign_server::http::trace::TraceContext;
 use callsign_server::keys::access::dev_access_key;
 use callsign_server::keys::{DataDir, SigningAlg};
 use callsign_server::throttling::ThrottlePreset;
@@ -13,6 +14,7 @@ use callsign_server::{Server, ServerConfig, StorageConfig, TlsMode};
 use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Examples under `callsign serve --help`.
 pub const EXAMPLES: &str = "Examples:\n  callsign serve                          # ./callsign-data, http://127.0.0.1:8080/\n  callsign serve --tls                    # https, with a development CA to trust\n  callsign serve --dev --addr 127.0.0.1:0 # in memory, the well-known key, any free port\n  callsign serve --data /var/lib/callsign --addr 0.0.0.0:8080";
@@ -153,12 +155,7 @@ impl SpanExport {
     }
 
     /// The layer for the subscriber and the trace context for the server.
-    fn parts(
-        &mut self,
-    ) -> (
-        Option<crate::ExtraLayer>,
-        Option<std::sync::Arc<dyn callsign_server::http::trace::TraceContext>>,
-    ) {
+    fn parts(&mut self) -> (Option<crate::ExtraLayer>, Option<Arc<dyn TraceContext>>) {
         match self.0.as_mut() {
             Some(export) => (export.layer.take(), Some(export.context.clone())),
             None => (None, None),
@@ -190,12 +187,7 @@ impl SpanExport {
         }
     }
 
-    fn parts(
-        &mut self,
-    ) -> (
-        Option<crate::ExtraLayer>,
-        Option<std::sync::Arc<dyn callsign_server::http::trace::TraceContext>>,
-    ) {
+    fn parts(&mut self) -> (Option<crate::ExtraLayer>, Option<Arc<dyn TraceContext>>) {
         (None, None)
     }
 
@@ -207,7 +199,7 @@ fn serve_on(
     args: ServeArgs,
     file: config::FileConfig,
     runtime: &tokio::runtime::Runtime,
-    trace_context: Option<std::sync::Arc<dyn callsign_server::http::trace::TraceContext>>,
+    trace_context: Option<Arc<dyn TraceContext>>,
 ) -> Result<(), Failure> {
     let mut http = callsign_server::http::HttpConfig::default();
     file.apply_http(&mut http)?;

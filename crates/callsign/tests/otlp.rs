@@ -6,14 +6,12 @@
 //! (`cargo nextest run -p callsign --features otlp --test otlp`, as test.sh does); without it,
 //! only the check that the flag then is a usage error.
 
-use std::process::Command;
-
 const BIN: &str = env!("CARGO_BIN_EXE_callsign");
 
 #[cfg(not(feature = "otlp"))]
 #[test]
 fn without_the_feature_the_endpoint_is_a_usage_error() {
-    let output = Command::new(BIN)
+    let output = std::process::Command::new(BIN)
         .env_remove("CALLSIGN_CONFIG")
         .args(["serve", "--in-memory", "--addr", "127.0.0.1:0"])
         .args(["--otlp-endpoint", "http://127.0.0.1:4318"])
