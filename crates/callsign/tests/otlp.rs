@@ -226,6 +226,32 @@ mod export {
         );
         assert_eq!(create.str("http.request.method"), Some("POST"));
         assert_eq!(create.str("callsign.operation"), Some("CreateIdentity"));
+        // The store operations it made are its children.
+        let children: Vec<&Span> = spans
+            .iter()
+            .filter(|s| s.parent_span_id == create.span_id)
+            .collect();
+        let store = children
+            .iter()
+            .find(|s| s.name == "create_identity")
+            .unwrap_or_else(|| panic!("no create_identity child in {children:#?}"));
+        assert_eq!(store.trace_id, create.trace_id);
+        assert_eq!(store.kind, 3, "SPAN_KIND_CLIENT");
+        assert_eq!(store.str("db.system.name"), Some("memory"));
+        assert_eq!(store.str("db.operation.name"), Some("create_identity"));
+        // Every span is a request's or a child of one (none for readiness checks or upkeep).
+        let requests: Vec<&Vec<u8>> = spans
+            .iter()
+            .filter(|s| s.int("http.response.status_code").is_some())
+            .map(|s| &s.span_id)
+            .collect();
+        for span in &spans {
+            assert!(
+                span.int("http.response.status_code").is_some()
+                    || requests.contains(&&span.parent_span_id),
+                "{span:#?}"
+            );
+        }
 
         let issue = only(
             &spans,
@@ -374,6 +400,7 @@ mod export {
     #[derive(Debug)]
     struct Span {
         trace_id: Vec<u8>,
+        span_id: Vec<u8>,
         parent_span_id: Vec<u8>,
         name: String,
         kind: u64,
@@ -486,6 +513,7 @@ mod export {
                 for span in submessages(scope_spans, 2) {
                     let mut decoded = Span {
                         trace_id: Vec::new(),
+                        span_id: Vec::new(),
                         parent_span_id: Vec::new(),
                         name: String::new(),
                         kind: 0,
@@ -495,6 +523,7 @@ mod export {
                     for (number, field) in fields(span) {
                         match (number, field) {
                             (1, Field::Bytes(b)) => decoded.trace_id = b.to_vec(),
+                            (2, Field::Bytes(b)) => decoded.span_id = b.to_vec(),
                             (4, Field::Bytes(b)) => decoded.parent_span_id = b.to_vec(),
                             (5, Field::Bytes(b)) => decoded.name = text(b),
                             (6, Field::Varint(k)) => decoded.kind = k,
