@@ -83,8 +83,9 @@ impl Export {
             .with_threads(false)
             .with_target(false)
             .with_tracked_inactivity(false)
-            // The request spans, and the warnings and errors logged while serving a request
-            // (as span events: logs never hold keys or tokens).
+            // The request spans and their store operations' (`callsign_server::request::store`),
+            // and the warnings and errors logged while serving a request (as span events: logs
+            // never hold keys or tokens).
             .with_filter(
                 Targets::new()
                     .with_target(SPAN_TARGET, tracing::Level::INFO)
