@@ -262,6 +262,17 @@ mod tests {
         assert!(load("[audit]\nretention = 3\n").is_err());
     }
 
+    #[test]
+    fn the_otlp_endpoint_parses_and_unknown_tracing_keys_are_refused() {
+        assert_eq!(load("").unwrap().otlp_endpoint(), None);
+        let config = load("[tracing]\notlp_endpoint = \"http://10.0.0.5:4318\"\n").unwrap();
+        assert_eq!(
+            config.otlp_endpoint().as_deref(),
+            Some("http://10.0.0.5:4318")
+        );
+        assert!(load("[tracing]\nendpoint = \"http://10.0.0.5:4318\"\n").is_err());
+    }
+
     /// The README's example of trusting an Entra tenant parses into what the server is given.
     #[test]
     fn trusted_issuers_and_management_parse() {
