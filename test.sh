@@ -99,15 +99,24 @@ cargo fmt --manifest-path fuzz/Cargo.toml --check
 
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# ... and with the span export, the callsign crate's `otlp` feature, which the default build
+# leaves out (docs/tracing.md).
+cargo clippy --workspace --all-targets --locked --features callsign/otlp -- -D warnings
 
 echo "== cargo build"
 cargo build --workspace --locked
 
 echo "== Rust tests"
+# The span export (the `otlp` feature, docs/tracing.md) has one test file of its own, run again
+# with the feature: the workspace's features plus that one, so that only the new crates and the
+# crates the feature touches are built again, not a second workspace.
+otlp=(--workspace --locked --no-fail-fast --features callsign/otlp --test otlp)
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
+  cargo nextest run "${otlp[@]}"
 else
   cargo test --workspace --locked --no-fail-fast
+  cargo test "${otlp[@]}"
 fi
 cargo test --workspace --locked --doc
 

@@ -174,7 +174,7 @@ impl Server {
         let clock = config.clock.clone();
         let backend = store::open(&config.storage, OpenMode::Serve).await?;
         let metrics = Arc::new(Metrics::new(backend.clone()));
-        let backend = metrics.metered(backend);
+        let backend = metrics.metered(backend, config.http.tracing.is_some());
         if let Some(seed) = &config.seed {
             // Empty storage becomes the seed's resource; another resource is refused.
             backend

@@ -54,6 +54,16 @@ pub struct FileConfig {
     /// The audit trail (`[audit]`): where it is written, whether issued tokens are events, how
     /// long the store keeps events.
     pub audit: Option<AuditFileConfig>,
+    /// Span export (`[tracing]`, docs/tracing.md).
+    pub tracing: Option<TracingFileConfig>,
+}
+
+/// `[tracing]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracingFileConfig {
+    /// The OTLP/HTTP collector spans are exported to, as `--otlp-endpoint`.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// `[audit]`.
@@ -193,6 +203,11 @@ impl FileConfig {
         config
     }
 
+    /// The OTLP collector of `[tracing] otlp_endpoint`.
+    pub fn otlp_endpoint(&self) -> Option<String> {
+        self.tracing.as_ref()?.otlp_endpoint.clone()
+    }
+
     /// Reads and parses the file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -245,6 +260,17 @@ mod tests {
             [SinkConfig::File("a.jsonl".into()), SinkConfig::Stdout]
         );
         assert!(load("[audit]\nretention = 3\n").is_err());
+    }
+
+    #[test]
+    fn the_otlp_endpoint_parses_and_unknown_tracing_keys_are_refused() {
+        assert_eq!(load("").unwrap().otlp_endpoint(), None);
+        let config = load("[tracing]\notlp_endpoint = \"http://10.0.0.5:4318\"\n").unwrap();
+        assert_eq!(
+            config.otlp_endpoint().as_deref(),
+            Some("http://10.0.0.5:4318")
+        );
+        assert!(load("[tracing]\nendpoint = \"http://10.0.0.5:4318\"\n").is_err());
     }
 
     /// The README's example of trusting an Entra tenant parses into what the server is given.

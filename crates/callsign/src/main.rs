@@ -6,6 +6,8 @@ mod admin;
 mod client;
 mod config;
 mod failure;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod serve;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
@@ -247,19 +249,27 @@ enum SigningKeyCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let client = cli.command.is_client();
-    init_logging(cli.log_format, cli.verbose, client);
-    match run(cli.command, cli.verbose) {
+    let logging = Logging {
+        format: cli.log_format,
+        verbose: cli.verbose,
+        client: cli.command.is_client(),
+    };
+    match run(cli.command, logging) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),
     }
 }
 
 /// Every command, in one place.
-fn run(command: Command, verbose: u8) -> Result<(), Failure> {
-    let verbose = verbose > 0;
+fn run(command: Command, logging: Logging) -> Result<(), Failure> {
+    let verbose = logging.verbose > 0;
+    // `serve` installs the logging itself, once it knows whether spans are exported.
+    if let Command::Serve(args) = command {
+        return serve::serve(args, logging);
+    }
+    logging.init(None);
     match command {
-        Command::Serve(args) => serve::serve(args),
+        Command::Serve(_) => unreachable!("served above"),
         Command::ConnectionString {
             dev,
             data,
@@ -342,27 +352,63 @@ impl From<Which> for callsign_server::keys::KeyKind {
     }
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG`, else by the command: `info` for the server (`debug`
-/// with `-v`); for client commands nothing, warnings with `-v` (which also says which server they
-/// use), the HTTP stack's debug log with `-vv`.
-/// Never keys or tokens.
-fn init_logging(format: LogFormat, verbose: u8, client: bool) {
-    use std::io::IsTerminal;
-    let default = match (client, verbose) {
-        (true, 0) => "off",
-        (true, 1) => "warn",
-        (true, 2) | (false, 1) => "debug",
-        (true, _) | (false, 2..) => "trace",
-        (false, 0) => "info",
-    };
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder.json().init(),
+/// How logs are written, chosen by the global flags.
+#[derive(Clone, Copy)]
+struct Logging {
+    format: LogFormat,
+    verbose: u8,
+    /// Whether the command is a client command (they log nothing of their own by default).
+    client: bool,
+}
+
+/// A layer of the subscriber besides the log lines: the span export of `serve --otlp-endpoint`.
+type ExtraLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+impl Logging {
+    /// Installs the subscriber. Logs go to stderr, filtered by `RUST_LOG`, else by the command:
+    /// `info` for the server (`debug` with `-v`); for client commands nothing, warnings with `-v`
+    /// (which also says which server they use), the HTTP stack's debug log with `-vv`. Never keys
+    /// or tokens. With `spans` (the span export, docs/tracing.md), the request spans go to it and
+    /// not to the log lines, whatever `RUST_LOG` says.
+    fn init(self, spans: Option<ExtraLayer>) {
+        use std::io::IsTerminal;
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        use tracing_subscriber::Layer;
+        let default = match (self.client, self.verbose) {
+            (true, 0) => "off",
+            (true, 1) => "warn",
+            (true, 2) | (false, 1) => "debug",
+            (true, _) | (false, 2..) => "trace",
+            (false, 0) => "info",
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| default.into());
+        let ansi = std::io::stderr().is_terminal();
+        let Some(spans) = spans else {
+            // Without span export, as always: one filter for the whole subscriber.
+            let builder = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr);
+            match self.format {
+                LogFormat::Text => builder.with_ansi(ansi).init(),
+                LogFormat::Json => builder.json().init(),
+            }
+            return;
+        };
+        let request_spans = format!("{}=off", callsign_server::http::trace::SPAN_TARGET)
+            .parse()
+            .expect("a valid directive");
+        let filter = filter.add_directive(request_spans);
+        let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+        let lines = match self.format {
+            LogFormat::Text => lines.with_ansi(ansi).with_filter(filter).boxed(),
+            LogFormat::Json => lines.json().with_filter(filter).boxed(),
+        };
+        tracing_subscriber::registry()
+            .with(spans)
+            .with(lines)
+            .init();
     }
 }
 

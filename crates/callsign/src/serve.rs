@@ -6,6 +6,7 @@ use anyhow::Context;
 use callsign_common::AccessKey;
 use callsign_server::domain::Minutes;
 use callsign_server::http::api_version::VersionPolicy;
+use callsign_server::http::trace::TraceContext;
 use callsign_server::keys::access::dev_access_key;
 use callsign_server::keys::{DataDir, SigningAlg};
 use callsign_server::throttling::ThrottlePreset;
@@ -13,6 +14,7 @@ use callsign_server::{Server, ServerConfig, StorageConfig, TlsMode};
 use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Examples under `callsign serve --help`.
 pub const EXAMPLES: &str = "Examples:\n  callsign serve                          # ./callsign-data, http://127.0.0.1:8080/\n  callsign serve --tls                    # https, with a development CA to trust\n  callsign serve --dev --addr 127.0.0.1:0 # in memory, the well-known key, any free port\n  callsign serve --data /var/lib/callsign --addr 0.0.0.0:8080";
@@ -87,6 +89,12 @@ pub struct ServeArgs {
     /// only the storage keeps it.
     #[arg(long, value_name = "FILE", env = "CALLSIGN_AUDIT_LOG")]
     audit_log: Vec<String>,
+    /// Export a span of every request (OpenTelemetry, OTLP/HTTP with protobuf) to the collector
+    /// at URL, e.g. http://127.0.0.1:4318 (spans go to URL/v1/traces), continuing the callers'
+    /// W3C traces (`traceparent`). Needs a build with the `otlp` feature. Default: the config
+    /// file's `[tracing] otlp_endpoint`, else no export.
+    #[arg(long, value_name = "URL", env = "CALLSIGN_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -108,12 +116,91 @@ enum SigningAlgArg {
     Eddsa,
 }
 
-/// Runs the server until SIGTERM or SIGINT.
-pub fn serve(args: ServeArgs) -> Result<(), Failure> {
+/// Installs the logging (with the span export of `--otlp-endpoint`), then runs the server until
+/// SIGTERM or SIGINT, and exports the last spans.
+pub fn serve(args: ServeArgs, logging: crate::Logging) -> Result<(), Failure> {
     let file = match &args.config {
         Some(path) => config::FileConfig::load(path)?,
         None => config::FileConfig::default(),
     };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let otlp_endpoint = args
+        .otlp_endpoint
+        .clone()
+        .or_else(|| file.otlp_endpoint())
+        .filter(|url| !url.trim().is_empty());
+    let mut export = SpanExport::start(otlp_endpoint.as_deref(), &runtime)?;
+    let (spans, trace_context) = export.parts();
+    logging.init(spans);
+    if let Some(endpoint) = &otlp_endpoint {
+        tracing::info!(endpoint, "exporting a span of every request (OTLP/HTTP)");
+    }
+    let result = serve_on(args, file, &runtime, trace_context);
+    export.flush();
+    result
+}
+
+/// The span export of `--otlp-endpoint`, when there is one (the `otlp` feature).
+#[cfg(feature = "otlp")]
+struct SpanExport(Option<crate::otlp::Export>);
+
+#[cfg(feature = "otlp")]
+impl SpanExport {
+    fn start(endpoint: Option<&str>, runtime: &tokio::runtime::Runtime) -> Result<Self, Failure> {
+        let export = endpoint
+            .map(|url| crate::otlp::Export::start(url, runtime.handle().clone()))
+            .transpose()
+            .map_err(Failure::usage)?;
+        Ok(Self(export))
+    }
+
+    /// The layer for the subscriber and the trace context for the server.
+    fn parts(&mut self) -> (Option<crate::ExtraLayer>, Option<Arc<dyn TraceContext>>) {
+        match self.0.as_mut() {
+            Some(export) => (export.layer.take(), Some(export.context.clone())),
+            None => (None, None),
+        }
+    }
+
+    /// Exports the spans still queued; after the server stopped, before the runtime ends.
+    fn flush(self) {
+        if let Some(export) = self.0 {
+            crate::otlp::flush(&export.provider);
+        }
+    }
+}
+
+/// Without the `otlp` feature: an endpoint is a usage error.
+#[cfg(not(feature = "otlp"))]
+struct SpanExport;
+
+#[cfg(not(feature = "otlp"))]
+impl SpanExport {
+    fn start(endpoint: Option<&str>, _: &tokio::runtime::Runtime) -> Result<Self, Failure> {
+        match endpoint {
+            Some(_) => Err(Failure::usage_msg(
+                "--otlp-endpoint (CALLSIGN_OTLP_ENDPOINT, [tracing] otlp_endpoint): this callsign \
+                 was built without span export; build it with the `otlp` feature (cargo install \
+                 --path crates/callsign --locked --features otlp)",
+            )),
+            None => Ok(Self),
+        }
+    }
+
+    fn parts(&mut self) -> (Option<crate::ExtraLayer>, Option<Arc<dyn TraceContext>>) {
+        (None, None)
+    }
+
+    fn flush(self) {}
+}
+
+/// The server's configuration from the flags and the file, then the server, on `runtime`.
+fn serve_on(
+    args: ServeArgs,
+    file: config::FileConfig,
+    runtime: &tokio::runtime::Runtime,
+    trace_context: Option<Arc<dyn TraceContext>>,
+) -> Result<(), Failure> {
     let mut http = callsign_server::http::HttpConfig::default();
     file.apply_http(&mut http)?;
     let throttling = file.throttling(args.limits.map(|limits| match limits {
@@ -157,6 +244,7 @@ pub fn serve(args: ServeArgs) -> Result<(), Failure> {
         }
     };
     config.http = http;
+    config.http.tracing = trace_context;
     config.tls = match (
         args.tls_cert.or(file.tls_cert),
         args.tls_key.or(file.tls_key),
@@ -216,7 +304,6 @@ pub fn serve(args: ServeArgs) -> Result<(), Failure> {
         Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
     }
 
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let server = Server::bind(config)
             .await

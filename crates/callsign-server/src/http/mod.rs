@@ -15,6 +15,7 @@ pub mod identities;
 pub mod introspect;
 pub mod paging;
 pub mod routes;
+pub mod trace;
 pub mod wellformed;
 
 use crate::audit::{Actor, AuditLog, EventType, PendingEvents, RequestOrigin};
@@ -69,6 +70,9 @@ pub struct HttpConfig {
     /// being read and bodies being read); over it, the connections that have waited longest
     /// are closed.
     pub max_unfinished_request_bytes: usize,
+    /// Serve each request in a span for distributed tracing, continuing the caller's W3C trace
+    /// through this ([`trace`], docs/tracing.md); `None` (the default): no spans.
+    pub tracing: Option<Arc<dyn trace::TraceContext>>,
 }
 
 impl Default for HttpConfig {
@@ -84,6 +88,7 @@ impl Default for HttpConfig {
             max_header_bytes: 32 * 1024,
             max_connections: None,
             max_unfinished_request_bytes: 32 * 1024 * 1024,
+            tracing: None,
         }
     }
 }
@@ -124,7 +129,8 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 /// The service's router.
 pub fn router(state: Arc<AppState>) -> Router {
     let metrics = state.metrics.clone();
-    Router::new()
+    let tracing = state.config.tracing.clone();
+    let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/.well-known/jwks.json", get(jwks))
@@ -141,7 +147,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             crate::metrics::record_requests,
-        ))
+        ));
+    match tracing {
+        Some(context) => router.layer(axum::middleware::from_fn_with_state(
+            context,
+            trace::request_span,
+        )),
+        None => router,
+    }
 }
 
 /// One INFO line per request: method, route template (never ids or query values), status,

@@ -281,9 +281,11 @@ impl Metrics {
         }
     }
 
-    /// `backend` with each operation timed and its errors counted here.
-    pub fn metered(self: &Arc<Self>, backend: Arc<dyn Backend>) -> Arc<dyn Backend> {
-        Arc::new(store::Metered::new(backend, self.clone()))
+    /// `backend` with each operation timed and its errors counted here; with `spans`, each
+    /// operation made while serving a request is also a child span of the request's span
+    /// (docs/tracing.md).
+    pub fn metered(self: &Arc<Self>, backend: Arc<dyn Backend>, spans: bool) -> Arc<dyn Backend> {
+        Arc::new(store::Metered::new(backend, self.clone()).with_spans(spans))
     }
 
     /// Counts one answered request of `operation` that took `elapsed`, and a 429 as throttled.

@@ -22,12 +22,29 @@ use std::time::Instant;
 pub struct Metered {
     inner: Arc<dyn Backend>,
     metrics: Arc<Metrics>,
+    /// Whether operations made while serving a request are spans (request tracing is on).
+    spans: bool,
 }
+
+/// The target of the store operations' spans (children of `crate::http::trace::SPAN_TARGET`'s).
+pub const STORE_SPAN_TARGET: &str = "callsign_server::request::store";
 
 impl Metered {
     /// Wraps `inner`.
     pub fn new(inner: Arc<dyn Backend>, metrics: Arc<Metrics>) -> Self {
-        Self { inner, metrics }
+        Self {
+            inner,
+            metrics,
+            spans: false,
+        }
+    }
+
+    /// With `spans`, each operation made inside a request's span is a child span of it, named
+    /// after the operation (docs/tracing.md); operations outside requests (readiness checks,
+    /// upkeep) never are.
+    pub fn with_spans(mut self, spans: bool) -> Self {
+        self.spans = spans;
+        self
     }
 
     async fn timed<T, E>(
@@ -36,11 +53,30 @@ impl Metered {
         op: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
         let started = Instant::now();
-        let result = op.await;
+        let result = if self.spans && in_request() {
+            let span = tracing::info_span!(
+                target: STORE_SPAN_TARGET,
+                "store",
+                otel.name = operation,
+                otel.kind = "client",
+                db.system.name = self.metrics.backend_name,
+                db.operation.name = operation,
+            );
+            tracing::Instrument::instrument(op, span).await
+        } else {
+            op.await
+        };
         self.metrics
             .store_operation(operation, started.elapsed(), result.is_err());
         result
     }
+}
+
+/// Whether the current span is a request's.
+fn in_request() -> bool {
+    tracing::Span::current()
+        .metadata()
+        .is_some_and(|m| m.target() == crate::http::trace::SPAN_TARGET)
 }
 
 #[async_trait::async_trait]
