@@ -729,7 +729,12 @@ async fn the_list_pages_and_filters() {
     let mut browser = Browser::new(&server.base);
     browser.sign_in(&server.key.to_base64()).await;
     let first = browser.get("/console/identities").await.text();
-    assert_eq!(first.matches("<tr><td class=\"id\">").count(), 25);
+    assert_eq!(
+        first
+            .matches("<tr><td class=\"id\" data-label=\"Id\">")
+            .count(),
+        25
+    );
     let next = first.split(r#"rel="next""#).next().unwrap();
     let href = next
         .rsplit(r#"<a href=""#)
@@ -739,14 +744,24 @@ async fn the_list_pages_and_filters() {
         .next()
         .unwrap();
     let second = browser.get(&href.replace("&amp;", "&")).await.text();
-    assert_eq!(second.matches("<tr><td class=\"id\">").count(), 5);
+    assert_eq!(
+        second
+            .matches("<tr><td class=\"id\" data-label=\"Id\">")
+            .count(),
+        5
+    );
     assert!(!second.contains(r#"rel="next""#));
     assert!(second.contains("First page"));
     let filtered = browser
         .get("/console/identities?customId=user-7")
         .await
         .text();
-    assert_eq!(filtered.matches("<tr><td class=\"id\">").count(), 1);
+    assert_eq!(
+        filtered
+            .matches("<tr><td class=\"id\" data-label=\"Id\">")
+            .count(),
+        1
+    );
     assert!(filtered.contains("user-7"));
     let none = browser
         .get("/console/identities?customId=nobody")

@@ -127,11 +127,11 @@ pub async fn show(State(state): State<Arc<AppState>>, request: Request) -> Respo
     if events.is_empty() {
         main.push_str(r#"<p class="empty">No changes recorded yet. Creating, revoking or deleting an identity — here or with an SDK — adds an event.</p>"#);
     } else {
-        main.push_str(r#"<div class="table-wrap"><table><thead><tr><th scope="col">Time</th><th scope="col">Event</th><th scope="col">Subject</th><th scope="col">Actor</th><th scope="col">From</th></tr></thead><tbody>"#);
+        main.push_str(r#"<div class="table-wrap"><table class="cards"><thead><tr><th scope="col">Time</th><th scope="col">Event</th><th scope="col">Subject</th><th scope="col">Actor</th><th scope="col">From</th></tr></thead><tbody>"#);
         for e in &events {
             let _ = write!(
                 main,
-                r#"<tr><td>{}</td><td><code>{}</code></td><td class="id">{}</td><td>{}</td><td>{}</td></tr>"#,
+                r#"<tr><td data-label="Time">{}</td><td data-label="Event"><code>{}</code></td><td class="id" data-label="Subject">{}</td><td data-label="Actor">{}</td><td data-label="From">{}</td></tr>"#,
                 time(e.time),
                 e.event_type.as_str(),
                 e.subject.as_deref().map(esc).unwrap_or_else(|| "—".into()),

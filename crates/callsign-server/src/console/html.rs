@@ -99,6 +99,7 @@ pub fn page(title: &str, section: Section, csrf: Option<&str>, main: &str) -> St
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{} · callsign console</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/console/assets/console.css">
 <script src="/console/assets/console.js" defer></script>
 </head>

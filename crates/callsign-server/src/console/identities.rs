@@ -107,13 +107,13 @@ pub async fn list(State(state): State<Arc<AppState>>, request: Request) -> Respo
         let _ = write!(main, r#"<p class="empty">{text}</p>"#);
     } else {
         main.push_str(
-            r#"<div class="table-wrap"><table><caption class="visually-hidden">Live identities, by id</caption>
+            r#"<div class="table-wrap"><table class="cards"><caption class="visually-hidden">Live identities, by id</caption>
 <thead><tr><th scope="col">Id</th><th scope="col">customId</th><th scope="col">Created</th><th scope="col">Last token issued</th><th scope="col">Tokens revoked</th></tr></thead><tbody>"#,
         );
         for r in &found {
             let _ = write!(
                 main,
-                r#"<tr><td class="id"><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+                r#"<tr><td class="id" data-label="Id"><a href="{}">{}</a></td><td data-label="customId">{}</td><td data-label="Created">{}</td><td data-label="Last token issued">{}</td><td data-label="Tokens revoked">{}</td></tr>"#,
                 esc(&identity_href(&r.id)),
                 esc(&r.id),
                 r.custom_id

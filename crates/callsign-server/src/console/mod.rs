@@ -164,7 +164,9 @@ async fn security_headers(request: Request, next: axum::middleware::Next) -> Res
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        // Not `no-referrer`: with it a browser sends `Origin: null` on form posts, and the
+        // origin check could not tell this site from another.
+        HeaderValue::from_static("same-origin"),
     );
     headers
         .entry(header::CACHE_CONTROL)
@@ -340,10 +342,12 @@ fn same_origin(parts: &Parts) -> bool {
     let Some(origin) = parts.headers.get(header::ORIGIN) else {
         return true;
     };
+    // HTTP/2 has no Host header: the authority is the URI's.
     let host = parts
         .headers
         .get(header::HOST)
-        .and_then(|h| h.to_str().ok());
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()));
     let origin_host = origin
         .to_str()
         .ok()
