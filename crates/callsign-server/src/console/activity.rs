@@ -96,7 +96,7 @@ pub async fn show(State(state): State<Arc<AppState>>, request: Request) -> Respo
     let (parts, _) = request.into_parts();
     let signed = match signed_page(&state, &parts) {
         Ok(signed) => signed,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let events = match latest(&state.audit, LATEST).await {
         Ok(events) => events,

@@ -43,7 +43,7 @@ pub async fn list(State(state): State<Arc<AppState>>, request: Request) -> Respo
     let (parts, _) = request.into_parts();
     let signed = match signed_page(&state, &parts) {
         Ok(signed) => signed,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let query = query(&parts);
     let filter = param(&query, "customId");
@@ -189,7 +189,7 @@ pub async fn new_form(State(state): State<Arc<AppState>>, request: Request) -> R
     let (parts, _) = request.into_parts();
     let signed = match signed_page(&state, &parts) {
         Ok(signed) => signed,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     page(
         StatusCode::OK,
@@ -307,7 +307,7 @@ pub async fn show(State(state): State<Arc<AppState>>, request: Request) -> Respo
     let (parts, _) = request.into_parts();
     let signed = match signed_page(&state, &parts) {
         Ok(signed) => signed,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let query = query(&parts);
     let id = param(&query, "id").unwrap_or("");
@@ -456,7 +456,7 @@ pub async fn confirm_delete(State(state): State<Arc<AppState>>, request: Request
     let (parts, _) = request.into_parts();
     let signed = match signed_page(&state, &parts) {
         Ok(signed) => signed,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let query = query(&parts);
     let id = param(&query, "id").unwrap_or("");

@@ -33,7 +33,7 @@ pub async fn form(State(state): State<Arc<AppState>>, request: Request) -> Respo
     let (parts, _) = request.into_parts();
     let signed = match signed_page(&state, &parts) {
         Ok(signed) => signed,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let main = format!(
         "<h1>Token inspector</h1><p>Paste an access token to see its header, its claims and whether this server accepts it now.</p>{}",

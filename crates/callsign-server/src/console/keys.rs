@@ -39,7 +39,7 @@ pub async fn show(State(state): State<Arc<AppState>>, request: Request) -> Respo
     let (parts, _) = request.into_parts();
     let signed = match signed_page(&state, &parts) {
         Ok(signed) => signed,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let query = query(&parts);
     let notice = match param(&query, "done") {
@@ -163,7 +163,7 @@ pub async fn confirm_regenerate(State(state): State<Arc<AppState>>, request: Req
     let (parts, _) = request.into_parts();
     let signed = match signed_page(&state, &parts) {
         Ok(signed) => signed,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let query = query(&parts);
     let Some((_, slot)) = which_of(param(&query, "which")) else {
@@ -262,7 +262,7 @@ pub async fn confirm_rotate(State(state): State<Arc<AppState>>, request: Request
     let (parts, _) = request.into_parts();
     let signed = match signed_page(&state, &parts) {
         Ok(signed) => signed,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     confirm(
         &signed,

@@ -236,11 +236,11 @@ pub(crate) fn error_page(status: StatusCode, csrf: Option<&str>, message: &str) 
 }
 
 /// The console of the state: the routes exist only when it is on.
-fn console_of(state: &AppState) -> Result<&Console, Response> {
+fn console_of(state: &AppState) -> Result<&Console, Box<Response>> {
     state
         .console
         .as_deref()
-        .ok_or_else(|| crate::http::error::ApiError::not_found().into_response())
+        .ok_or_else(|| Box::new(crate::http::error::ApiError::not_found().into_response()))
 }
 
 /// A request from a signed-in browser: the session, and its id (sign-out ends it).
@@ -306,9 +306,12 @@ fn session_of<'a>(state: &'a AppState, parts: &Parts) -> Option<Signed<'a>> {
 }
 
 /// The session of a page request, or a redirect to the sign-in page.
-pub(crate) fn signed_page<'a>(state: &'a AppState, parts: &Parts) -> Result<Signed<'a>, Response> {
+pub(crate) fn signed_page<'a>(
+    state: &'a AppState,
+    parts: &Parts,
+) -> Result<Signed<'a>, Box<Response>> {
     console_of(state)?;
-    session_of(state, parts).ok_or_else(|| redirect("/console/sign-in"))
+    session_of(state, parts).ok_or_else(|| Box::new(redirect("/console/sign-in")))
 }
 
 /// A submitted form's fields.
@@ -367,7 +370,7 @@ pub(crate) async fn signed_form<'a>(
     parts: &Parts,
     body: Body,
 ) -> Result<(Signed<'a>, Form), Response> {
-    console_of(state)?;
+    console_of(state).map_err(|response| *response)?;
     let Some(signed) = session_of(state, parts) else {
         return Err(error_page(
             StatusCode::UNAUTHORIZED,

@@ -17,7 +17,7 @@ pub async fn show(State(state): State<Arc<AppState>>, request: Request) -> Respo
     let (parts, _) = request.into_parts();
     let signed = match signed_page(&state, &parts) {
         Ok(signed) => signed,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let mut main = String::from(
         r#"<h1>Settings</h1><p class="hint">Read-only: these come from the configuration file and the flags of <code>callsign serve</code>.</p>

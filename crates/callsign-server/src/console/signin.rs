@@ -45,7 +45,7 @@ fn sign_in_page(state: &AppState, status: StatusCode, notice: &str) -> Response 
 /// `GET /console/sign-in`
 pub async fn form(State(state): State<Arc<AppState>>, request: Request) -> Response {
     if let Err(response) = console_of(&state) {
-        return response;
+        return *response;
     }
     let (parts, _) = request.into_parts();
     if session_of(&state, &parts).is_some() {
@@ -70,7 +70,7 @@ fn remote_ip(parts: &Parts) -> IpAddr {
 pub async fn sign_in(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let console = match console_of(&state) {
         Ok(console) => console,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let (parts, body): (Parts, Body) = request.into_parts();
     let now = console.clock.now();
