@@ -798,3 +798,29 @@ async fn without_the_console_its_routes_do_not_exist() {
         );
     }
 }
+
+#[tokio::test]
+async fn under_dev_the_well_known_key_is_filled_in_and_only_then() {
+    use callsign_server::keys::access::{dev_access_key, DEV_ACCESS_KEY};
+    let dev = TestServer::start_with(Arc::new(callsign_server::clock::SystemClock), |c| {
+        c.access_key_seed = Some(dev_access_key());
+        c.console.prefill_dev_key = true;
+    })
+    .await;
+    let page = Browser::new(&dev.base).get("/console/sign-in").await.text();
+    assert!(
+        page.contains(&format!(r#"value="{DEV_ACCESS_KEY}""#)),
+        "{page}"
+    );
+    // Asked to, but the primary key is another (a data dir's own): nothing is filled in.
+    let other = TestServer::start_with(Arc::new(callsign_server::clock::SystemClock), |c| {
+        c.console.prefill_dev_key = true;
+    })
+    .await;
+    let page = Browser::new(&other.base)
+        .get("/console/sign-in")
+        .await
+        .text();
+    assert!(!page.contains("value="), "{page}");
+    assert!(!page.contains(&other.key.to_base64()));
+}
