@@ -635,6 +635,13 @@ async fn console_changes_go_through_the_api_and_are_audited_as_the_console() {
         (303, "/console/keys?done=rotated")
     );
     assert_ne!(server.keys.get().ring.current.kid(), old_kid);
+    let keys_page = browser.get("/console/keys?done=rotated").await.text();
+    let retired = keys_page
+        .split(&old_kid)
+        .nth(1)
+        .expect("the old key still listed");
+    assert!(retired.contains("Retired <time"), "{keys_page}");
+    assert!(keys_page.contains("Current: signs new tokens since <time"));
 
     // The activity page lists them, newest first.
     let activity = browser.get("/console/activity").await.text();
@@ -823,4 +830,39 @@ async fn under_dev_the_well_known_key_is_filled_in_and_only_then() {
         .text();
     assert!(!page.contains("value="), "{page}");
     assert!(!page.contains(&other.key.to_base64()));
+}
+
+#[tokio::test]
+async fn activity_shows_the_newest_events_and_the_last_minute() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let server = TestServer::start_manual(clock.clone()).await;
+    let client = server.client();
+    let mut users = Vec::new();
+    for _ in 0..57 {
+        users.push(client.create_user().await);
+    }
+    client.issue_token(&users[0], &["chat"]).await;
+    let mut browser = Browser::new(&server.base);
+    browser.sign_in(&server.key.to_base64()).await;
+    let page = browser.get("/console/activity").await.text();
+    let rows: Vec<&str> = page
+        .split(r#"<tr><td data-label="Time">"#)
+        .skip(1)
+        .collect();
+    assert_eq!(rows.len(), 50, "the latest 50");
+    assert!(rows[0].contains(users.last().unwrap()), "newest first");
+    assert!(rows[49].contains(&users[7]), "the 50th newest");
+    assert!(!page.contains(&users[6]));
+    assert!(rows[0].contains("access key (primary)"));
+    // 57 creates, an issue, the sign-in: requests and one token in the last minute.
+    assert!(
+        page.contains(r#"<p class="figure">1</p><p>tokens issued"#),
+        "{page}"
+    );
+    clock.advance(chrono::Duration::seconds(61));
+    let page = browser.get("/console/activity").await.text();
+    assert!(
+        page.contains(r#"<p class="figure">0</p><p>tokens issued"#),
+        "{page}"
+    );
 }

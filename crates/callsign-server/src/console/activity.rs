@@ -37,7 +37,7 @@ pub async fn latest(audit: &AuditLog, n: usize) -> Result<Vec<AuditEvent>, Audit
             None => break probe,
         }
     };
-    // The newest id is in [low, high].
+    // The newest id is in [low, high]: `low` is an event's, none is after `high`.
     while high - low > 1 {
         let mid = low + (high - low) / 2;
         match after(mid).await? {
@@ -45,7 +45,8 @@ pub async fn latest(audit: &AuditLog, n: usize) -> Result<Vec<AuditEvent>, Audit
             None => high = mid,
         }
     }
-    let newest = low;
+    // `high` itself may be an event's.
+    let newest = after(low).await?.unwrap_or(low);
     let mut events = audit.list_after(newest.saturating_sub(n as i64), n).await?;
     events.reverse();
     Ok(events)

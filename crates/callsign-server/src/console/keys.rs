@@ -58,9 +58,20 @@ pub async fn show(State(state): State<Arc<AppState>>, request: Request) -> Respo
     let connection =
         |key: &callsign_common::AccessKey| crate::server::connection_string(endpoint, key);
     let mut signing = String::new();
+    // A key's creation is not stored; the current key took over when the last one retired.
+    let since = keys
+        .ring
+        .retired
+        .iter()
+        .map(|r| r.retired_at)
+        .max()
+        .map_or_else(
+            || "since the resource was set up".to_owned(),
+            |t| format!("since {}", time(t)),
+        );
     let _ = write!(
         signing,
-        r#"<tr><td class="id">{}</td><td>{}</td><td>Current: signs new tokens</td><td>while current, then 25 h</td></tr>"#,
+        r#"<tr><td class="id">{}</td><td>{}</td><td>Current: signs new tokens {since}</td><td>while current, then 25 h</td></tr>"#,
         esc(keys.ring.current.kid()),
         keys.ring.current.alg().jws_name()
     );
