@@ -866,3 +866,70 @@ async fn activity_shows_the_newest_events_and_the_last_minute() {
         "{page}"
     );
 }
+
+#[tokio::test]
+async fn an_exchanged_users_page_shows_its_assignment() {
+    const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    const OBJECT: &str = "45ab2481-1c1c-4005-be24-0ffb879b1130";
+    const APP: &str = "1fd5118e-2576-4263-8130-9503064c837a";
+    let server = TestServer::start().await;
+    let client = server.client();
+    let put = client
+        .send(
+            "PUT",
+            &format!("/access/teamsExtension/tenants/{TENANT}/assignments/{OBJECT}?api-version=2025-06-30"),
+            Some(br#"{"principalType":"user"}"#),
+        )
+        .await;
+    assert_eq!(put.status, 201, "{}", put.text());
+    let entra =
+        serde_json::json!({"tenantId": TENANT, "principalType": "user", "clientIds": [APP]});
+    let put = client
+        .send(
+            "PUT",
+            &format!("/access/entra/assignments/{OBJECT}?api-version=2025-03-02-preview"),
+            Some(entra.to_string().as_bytes()),
+        )
+        .await;
+    assert_eq!(put.status, 201, "{}", put.text());
+    let mut browser = Browser::new(&server.base);
+    browser.sign_in(&server.key.to_base64()).await;
+    let resource = &server.resource_id;
+    let page = |id: String| {
+        let encoded: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+        format!("/console/identity?id={encoded}")
+    };
+    let teams = browser
+        .get(&page(format!("8:acs:{resource}_{TENANT}_{OBJECT}")))
+        .await;
+    assert_eq!(teams.status, 200, "{}", teams.text());
+    let text = teams.text();
+    assert!(
+        text.contains("Teams extension user") && text.contains("<dd>user</dd>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<dt>Client applications</dt><dd>any</dd>"),
+        "{text}"
+    );
+    let entra = browser
+        .get(&page(format!("8:acs:{resource}_wf_{TENANT}_{OBJECT}")))
+        .await
+        .text();
+    assert!(
+        entra.contains("Entra user") && entra.contains(&format!("<code>{APP}</code>")),
+        "{entra}"
+    );
+    let unassigned = browser
+        .get(&page(format!("8:acs:{resource}_{TENANT}_{APP}")))
+        .await
+        .text();
+    assert!(unassigned.contains("No assignment"), "{unassigned}");
+    // Another resource's id is no user of this one.
+    let other = browser
+        .get(&page(format!(
+            "8:acs:00000000-0000-0000-0000-000000000001_{TENANT}_{OBJECT}"
+        )))
+        .await;
+    assert_eq!(other.status, 404);
+}

@@ -5,12 +5,14 @@
 use super::html::{self, copy_button, esc, query_value, time_us, Section};
 use super::{call, error_page, html as page, redirect, signed_form, signed_page, with_token, Form};
 use crate::domain::identities::CustomId;
+use crate::domain::ids::Guid;
 use crate::domain::{DomainError, Minutes, Scope};
 use crate::http::routes::AcsOperation;
 use crate::http::AppState;
 use axum::extract::{Request, State};
 use axum::http::{request::Parts, StatusCode};
 use axum::response::Response;
+use callsign_common::identifier::CommunicationIdentifier;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -313,7 +315,12 @@ pub async fn show(State(state): State<Arc<AppState>>, request: Request) -> Respo
     let id = param(&query, "id").unwrap_or("");
     let record = match state.identities.record(id).await {
         Ok(record) => record,
-        Err(e) => return missing(&signed, id, e),
+        Err(e) => {
+            return match exchanged(&state, &signed, id).await {
+                Some(response) => response,
+                None => missing(&signed, id, e),
+            }
+        }
     };
     let notice = match param(&query, "done") {
         Some("revoked") => html::notice(
@@ -333,7 +340,7 @@ pub async fn show(State(state): State<Arc<AppState>>, request: Request) -> Respo
 <dt>Last token issued</dt><dd>{last}</dd>
 <dt>Tokens revoked</dt><dd>{revoked}</dd>
 </dl>
-<p class="hint">Assignments belong to Teams and Entra users, not to identities created here: this identity has none.</p></section>
+<p class="hint">Assignments belong to the Teams extension and Entra users of exchanged tokens (their ids name the tenant and the user), not to identities created here: this identity has none.</p></section>
 <section class="card" aria-labelledby="issue-title"><h2 id="issue-title">Issue a token</h2>
 <form method="post" action="/console/identity/token">
 <input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="id" value="{id}">
@@ -369,6 +376,97 @@ pub async fn show(State(state): State<Arc<AppState>>, request: Request) -> Respo
         StatusCode::OK,
         html::page("Identity", Section::Identities, Some(signed.csrf()), &main),
     )
+}
+
+/// Who an exchanged token's user is and the assignment that lets them exchange, read from an
+/// id of the Teams extension (`8:acs:<resource>_<tenant>_<object>`) or Entra
+/// (`8:acs:<resource>_wf_<tenant>_<object>`) form: no identity is stored for them.
+enum Exchanged {
+    TeamsExtension { tenant: Guid, object: Guid },
+    Entra { tenant: Guid, object: Guid },
+}
+
+fn exchanged_user(raw: &str, resource: &str) -> Option<Exchanged> {
+    let guids = |tenant: &str, object: &str| Some((Guid::parse(tenant)?, Guid::parse(object)?));
+    if let Some(rest) = raw.strip_prefix(&format!("8:acs:{resource}_wf_")) {
+        let (tenant, object) = rest.split_once('_')?;
+        let (tenant, object) = guids(tenant, object)?;
+        return Some(Exchanged::Entra { tenant, object });
+    }
+    match CommunicationIdentifier::from_raw_id(raw) {
+        CommunicationIdentifier::TeamsExtensionUser(user) if user.resource_id() == resource => {
+            let (tenant, object) = guids(user.tenant_id(), user.user_id())?;
+            Some(Exchanged::TeamsExtension { tenant, object })
+        }
+        _ => None,
+    }
+}
+
+/// The page of an exchanged token's user, with the assignment that lets them exchange; `None`
+/// when `id` is not such a user's.
+async fn exchanged(state: &AppState, signed: &super::Signed<'_>, id: &str) -> Option<Response> {
+    let resource = state.identities.keys().get().resource_id.to_string();
+    let user = exchanged_user(id, &resource)?;
+    let (kind, tenant, object, assignment) = match &user {
+        Exchanged::TeamsExtension { tenant, object } => {
+            let found = state.access.get(tenant, object).await.map(|a| {
+                a.map(|a| {
+                    (
+                        a.principal_type.as_str().to_owned(),
+                        a.client_ids.unwrap_or_default(),
+                    )
+                })
+            });
+            ("Teams extension", tenant, object, found)
+        }
+        Exchanged::Entra { tenant, object } => {
+            let found = state
+                .entra
+                .get(object)
+                .await
+                .map(|a| a.map(|a| (a.principal_type.as_str().to_owned(), a.client_ids)));
+            ("Entra", tenant, object, found)
+        }
+    };
+    let assignment = match assignment {
+        Ok(Some((principal, clients))) => format!(
+            r#"<dl><dt>Principal type</dt><dd>{}</dd><dt>Client applications</dt><dd>{}</dd></dl>"#,
+            esc(&principal),
+            if clients.is_empty() {
+                "any".to_owned()
+            } else {
+                clients.iter().map(|c| format!("<code>{}</code>", esc(c))).collect::<Vec<_>>().join(", ")
+            }
+        ),
+        Ok(None) => r#"<p class="empty">No assignment: this user cannot exchange tokens here (any token it holds still works until it expires). Assignments are made with the API (<code>PUT …/assignments/{objectId}</code>).</p>"#.to_owned(),
+        Err(e) => {
+            tracing::error!(error = %e, "console: reading an assignment failed");
+            return Some(error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(signed.csrf()),
+                "The storage did not answer; try again.",
+            ));
+        }
+    };
+    let main = format!(
+        r#"<h1>{kind} user</h1>
+<section class="card"><dl>
+<dt>Id</dt><dd class="id">{}</dd><dt>Tenant</dt><dd class="id">{}</dd><dt>Object</dt><dd class="id">{}</dd>
+</dl><p class="hint">The user of an exchanged token: no identity is stored for it, and its tokens expire with the Entra token they were exchanged for (they cannot be revoked).</p></section>
+<section class="card" aria-labelledby="assignment-title"><h2 id="assignment-title">Assignment</h2>{assignment}</section>"#,
+        esc(id),
+        esc(tenant.as_str()),
+        esc(object.as_str()),
+    );
+    Some(page(
+        StatusCode::OK,
+        html::page(
+            &format!("{kind} user"),
+            Section::Identities,
+            Some(signed.csrf()),
+            &main,
+        ),
+    ))
 }
 
 /// The page of an identity that does not exist (or an id that is not one).

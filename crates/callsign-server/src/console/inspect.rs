@@ -134,7 +134,8 @@ pub async fn inspect(State(state): State<Arc<AppState>>, request: Request) -> Re
             sub, scopes, exp, ..
         } => format!(
             r#"<p class="verdict active" role="status"><strong>Active</strong>: this server accepts it now.</p>
-<dl><dt>Identity</dt><dd class="id">{}</dd><dt>Scopes</dt><dd>{}</dd><dt>Expires</dt><dd>{}</dd></dl>"#,
+<dl><dt>Identity</dt><dd class="id"><a href="{}">{}</a></dd><dt>Scopes</dt><dd>{}</dd><dt>Expires</dt><dd>{}</dd></dl>"#,
+            esc(&format!("/console/identity?id={}", html::query_value(&sub))),
             esc(&sub),
             esc(&scopes.join(", ")),
             time_secs(exp)
