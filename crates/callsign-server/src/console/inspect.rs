@@ -84,12 +84,13 @@ fn explain(reason: InactiveReason) -> &'static str {
 /// Claims shown as times, beside their number.
 const TIME_CLAIMS: [&str; 3] = ["iat", "exp", "nbf"];
 
-fn claims_table(claims: &Value) -> String {
+/// A JSON object as a table of its members; `what` names them (`Claim`, `Parameter`).
+fn claims_table(claims: &Value, what: &str) -> String {
     let Some(map) = claims.as_object() else {
         return format!("<pre>{}</pre>", esc(&claims.to_string()));
     };
-    let mut out = String::from(
-        r#"<div class="table-wrap"><table><thead><tr><th scope="col">Claim</th><th scope="col">Value</th></tr></thead><tbody>"#,
+    let mut out = format!(
+        r#"<div class="table-wrap"><table><thead><tr><th scope="col">{what}</th><th scope="col">Value</th></tr></thead><tbody>"#
     );
     for (name, value) in map {
         let text = match value {
@@ -155,8 +156,8 @@ pub async fn inspect(State(state): State<Arc<AppState>>, request: Request) -> Re
                 main,
                 r#"<section class="card" aria-labelledby="header-title"><h2 id="header-title">Header</h2>{}</section>
 <section class="card" aria-labelledby="claims-title"><h2 id="claims-title">Claims</h2>{}</section>"#,
-                claims_table(&header),
-                claims_table(&claims)
+                claims_table(&header, "Parameter"),
+                claims_table(&claims, "Claim")
             );
         }
         _ => main.push_str(
