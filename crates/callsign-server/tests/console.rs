@@ -933,3 +933,37 @@ async fn an_exchanged_users_page_shows_its_assignment() {
         .await;
     assert_eq!(other.status, 404);
 }
+
+#[tokio::test]
+async fn the_console_is_throttled_with_the_api() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let server = TestServer::start_with(Arc::new(clock.clone()), |c| {
+        c.throttling = callsign_server::throttling::ThrottleConfig {
+            window_seconds: 30,
+            issue: Some(2),
+            revoke: None,
+            exchange: None,
+        };
+    })
+    .await;
+    // The API uses one of the window's two creates, the console the other…
+    server.client().create_user().await;
+    let mut browser = Browser::new(&server.base);
+    browser.sign_in(&server.key.to_base64()).await;
+    let csrf = browser.csrf().await;
+    let reply = browser
+        .post("/console/identities", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    // …and the third, from either, is refused with the API's status and message.
+    let reply = browser
+        .post("/console/identities", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(reply.status, 429);
+    assert!(
+        reply.text().contains("Too many requests."),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(api_identities(&server).await.len(), 2);
+}

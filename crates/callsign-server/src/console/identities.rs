@@ -267,10 +267,10 @@ pub async fn create(State(state): State<Arc<AppState>>, request: Request) -> Res
     }
     let answer = match call(&state, &signed, &parts, AcsOperation::CreateIdentity, body).await {
         Ok(answer) => answer,
-        Err(message) => {
-            let notice = html::notice("error", &esc(&message));
+        Err(refusal) => {
+            let notice = html::notice("error", &esc(&refusal.message));
             return page(
-                StatusCode::BAD_REQUEST,
+                refusal.status,
                 create_form_page(&state, signed.csrf(), &notice, custom_id),
             );
         }
@@ -507,8 +507,8 @@ pub async fn issue(State(state): State<Arc<AppState>>, request: Request) -> Resp
     let op = AcsOperation::IssueToken(id.clone());
     let answer = match call(&state, &signed, &parts, op, body).await {
         Ok(answer) => answer,
-        Err(message) => {
-            return error_page(StatusCode::BAD_REQUEST, Some(signed.csrf()), &message);
+        Err(refusal) => {
+            return error_page(refusal.status, Some(signed.csrf()), &refusal.message);
         }
     };
     let main = format!(
@@ -545,7 +545,7 @@ pub async fn revoke(State(state): State<Arc<AppState>>, request: Request) -> Res
     let op = AcsOperation::RevokeTokens(id.clone());
     match call(&state, &signed, &parts, op, json!({})).await {
         Ok(_) => redirect(&format!("{}&done=revoked", identity_href(&id))),
-        Err(message) => error_page(StatusCode::BAD_REQUEST, Some(signed.csrf()), &message),
+        Err(refusal) => error_page(refusal.status, Some(signed.csrf()), &refusal.message),
     }
 }
 
@@ -607,6 +607,6 @@ pub async fn delete(State(state): State<Arc<AppState>>, request: Request) -> Res
     .await
     {
         Ok(_) => redirect("/console/identities?deleted=1"),
-        Err(message) => error_page(StatusCode::BAD_REQUEST, Some(signed.csrf()), &message),
+        Err(refusal) => error_page(refusal.status, Some(signed.csrf()), &refusal.message),
     }
 }

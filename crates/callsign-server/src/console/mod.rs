@@ -403,15 +403,22 @@ pub(crate) struct Answer {
     pub token: Option<crate::metrics::TokenIssued>,
 }
 
-/// Performs `op` with `body` as the signed-in session, through the API's own code path; an
-/// error is the API's message (never holding a secret).
+/// Why an API operation refused the console: the API's status and message (never a secret).
+pub(crate) struct Refusal {
+    /// The API's status (400, 404, 429, …).
+    pub status: StatusCode,
+    /// The API's error message.
+    pub message: String,
+}
+
+/// Performs `op` with `body` as the signed-in session, through the API's own code path.
 pub(crate) async fn call(
     state: &AppState,
     signed: &Signed<'_>,
     parts: &Parts,
     op: AcsOperation,
     body: serde_json::Value,
-) -> Result<Answer, String> {
+) -> Result<Answer, Refusal> {
     let bytes = Bytes::from(body.to_string());
     let response = crate::http::perform(
         state,
@@ -430,7 +437,10 @@ pub(crate) async fn call(
         .copied();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
-        .map_err(|_| "The answer could not be read.".to_owned())?;
+        .map_err(|_| Refusal {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "The answer could not be read.".to_owned(),
+        })?;
     let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     if status.is_success() {
         return Ok(Answer { body, token });
@@ -439,7 +449,7 @@ pub(crate) async fn call(
         .as_str()
         .map(str::to_owned)
         .unwrap_or_else(|| format!("The operation failed ({status})."));
-    Err(message)
+    Err(Refusal { status, message })
 }
 
 /// `response` with the token marker of `answer`, so that the metrics count a console-minted
