@@ -209,13 +209,22 @@ test("the console in headless Chromium, with the Python SDK", async (t) => {
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
       assert.ok(overflow <= 390, `the page is ${overflow} px wide`);
       await shot("identities-phone");
+      // The first Tab reaches the skip link, shown with a visible focus; the next, the header.
+      const focused = async () =>
+        page.evaluate(() => {
+          const el = document.activeElement;
+          const box = el.getBoundingClientRect();
+          return { text: el.textContent, outline: getComputedStyle(el).outlineStyle, left: box.left };
+        });
       await page.keyboard.press("Tab");
-      const focused = await page.evaluate(() => {
-        const el = document.activeElement;
-        return { text: el.textContent, outline: getComputedStyle(el).outlineStyle };
-      });
-      assert.equal(focused.text, "callsign");
-      assert.notEqual(focused.outline, "none", "focus is visible");
+      let now = await focused();
+      assert.equal(now.text, "Skip to content");
+      assert.notEqual(now.outline, "none", "focus is visible");
+      assert.ok(now.left >= 0, "shown while focused");
+      await page.keyboard.press("Tab");
+      now = await focused();
+      assert.equal(now.text, "callsign");
+      assert.notEqual(now.outline, "none", "focus is visible");
       await page.setViewportSize({ width: 1280, height: 860 });
     });
 

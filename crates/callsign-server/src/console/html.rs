@@ -93,7 +93,7 @@ pub fn page(title: &str, section: Section, csrf: Option<&str>, main: &str) -> St
         );
     }
     format!(
-        r#"<!doctype html>
+        r##"<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -104,13 +104,14 @@ pub fn page(title: &str, section: Section, csrf: Option<&str>, main: &str) -> St
 <script src="/console/assets/console.js" defer></script>
 </head>
 <body>
+<a class="skip" href="#main">Skip to content</a>
 <header><a class="brand" href="/console/identities">callsign</a>{nav}</header>
-<main id="main">
+<main id="main" tabindex="-1">
 {main}
 </main>
 </body>
 </html>
-"#,
+"##,
         esc(title)
     )
 }
