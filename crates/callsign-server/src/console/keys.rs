@@ -23,7 +23,7 @@ fn masked(id: &str, label: &str, value: &str) -> String {
 <div class="secret-row"><input type="password" id="{id}" readonly value="{}" spellcheck="false" autocomplete="off">
 <button type="button" class="reveal" data-reveal="{id}" aria-pressed="false" hidden>Reveal</button>{}</div></div>"#,
         esc(value),
-        copy_button(id, "")
+        copy_button(id, &label.to_lowercase())
     )
 }
 
