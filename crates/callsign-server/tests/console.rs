@@ -335,6 +335,12 @@ async fn a_wrong_key_shows_an_error_and_no_data() {
             assert!(!text.contains(wrong), "the typed key is not echoed");
         }
     }
+    // Counted as refused authentications, under a reason of their own.
+    let metrics = server.client().send("GET", "/metrics", None).await.text();
+    assert!(
+        metrics.contains(r#"callsign_auth_failures_total{reason="console_sign_in"} 3"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -108,7 +108,7 @@ pub async fn sign_in(State(state): State<Arc<AppState>>, request: Request) -> Re
         (true, _) => KeySlot::Primary,
         (false, true) => KeySlot::Secondary,
         (false, false) => {
-            state.metrics.auth_failure("consoleSignIn");
+            state.metrics.auth_failure("console_sign_in");
             tracing::info!("console sign-in refused: not an access key of this resource");
             let notice = html::notice(
                 "error",
