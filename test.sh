@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting, lints, the Rust unit and integration tests, a short
 # run of the fuzz targets, the conformance suites that drive a real callsign server with the
-# official ACS SDKs (Python, JS), the README's samples, and the container image, built from the
+# official ACS SDKs (Python, JS), the web console in headless Chromium, the README's samples, and the container image, built from the
 # release binary and smoke-tested.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -73,6 +73,11 @@ if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
   lacks "the container image step needs podman and runc:" \
     "apt-get install -y --no-install-recommends podman runc"
 fi
+# The console's browser tests (conformance/console) drive Debian's Chromium headless.
+if ! command -v chromium >/dev/null; then
+  lacks "Chromium is not installed (the web console's browser tests): apt-get install -y" \
+    "chromium chromium-driver"
+fi
 if ((missing)); then
   echo "error: $missing prerequisite(s) of ./test.sh missing (README.md, \"Running the tests\"); .ci/run" >&2
   echo "       installs them on a fresh Debian machine" >&2
@@ -129,6 +134,9 @@ target/debug/callsign-bench --server-bin target/debug/callsign --duration 0.5 --
 
 echo "== conformance: the official SDKs against callsign"
 conformance/run.sh target/debug/callsign
+
+echo "== console: the web console in headless Chromium, with the Python SDK (conformance/console)"
+conformance/console/run.sh target/debug/callsign
 
 echo "== README samples: each marked block of README.md run against a real server (samples/run.sh)"
 samples/run.sh target/debug/callsign

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the official SDKs the conformance suites and the README samples drive, at the versions
 # pinned here: azure-communication-identity into conformance/python/.venv (requirements.txt) and
-# @azure/communication-identity into conformance/js/node_modules (package-lock.json). Idempotent
+# @azure/communication-identity into conformance/js/node_modules (package-lock.json); and
+# playwright-core, for the console's browser tests, into conformance/console/node_modules. Idempotent
 # and quick once done (pip finds the pins satisfied; npm ci runs only when package-lock.json
 # changed), so conformance/run.sh, samples/run.sh and test.sh's up-front check all call it.
 # Each failure is one message naming the registry (PyPI or npm) and what to check.
@@ -26,15 +27,18 @@ if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
 fi
 
 # npm ci deletes and reinstalls node_modules; a stamp of the lock file it installed skips that
-# when nothing changed.
-stamp="$here/js/node_modules/.callsign-package-lock.sha256"
-want="$(sha256sum "$here/js/package-lock.json" | cut -d' ' -f1)"
-if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-  if ! (cd "$here/js" && npm ci --no-audit --no-fund) >"$log" 2>&1; then
-    echo "error: could not install conformance/js/package-lock.json from the npm registry (or the" >&2
-    echo "       configured one): the first run needs access to it; npm said:" >&2
-    tail -n 5 "$log" >&2
-    exit 1
+# when nothing changed. js/: the JS SDK; console/: playwright-core for the console's browser
+# tests (it drives Debian's chromium and downloads no browser).
+for dir in js console; do
+  stamp="$here/$dir/node_modules/.callsign-package-lock.sha256"
+  want="$(sha256sum "$here/$dir/package-lock.json" | cut -d' ' -f1)"
+  if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    if ! (cd "$here/$dir" && npm ci --no-audit --no-fund) >"$log" 2>&1; then
+      echo "error: could not install conformance/$dir/package-lock.json from the npm registry (or" >&2
+      echo "       the configured one): the first run needs access to it; npm said:" >&2
+      tail -n 5 "$log" >&2
+      exit 1
+    fi
+    echo "$want" >"$stamp"
   fi
-  echo "$want" >"$stamp"
-fi
+done

@@ -87,6 +87,7 @@ fn state() -> &'static State {
                 metrics: Arc::new(Metrics::new(backend.clone())),
                 readiness: Readiness::start(backend).await,
                 audit: Arc::new(audit),
+                console: None,
             };
             (router(Arc::new(state)), view.id, token.unwrap().token)
         });

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 mod connections;
+pub mod console;
 pub mod domain;
 pub mod error_chain;
 pub mod export;

@@ -5,6 +5,7 @@ use crate::auth::entra::IssuerError;
 use crate::auth::{IssuerConfig, ManagementConfig, TrustedIssuers};
 use crate::clock::{Clock, Stamps, SystemClock};
 use crate::connections;
+use crate::console::{Console, ConsoleConfig};
 use crate::domain::access::AccessService;
 use crate::domain::entra::EntraAccessService;
 use crate::domain::{IdentityService, Minutes};
@@ -82,6 +83,8 @@ pub struct ServerConfig {
     /// The audit trail's sinks, retention and whether issued tokens are events (`[audit]`,
     /// `--audit-log`).
     pub audit: AuditConfig,
+    /// The web console at `/console` (on unless `--no-console`).
+    pub console: ConsoleConfig,
 }
 
 impl ServerConfig {
@@ -114,6 +117,7 @@ impl ServerConfig {
             throttling: ThrottleConfig::off(),
             metrics_addr: None,
             audit: AuditConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -173,7 +177,7 @@ impl Server {
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
         let clock = config.clock.clone();
         let backend = store::open(&config.storage, OpenMode::Serve).await?;
-        let metrics = Arc::new(Metrics::new(backend.clone()));
+        let metrics = Arc::new(Metrics::new(backend.clone()).with_clock(clock.clone()));
         let backend = metrics.metered(backend, config.http.tracing.is_some());
         if let Some(seed) = &config.seed {
             // Empty storage becomes the seed's resource; another resource is refused.
@@ -280,6 +284,17 @@ impl Server {
         let throttle = Throttle::new(config.throttling, backend.clone(), clock.clone());
         let stamps = Arc::new(Stamps::new(clock.clone()));
         let connections = connection_settings(&config);
+        let console = config.console.enabled.then(|| {
+            Arc::new(Console::new(
+                &config.console,
+                keys.clone(),
+                backend.clone(),
+                clock.clone(),
+                endpoint.clone(),
+                tls.is_some(),
+                config.trusted_issuers.clone(),
+            ))
+        });
         let state = Arc::new(AppState {
             identities: IdentityService::new(backend.clone(), keys.live().clone(), stamps)
                 .with_min_lifetime(config.min_token_lifetime),
@@ -292,6 +307,7 @@ impl Server {
             metrics: metrics.clone(),
             readiness: readiness.clone(),
             audit: audit.clone(),
+            console,
         });
         Ok(Server {
             listener,

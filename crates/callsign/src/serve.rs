@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// file's `[tracing] otlp_endpoint`, else no export.
     #[arg(long, value_name = "URL", env = "CALLSIGN_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
+    /// Do not serve the web console at /console (it is served by default; signing in to it
+    /// takes an access key).
+    #[arg(long)]
+    no_console: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -272,6 +276,9 @@ fn serve_on(
         None => None,
     };
     config.http.allow_reset = args.allow_reset || args.dev;
+    config.console.enabled = !args.no_console;
+    // The sign-in form shows the well-known key only while it is the primary key in force.
+    config.console.prefill_dev_key = args.dev;
     config.http.api_versions = match (args.api_versions, args.dev) {
         (Some(ApiVersionsArg::Lenient), _) | (None, true) => VersionPolicy::Lenient,
         (Some(ApiVersionsArg::Strict), _) | (None, false) => VersionPolicy::Strict,
@@ -309,7 +316,7 @@ fn serve_on(
             .await
             .map_err(|e| with_hint(e, addr, &storage))?;
         if !args.quiet {
-            print_banner(&server, &storage);
+            print_banner(&server, &storage, !args.no_console);
         }
         tracing::info!(
             endpoint = server.endpoint(),
@@ -382,10 +389,10 @@ enum Storage {
 }
 
 /// What `serve` prints on stdout once it listens: the lines scripts read (`endpoint:`,
-/// `connection string:`, `ca certificate:`, in that order), where the state is, and lines ready
-/// to paste into a shell. One write, so that a reader that stops after the lines it needs
+/// `connection string:`, `ca certificate:`, in that order), where the state is, the console's
+/// address (unless `--no-console`), and lines ready to paste into a shell. One write, so that a reader that stops after the lines it needs
 /// cannot make a later line fail; stdout only, never the log: it holds the access key.
-fn print_banner(server: &Server, storage: &Storage) {
+fn print_banner(server: &Server, storage: &Storage, console: bool) {
     use std::io::Write;
     let connection_string = server.connection_string();
     let mut text = format!(
@@ -404,6 +411,12 @@ fn print_banner(server: &Server, storage: &Storage) {
         ),
         Storage::Database => "storage: the PostgreSQL database of --database-url\n".to_owned(),
     };
+    if console {
+        text += &format!(
+            "console: {}console (sign in with an access key)\n",
+            server.endpoint()
+        );
+    }
     text += &format!(
         "\nexport CALLSIGN_CONNECTION_STRING={}\n",
         shell_quote(&connection_string)

@@ -281,8 +281,13 @@ fn serve_prints_absolute_paths_and_lines_to_paste() {
     );
     assert_eq!(lines[2], format!("ca certificate: {}", ca.display()));
     assert_eq!(lines[3], format!("data dir: {} (created)", data.display()));
-    assert_eq!(lines[4], "");
-    let exports = lines[5..].join("\n");
+    let endpoint = lines[0].strip_prefix("endpoint: ").unwrap();
+    assert_eq!(
+        lines[4],
+        format!("console: {endpoint}console (sign in with an access key)")
+    );
+    assert_eq!(lines[5], "");
+    let exports = lines[6..].join("\n");
     assert_eq!(
         exports,
         format!(
@@ -311,6 +316,14 @@ fn serve_prints_absolute_paths_and_lines_to_paste() {
     // Started again: the data dir is reused; without --tls no CA lines.
     let (mut second, lines) = banner(dir.path(), &[]);
     assert_eq!(lines[2], format!("data dir: {} (reused)", data.display()));
+    assert!(lines[3].starts_with("console: http://"));
+    assert!(lines[5].starts_with("export CALLSIGN_CONNECTION_STRING='endpoint=http://"));
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    second.kill().unwrap();
+    second.wait().unwrap();
+
+    // --no-console: no console line.
+    let (mut second, lines) = banner(dir.path(), &["--no-console"]);
     assert!(lines[4].starts_with("export CALLSIGN_CONNECTION_STRING='endpoint=http://"));
     assert_eq!(lines.len(), 5, "{lines:?}");
     second.kill().unwrap();

@@ -126,6 +126,11 @@ pub enum Actor {
     },
     /// The `callsign` CLI on the server's machine (import, key regeneration and rotation).
     Operator,
+    /// The web console (`/console`), in a session signed in with one of the access keys.
+    Console {
+        /// The key the session was signed in with.
+        which: KeySlot,
+    },
     /// A caller whose credentials did not verify (a refused exchange).
     Unauthenticated,
 }

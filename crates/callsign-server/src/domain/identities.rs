@@ -304,6 +304,12 @@ impl IdentityService {
         })
     }
 
+    /// The live identity with this raw id as stored: creation and revocation times included
+    /// (the console's identity page shows them; the wire's GET has neither).
+    pub async fn record(&self, raw_id: &str) -> Result<IdentityRecord, DomainError> {
+        Ok(self.live(raw_id).await?.1)
+    }
+
     /// The id `raw_id` names, checked to be one of this resource's and in its canonical form.
     pub fn parse(&self, raw_id: &str) -> Result<IdentityId, DomainError> {
         Ok(IdentityId::parse(raw_id, self.keys.get().resource_id)?)

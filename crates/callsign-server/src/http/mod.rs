@@ -115,6 +115,9 @@ pub struct AppState {
     pub readiness: Arc<crate::readiness::Readiness>,
     /// The audit trail every state change is recorded in before its response.
     pub audit: Arc<AuditLog>,
+    /// The web console's sessions and keys (`/console`); `None` when it is off (`--no-console`):
+    /// its routes then do not exist.
+    pub console: Option<Arc<crate::console::Console>>,
 }
 
 /// `GET /readyz`: 200 `ready` while the storage takes writes, else 503 `ServiceUnavailable`
@@ -130,7 +133,12 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 pub fn router(state: Arc<AppState>) -> Router {
     let metrics = state.metrics.clone();
     let tracing = state.config.tracing.clone();
+    let console = match state.console {
+        Some(_) => crate::console::router(),
+        None => Router::new(),
+    };
     let router = Router::new()
+        .merge(console)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/.well-known/jwks.json", get(jwks))
@@ -292,6 +300,20 @@ async fn acs_operation(
     } else {
         authenticated_body(state, parts, body).await?
     };
+    perform(state, op, version, parts, bytes, origin).await
+}
+
+/// An authenticated ACS operation: throttled, performed by the domain and recorded in the audit
+/// trail as `origin`'s. The API calls it once a request's signature or bearer token verified,
+/// the console ([`crate::console`]) once its session did: neither path has rules of its own.
+pub(crate) async fn perform(
+    state: &AppState,
+    op: AcsOperation,
+    version: ApiVersion,
+    parts: &Parts,
+    bytes: Bytes,
+    origin: RequestOrigin,
+) -> Result<Response, ApiError> {
     // Counted once the request is known to be the resource's own (an HMAC request without the
     // key cannot use up its budget), before its body is parsed: a throttled request is refused
     // whatever it asks.
@@ -358,7 +380,7 @@ async fn introspect(state: &AppState, parts: &Parts, body: Body) -> Result<Respo
 }
 
 /// Who sent a request, with what request id and from where, for the audit trail.
-fn origin(parts: &Parts, actor: Actor) -> RequestOrigin {
+pub(crate) fn origin(parts: &Parts, actor: Actor) -> RequestOrigin {
     RequestOrigin {
         actor,
         client_request_id: parts
@@ -439,7 +461,11 @@ fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
 }
 
 /// Reads the body: 413 over the limit, 408 when it does not arrive within the body-read timeout.
-async fn read_body(body: Body, parts: &Parts, config: &HttpConfig) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(
+    body: Body,
+    parts: &Parts,
+    config: &HttpConfig,
+) -> Result<Bytes, ApiError> {
     let limit = config.max_body_bytes;
     let declared = parts
         .headers

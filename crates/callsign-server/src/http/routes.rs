@@ -198,6 +198,7 @@ pub fn operation_of(method: &Method, path: &str) -> &'static str {
         "/healthz" => "Healthz",
         "/readyz" => "Readyz",
         "/.well-known/jwks.json" => "Jwks",
+        _ if is_console(path) => "Console",
         _ => resolve(method, path).map_or("Unknown", |route| route.operation_name()),
     }
 }
@@ -209,8 +210,15 @@ pub fn template_of(method: &Method, path: &str) -> &'static str {
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
         "/.well-known/jwks.json" => "/.well-known/jwks.json",
+        _ if is_console(path) => "/console",
         _ => resolve(method, path).map_or("-", |route| route.template()),
     }
+}
+
+/// Whether `path` is one of the web console's (`/console` and below): logged and counted as
+/// the console, never by its path.
+fn is_console(path: &str) -> bool {
+    path == "/console" || path.starts_with("/console/")
 }
 
 /// Resolves a request path (still percent-encoded) and method.

@@ -12,6 +12,7 @@
 //! tokens.
 
 pub mod process;
+pub mod recent;
 pub mod store;
 
 use crate::auth::AuthError;
@@ -149,6 +150,8 @@ pub struct Metrics {
     backend_name: &'static str,
     /// When the identities were last counted; a lock so that concurrent scrapes count once.
     counted_at: tokio::sync::Mutex<Option<Instant>>,
+    /// The last minute's requests and tokens, per second (the console's Activity page).
+    recent: recent::Recent,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -278,7 +281,20 @@ impl Metrics {
             backend_name: backend.backend_name(),
             backend,
             counted_at: tokio::sync::Mutex::new(None),
+            recent: recent::Recent::default(),
         }
+    }
+
+    /// The metrics with the last minute's counts kept by `clock` (the server's) rather than the
+    /// system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> Self {
+        self.recent = recent::Recent::new(clock);
+        self
+    }
+
+    /// Requests and tokens per second over the last minute.
+    pub fn recent(&self) -> recent::RecentCounts {
+        self.recent.counts()
     }
 
     /// `backend` with each operation timed and its errors counted here; with `spans`, each
@@ -291,6 +307,7 @@ impl Metrics {
     /// Counts one answered request of `operation` that took `elapsed`, and a 429 as throttled.
     pub fn record_request(&self, operation: &'static str, status: StatusCode, elapsed: Duration) {
         let status = status.as_u16();
+        self.recent.request();
         self.requests
             .get_or_create(&RequestLabels { operation, status })
             .inc();
@@ -306,6 +323,7 @@ impl Metrics {
 
     /// Counts a minted token.
     pub fn token_issued(&self, alg: SigningAlg) {
+        self.recent.token();
         self.tokens
             .get_or_create(&AlgLabel {
                 alg: alg.jws_name(),
