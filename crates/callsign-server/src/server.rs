@@ -380,9 +380,13 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let audit = self.audit.clone();
         let shutdown = async move {
             shutdown.await;
             tracing::info!("shutting down");
+            // Change feed readers waiting for events answer now instead of holding the
+            // connections open through the grace period.
+            audit.close();
         };
         let refresher = tokio::spawn(self.keys.clone().run());
         let checker = tokio::spawn(self.readiness.clone().run());

@@ -323,7 +323,10 @@ async fn every_request_event_is_recorded_with_its_actor_and_no_secret() {
     )
     .await
     .unwrap();
-    let stored = backend.list_events_after(0, 100).await.unwrap();
+    let stored = backend
+        .events_after(callsign_server::store::LogPosition::START, 100)
+        .await
+        .unwrap();
     assert_eq!(stored.len(), events.len());
     let mut stored_text = String::new();
     for (record, event) in stored.iter().zip(&events) {
@@ -411,7 +414,11 @@ async fn events_older_than_the_retention_expire() {
         );
         clock.advance(chrono::Duration::seconds(1));
         assert_eq!(log.expire().await.unwrap(), 1);
-        let left = log.list_after(0, 10).await.unwrap();
+        let left = log
+            .list_after(callsign_server::store::LogPosition::START, 10)
+            .await
+            .unwrap();
+        let left: Vec<_> = left.into_iter().map(|logged| logged.event).collect();
         assert_eq!(left, vec![kept]);
     }
 }
@@ -587,7 +594,7 @@ async fn a_refused_exchange_names_a_verified_caller() {
     .await
     .unwrap();
     let events: Vec<Value> = backend
-        .list_events_after(0, 10)
+        .events_after(callsign_server::store::LogPosition::START, 10)
         .await
         .unwrap()
         .iter()

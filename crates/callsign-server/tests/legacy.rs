@@ -70,13 +70,13 @@ async fn a_data_dir_written_by_035d746_serves_its_users_tokens_keys_and_assignme
     .await;
     check_serves(&server, fixture).await;
 
-    // The schema moved forward: assignments are versioned now, readiness (3) and the audit
-    // trail (4) have their tables.
+    // The schema moved forward: assignments are versioned now, readiness (3), the audit trail
+    // (4) and its forgotten position (5) have their tables.
     let db = rusqlite::Connection::open(dir.join("callsign.db")).unwrap();
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,8 +95,9 @@ async fn a_database_written_by_035d746_serves_its_users_tokens_keys_and_assignme
     let versions =
         cluster.psql_query("SELECT string_agg(version::text, ',') FROM callsign_migrations");
     assert_eq!(
-        versions, "1,2,3,4,5",
-        "the throttling counts' (4) and audit trail's (5) tables added, nothing applied twice"
+        versions, "1,2,3,4,5,6",
+        "the throttling counts' (4) and audit trail's (5) tables and the feed's order (6) \
+         added, nothing applied twice"
     );
 }
 

@@ -10,10 +10,13 @@ use callsign_server::keys::access::random_key;
 use callsign_server::keys::{
     AccessKeys, KeyError, KeyKind, SigningAlg, SigningKey, TransferredKeys,
 };
+use callsign_server::store::LogPosition;
 use callsign_server::store::{
     AuditRecord, EntraAssignment, IdentityRecord, Imported, StoreError, TeamsExtensionAssignment,
 };
 use callsign_testkit::TestStorage;
+
+const START: LogPosition = LogPosition::START;
 use chrono::Utc;
 
 /// One test per backend for each contract function.
@@ -652,6 +655,7 @@ async fn count_at_once(
 fn audit_record(time_us: i64, event_type: &str, subject: Option<&str>) -> AuditRecord {
     AuditRecord {
         id: 0,
+        commit: 0,
         time_us,
         event_type: event_type.into(),
         subject: subject.map(Into::into),
@@ -663,7 +667,8 @@ async fn audit_events_are_appended_in_order_survive_reset_and_reopen_and_expire(
     backend: &TestStorage,
 ) {
     let store = backend.open().await;
-    assert_eq!(store.list_events_after(0, 10).await.unwrap(), vec![]);
+    assert_eq!(store.events_after(START, 10).await.unwrap(), vec![]);
+    assert_eq!(store.forgotten_through().await.unwrap(), START);
     let mut ids = Vec::new();
     for (t, ty, subject) in [
         (1_000_000, "identity.created", Some("a")),
@@ -682,7 +687,7 @@ async fn audit_events_are_appended_in_order_survive_reset_and_reopen_and_expire(
     drop(store);
 
     let store = backend.open().await;
-    let all = store.list_events_after(0, 10).await.unwrap();
+    let all = store.events_after(START, 10).await.unwrap();
     assert_eq!(all.len(), 3, "kept across a reset and a reopen");
     for (record, id) in all.iter().zip(&ids) {
         assert_eq!(record.id, *id);
@@ -695,12 +700,25 @@ async fn audit_events_are_appended_in_order_survive_reset_and_reopen_and_expire(
     assert_eq!(json["n"], 2_000_000);
     assert_eq!(all[2].subject, None);
 
-    let page = store.list_events_after(ids[0], 1).await.unwrap();
+    let page = store.events_after(all[0].position(), 1).await.unwrap();
     assert_eq!(page.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ids[1]]);
+    assert_eq!(store.latest_position().await.unwrap(), all[2].position());
+    let newest = store.newest_events(2).await.unwrap();
+    assert_eq!(
+        newest.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [ids[2], ids[1]]
+    );
 
     assert_eq!(store.delete_events_before(2_000_000).await.unwrap(), 1);
-    let left = store.list_events_after(0, 10).await.unwrap();
+    let left = store.events_after(START, 10).await.unwrap();
     assert_eq!(left.iter().map(|r| r.id).collect::<Vec<_>>(), ids[1..]);
+    assert_eq!(
+        store.forgotten_through().await.unwrap(),
+        all[0].position(),
+        "a reader behind the first event has missed it"
+    );
+    assert_eq!(store.delete_events_before(0).await.unwrap(), 0);
+    assert_eq!(store.forgotten_through().await.unwrap(), all[0].position());
     let next = store
         .append_event(audit_record(4_000_000, "identity.deleted", Some("a")))
         .await
@@ -709,14 +727,17 @@ async fn audit_events_are_appended_in_order_survive_reset_and_reopen_and_expire(
 }
 
 /// The types of the stored events after `after`, in order.
-async fn event_types_after(store: &dyn callsign_server::store::Backend, after: i64) -> Vec<String> {
-    let events = store.list_events_after(after, 100).await.unwrap();
+async fn event_types_after(
+    store: &dyn callsign_server::store::Backend,
+    after: LogPosition,
+) -> Vec<String> {
+    let events = store.events_after(after, 100).await.unwrap();
     events.into_iter().map(|e| e.event_type).collect()
 }
 
 async fn changes_store_their_events_only_when_something_changed(backend: &TestStorage) {
     let store = backend.open().await;
-    assert_eq!(store.latest_event_id().await.unwrap(), 0);
+    assert_eq!(store.latest_position().await.unwrap(), START);
     let ev = |ty: &str, subject: &str| vec![audit_record(1, ty, Some(subject))];
 
     let created = store
@@ -746,10 +767,10 @@ async fn changes_store_their_events_only_when_something_changed(backend: &TestSt
         .delete_identity_with_events("a".into(), 7, ev("identity.deleted", "a"))
         .await
         .unwrap());
-    let stored = store.list_events_after(0, 100).await.unwrap();
+    let stored = store.events_after(START, 100).await.unwrap();
     let subjects: Vec<_> = stored.iter().map(|e| e.subject.as_deref()).collect();
     assert_eq!(
-        event_types_after(store.as_ref(), 0).await,
+        event_types_after(store.as_ref(), START).await,
         [
             "identity.created",
             "identity.tokensRevoked",
@@ -757,8 +778,8 @@ async fn changes_store_their_events_only_when_something_changed(backend: &TestSt
         ]
     );
     assert_eq!(subjects, [Some("a"); 3]);
-    let latest = store.latest_event_id().await.unwrap();
-    assert_eq!(latest, stored.last().unwrap().id);
+    let latest = store.latest_position().await.unwrap();
+    assert_eq!(latest, stored.last().unwrap().position());
 
     store
         .reset_with_events(vec![audit_record(8, "data.reset", None)])
@@ -775,7 +796,7 @@ async fn changes_store_their_events_only_when_something_changed(backend: &TestSt
         principal_type: callsign_server::store::assignments::PrincipalType::parse("user"),
         client_ids: None,
     };
-    let latest = store.latest_event_id().await.unwrap();
+    let latest = store.latest_position().await.unwrap();
     store
         .put_teams_extension_assignment_with_events(extension, ev("assignment.changed", "o"))
         .await
@@ -826,5 +847,5 @@ async fn changes_store_their_events_only_when_something_changed(backend: &TestSt
     store.create_identity(record("c", None)).await.unwrap();
     assert!(store.revoke_tokens("c".into(), 9).await.unwrap());
     assert!(store.delete_identity("c".into(), 10).await.unwrap());
-    assert_eq!(store.list_events_after(0, 100).await.unwrap().len(), 9);
+    assert_eq!(store.events_after(START, 100).await.unwrap().len(), 9);
 }

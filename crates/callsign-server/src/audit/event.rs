@@ -243,6 +243,7 @@ impl AuditEvent {
         }
         crate::store::AuditRecord {
             id: 0,
+            commit: 0,
             time_us: self.time.timestamp_micros(),
             event_type: self.event_type.as_str().to_owned(),
             subject: self.subject.clone(),

@@ -20,11 +20,11 @@ pub use sink::{SinkConfig, SinkError};
 
 use crate::clock::Clock;
 use crate::keys::LiveKeys;
-use crate::store::{AuditStore, StoreError};
+use crate::store::{AuditStore, LogPosition, StoreError};
 use sink::Sink;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{watch, Mutex};
 
 /// The `[audit]` section of the configuration file, and `--audit-log`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +80,14 @@ enum Resource {
     Fixed(String),
 }
 
+/// A stored event read back, with the id the store gave it.
+fn event_of(record: &crate::store::AuditRecord) -> Result<AuditEvent, AuditError> {
+    let mut event: AuditEvent =
+        serde_json::from_str(&record.json).map_err(|e| AuditError::Malformed(e.to_string()))?;
+    event.id = record.id;
+    Ok(event)
+}
+
 /// The audit trail of one server: the store, the sinks and what to record.
 pub struct AuditLog {
     store: Arc<dyn AuditStore>,
@@ -87,10 +95,29 @@ pub struct AuditLog {
     clock: Arc<dyn Clock>,
     sinks: Vec<Sink>,
     config: AuditConfig,
-    /// The id of the last stored event written to the sinks; `None` until the sinks start.
-    sunk: Mutex<Option<i64>>,
-    /// Wakes the sinks' task when this server stored an event.
-    appended: Arc<Notify>,
+    /// The position of the last stored event written to the sinks; `None` until they start.
+    sunk: Mutex<Option<LogPosition>>,
+    /// Tells the sinks' task and the change feed's waiting readers that this server stored
+    /// events, or is shutting down.
+    signal: watch::Sender<LogSignal>,
+}
+
+/// What readers of the log wait for ([`AuditLog::subscribe`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogSignal {
+    /// Counts the times this server stored events.
+    pub appended: u64,
+    /// The server is shutting down: waiting readers answer now.
+    pub closing: bool,
+}
+
+/// A stored event and its place in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedEvent {
+    /// Where it is: continue after it to see what follows.
+    pub position: LogPosition,
+    /// The event, with its id.
+    pub event: AuditEvent,
 }
 
 impl AuditLog {
@@ -113,7 +140,7 @@ impl AuditLog {
             sinks,
             config,
             sunk: Mutex::new(None),
-            appended: Arc::new(Notify::new()),
+            signal: watch::Sender::new(LogSignal::default()),
         })
     }
 
@@ -132,7 +159,7 @@ impl AuditLog {
             sinks: Vec::new(),
             config: AuditConfig::default(),
             sunk: Mutex::new(None),
-            appended: Arc::new(Notify::new()),
+            signal: watch::Sender::new(LogSignal::default()),
         }
     }
 
@@ -179,28 +206,56 @@ impl AuditLog {
         Ok(event)
     }
 
-    /// Tells the sinks that this server stored events (with a change, through the store).
+    /// Tells the sinks and waiting readers that this server stored events (with a change,
+    /// through the store).
     pub fn appended(&self) {
-        self.appended.notify_one();
+        self.signal.send_modify(|signal| signal.appended += 1);
     }
 
-    /// Up to `limit` stored events after the one with id `after`, oldest first.
+    /// Tells waiting readers that the server is shutting down.
+    pub fn close(&self) {
+        self.signal.send_modify(|signal| signal.closing = true);
+    }
+
+    /// A receiver that sees [`Self::appended`] and [`Self::close`] from now on: subscribe before
+    /// reading, then wait for a change, and no event stored in between goes unnoticed.
+    pub fn subscribe(&self) -> watch::Receiver<LogSignal> {
+        self.signal.subscribe()
+    }
+
+    /// The newest `limit` stored events, newest first.
+    pub async fn newest(&self, limit: usize) -> Result<Vec<AuditEvent>, AuditError> {
+        self.store
+            .newest_events(limit)
+            .await?
+            .iter()
+            .map(event_of)
+            .collect()
+    }
+
+    /// Up to `limit` stored events after `after`, in commit order.
     pub async fn list_after(
         &self,
-        after: i64,
+        after: LogPosition,
         limit: usize,
-    ) -> Result<Vec<AuditEvent>, AuditError> {
+    ) -> Result<Vec<LoggedEvent>, AuditError> {
         self.store
-            .list_events_after(after, limit)
+            .events_after(after, limit)
             .await?
             .into_iter()
             .map(|record| {
-                let mut event: AuditEvent = serde_json::from_str(&record.json)
-                    .map_err(|e| AuditError::Malformed(e.to_string()))?;
-                event.id = record.id;
-                Ok(event)
+                Ok(LoggedEvent {
+                    position: record.position(),
+                    event: event_of(&record)?,
+                })
             })
             .collect()
+    }
+
+    /// The position behind which stored events were forgotten (the retention): a reader there
+    /// has missed some.
+    pub async fn forgotten_through(&self) -> Result<LogPosition, AuditError> {
+        Ok(self.store.forgotten_through().await?)
     }
 
     /// Writes the stored events the sinks have not seen to every sink, oldest first; returns how
@@ -209,18 +264,18 @@ impl AuditLog {
     pub async fn sink_new_events(&self) -> Result<usize, AuditError> {
         let mut sunk = self.sunk.lock().await;
         let Some(after) = *sunk else {
-            *sunk = Some(self.store.latest_event_id().await?);
+            *sunk = Some(self.store.latest_position().await?);
             return Ok(0);
         };
         let events = self.list_after(after, SINK_BATCH).await?;
-        for event in &events {
-            let line = event.to_json_line();
+        for logged in &events {
+            let line = logged.event.to_json_line();
             for sink in &self.sinks {
                 if let Err(e) = sink.write_line(&line) {
                     tracing::error!(error = %e, "writing an audit event failed");
                 }
             }
-            *sunk = Some(event.id);
+            *sunk = Some(logged.position);
         }
         Ok(events.len())
     }
@@ -278,7 +333,7 @@ impl AuditLog {
             // Where the log ends now: what follows is this run's.
             self.sink_new_events().await?;
             let weak = Arc::downgrade(self);
-            let appended = self.appended.clone();
+            let mut appended = self.subscribe();
             tokio::spawn(async move {
                 loop {
                     let Some(log) = weak.upgrade() else { return };
@@ -291,7 +346,7 @@ impl AuditLog {
                             tracing::warn!(error = %e, "reading audit events for the sinks failed")
                         }
                     }
-                    let _ = tokio::time::timeout(SINK_POLL, appended.notified()).await;
+                    let _ = tokio::time::timeout(SINK_POLL, appended.changed()).await;
                 }
             });
         }

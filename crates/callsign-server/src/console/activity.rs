@@ -15,41 +15,9 @@ use std::sync::Arc;
 /// Events shown.
 pub const LATEST: usize = 50;
 
-/// The last `n` stored events, newest first. The log reads forward from an id; the newest id is
-/// found in a logarithmic number of one-event reads (ids increase, with gaps where events
-/// expired), then the events after `newest - n` read in one go.
+/// The last `n` stored events, newest first.
 pub async fn latest(audit: &AuditLog, n: usize) -> Result<Vec<AuditEvent>, AuditError> {
-    let after = |id: i64| async move {
-        Ok::<_, AuditError>(audit.list_after(id, 1).await?.first().map(|e| e.id))
-    };
-    let Some(mut low) = after(0).await? else {
-        return Ok(Vec::new());
-    };
-    // `low` is an event's id; find an id after which there is none.
-    let mut step: i64 = 1;
-    let mut high = loop {
-        let probe = low.saturating_add(step);
-        match after(probe).await? {
-            Some(id) => {
-                low = id;
-                step = step.saturating_mul(2);
-            }
-            None => break probe,
-        }
-    };
-    // The newest id is in [low, high]: `low` is an event's, none is after `high`.
-    while high - low > 1 {
-        let mid = low + (high - low) / 2;
-        match after(mid).await? {
-            Some(id) => low = id,
-            None => high = mid,
-        }
-    }
-    // `high` itself may be an event's.
-    let newest = after(low).await?.unwrap_or(low);
-    let mut events = audit.list_after(newest.saturating_sub(n as i64), n).await?;
-    events.reverse();
-    Ok(events)
+    audit.newest(n).await
 }
 
 fn actor(actor: &Actor) -> String {

@@ -133,6 +133,17 @@ impl ApiError {
         )
     }
 
+    /// A change feed cursor older than the retained events (docs/protocol.md §7.10): the reader
+    /// has missed events and must resynchronise.
+    pub fn cursor_expired() -> Self {
+        Self::new(
+            StatusCode::GONE,
+            "CursorExpired",
+            "The cursor is older than the retained events; read the current state again and \
+             continue the feed from there.",
+        )
+    }
+
     /// Known route, wrong method.
     pub fn method_not_allowed() -> Self {
         Self::new(

@@ -9,6 +9,7 @@ mod audit;
 pub mod body;
 pub mod entra;
 pub mod error;
+pub mod events;
 pub mod exchange;
 pub mod headers;
 pub mod identities;
@@ -232,6 +233,12 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         Route::Reset => callsign_admin(&state, &parts, body, true)
             .await
             .unwrap_or_else(IntoResponse::into_response),
+        Route::Events => match authenticated_body(&state, &parts, body).await {
+            Ok(_) => events::feed(&state.audit, parts.uri.query())
+                .await
+                .unwrap_or_else(IntoResponse::into_response),
+            Err(e) => e.into_response(),
+        },
         // On this listener as management calls are authenticated; `--metrics-addr` has no auth.
         Route::Metrics => match authenticated_body(&state, &parts, body).await {
             Ok(_) => state.metrics.response().await,

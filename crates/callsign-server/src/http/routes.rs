@@ -161,6 +161,8 @@ pub enum Route {
     ListIdentities,
     /// `POST /callsign/:reset` (only when the server allows it)
     Reset,
+    /// `GET /callsign/events` (the change feed)
+    Events,
     /// `GET /metrics` (Prometheus; authenticated as management calls are)
     Metrics,
 }
@@ -173,6 +175,7 @@ impl Route {
             Route::Introspect => "/callsign/tokens/:introspect",
             Route::ListIdentities => "/callsign/identities",
             Route::Reset => "/callsign/:reset",
+            Route::Events => "/callsign/events",
             Route::Metrics => "/metrics",
         }
     }
@@ -186,6 +189,7 @@ impl Route {
             Route::Introspect => "IntrospectToken",
             Route::ListIdentities => "ListIdentities",
             Route::Reset => "Reset",
+            Route::Events => "ReadEvents",
             Route::Metrics => "Metrics",
         }
     }
@@ -297,6 +301,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["callsign", "tokens", ":introspect"] => only(Method::POST, Route::Introspect),
         ["callsign", "identities"] => only(Method::GET, Route::ListIdentities),
         ["callsign", ":reset"] => only(Method::POST, Route::Reset),
+        ["callsign", "events"] => only(Method::GET, Route::Events),
         ["metrics"] => only(Method::GET, Route::Metrics),
         _ => Err(ApiError::not_found()),
     }

@@ -8,8 +8,8 @@ use crate::domain::ids::ResourceId;
 use crate::keys::{KeyError, KeyKind, ResourceKeys, SigningAlg, TransferredKeys};
 use crate::store::{
     AssignmentStore, AuditRecord, AuditStore, Backend, EntraAssignment, HealthStore,
-    IdentityRecord, IdentityStore, Imported, KeyStore, KeyVersion, PoolStatus, Snapshot,
-    StoreError, StoreStats, TeamsExtensionAssignment, ThrottleStore, TransferStore,
+    IdentityRecord, IdentityStore, Imported, KeyStore, KeyVersion, LogPosition, PoolStatus,
+    Snapshot, StoreError, StoreStats, TeamsExtensionAssignment, ThrottleStore, TransferStore,
 };
 use callsign_common::AccessKey;
 use chrono::{DateTime, Utc};
@@ -349,21 +349,28 @@ impl AuditStore for Metered {
             .await
     }
 
-    async fn latest_event_id(&self) -> Result<i64, StoreError> {
-        self.timed("latest_event_id", self.inner.latest_event_id())
+    async fn latest_position(&self) -> Result<LogPosition, StoreError> {
+        self.timed("latest_position", self.inner.latest_position())
             .await
     }
 
-    async fn list_events_after(
+    async fn events_after(
         &self,
-        after: i64,
+        after: LogPosition,
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        self.timed(
-            "list_events_after",
-            self.inner.list_events_after(after, limit),
-        )
-        .await
+        self.timed("events_after", self.inner.events_after(after, limit))
+            .await
+    }
+
+    async fn newest_events(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        self.timed("newest_events", self.inner.newest_events(limit))
+            .await
+    }
+
+    async fn forgotten_through(&self) -> Result<LogPosition, StoreError> {
+        self.timed("forgotten_through", self.inner.forgotten_through())
+            .await
     }
 
     async fn delete_events_before(&self, before_us: i64) -> Result<u64, StoreError> {

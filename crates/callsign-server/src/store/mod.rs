@@ -25,7 +25,7 @@ pub mod throttle;
 pub mod transfer;
 
 pub use assignments::{AssignmentStore, EntraAssignment, TeamsExtensionAssignment};
-pub use audit::{AuditRecord, AuditStore};
+pub use audit::{AuditRecord, AuditStore, LogPosition};
 pub use health::HealthStore;
 pub use identities::{IdentityRecord, IdentityStore};
 pub use keys::{KeyStore, KeyVersion};

@@ -12,7 +12,7 @@ mod transfer;
 
 use super::{
     AuditRecord, AuditStore, EntraAssignment, HealthStore, IdentityRecord, LocalWindows,
-    StoreError, TeamsExtensionAssignment, ThrottleStore,
+    LogPosition, StoreError, TeamsExtensionAssignment, ThrottleStore,
 };
 use keys::StoredKeys;
 use std::collections::{BTreeMap, HashMap};
@@ -52,6 +52,8 @@ struct State {
     /// The audit log, oldest first, and the id the last appended event got.
     audit: Vec<AuditRecord>,
     last_audit_id: i64,
+    /// The newest event the retention deleted.
+    forgotten_id: i64,
 }
 
 impl State {
@@ -114,23 +116,54 @@ impl AuditStore for MemoryBackend {
         Ok(state.last_audit_id)
     }
 
-    async fn latest_event_id(&self) -> Result<i64, StoreError> {
-        Ok(self.state().last_audit_id)
+    async fn latest_position(&self) -> Result<LogPosition, StoreError> {
+        Ok(self
+            .state()
+            .audit
+            .last()
+            .map_or(LogPosition::START, AuditRecord::position))
     }
 
-    async fn list_events_after(
+    async fn events_after(
         &self,
-        after: i64,
+        after: LogPosition,
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         let state = self.state();
-        // Ids increase along the vector.
-        let start = state.audit.partition_point(|r| r.id <= after);
+        // Appended under the lock in id order: the id is the position.
+        let start = state.audit.partition_point(|r| r.id <= after.id);
         Ok(state.audit[start..].iter().take(limit).cloned().collect())
+    }
+
+    async fn newest_events(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        Ok(self
+            .state()
+            .audit
+            .iter()
+            .rev()
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn forgotten_through(&self) -> Result<LogPosition, StoreError> {
+        Ok(LogPosition {
+            commit: 0,
+            id: self.state().forgotten_id,
+        })
     }
 
     async fn delete_events_before(&self, before_us: i64) -> Result<u64, StoreError> {
         let mut state = self.state();
+        let newest = state
+            .audit
+            .iter()
+            .filter(|r| r.time_us < before_us)
+            .map(|r| r.id)
+            .max();
+        if let Some(newest) = newest {
+            state.forgotten_id = state.forgotten_id.max(newest);
+        }
         let before = state.audit.len();
         state.audit.retain(|r| r.time_us >= before_us);
         Ok((before - state.audit.len()) as u64)

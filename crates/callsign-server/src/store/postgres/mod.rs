@@ -98,6 +98,19 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_events_time ON audit_events (time);
     CREATE INDEX audit_events_subject ON audit_events (subject, type);
 "#,
+    // Commit order for the change feed: nodes take ids in one order and commit in another, so
+    // readers order by the appending transaction (xid8) and read only what every older
+    // transaction has finished writing; and the newest event the retention deleted.
+    r#"
+    ALTER TABLE audit_events ADD COLUMN commit_xid xid8 NOT NULL DEFAULT pg_current_xact_id();
+    CREATE INDEX audit_events_commit ON audit_events (commit_xid, id);
+    CREATE TABLE audit_forgotten (
+        one BOOLEAN PRIMARY KEY DEFAULT true CHECK (one),
+        commit_xid xid8 NOT NULL,
+        id BIGINT NOT NULL
+    );
+    INSERT INTO audit_forgotten (commit_xid, id) VALUES ('0', 0);
+"#,
 ];
 
 /// A cluster's storage in PostgreSQL; clones share the pool.
