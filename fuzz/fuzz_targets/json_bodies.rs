@@ -70,7 +70,11 @@ fn state() -> &'static State {
                 IdentityService::new(backend.clone(), keys, Arc::new(Stamps::new(clock())));
             let scopes = Scopes::new([Scope::Chat, Scope::Voip]).unwrap();
             let (view, token) = identities
-                .create(None, Some((scopes, Minutes::default())), &PendingEvents::none())
+                .create(
+                    None,
+                    Some((scopes, Minutes::default())),
+                    &PendingEvents::none(),
+                )
                 .await
                 .expect("an identity");
             let state = AppState {
