@@ -62,6 +62,12 @@ async fn events_come_in_order_after_a_cursor_a_page_at_a_time() {
         all["cursor"], events[2]["cursor"],
         "continue after the last"
     );
+    // The revocation's exact stamp: tokens issued at or before it are refused.
+    let revoked = events[1]["details"]["revokedBeforeMicros"]
+        .as_i64()
+        .unwrap();
+    let deleted = events[2]["details"]["deletedAtMicros"].as_i64().unwrap();
+    assert!(revoked > 0 && deleted > revoked, "{revoked} {deleted}");
     assert_eq!(
         read(&client, &format!("after={start}")).await["value"],
         all["value"]

@@ -778,6 +778,16 @@ async fn changes_store_their_events_only_when_something_changed(backend: &TestSt
         ]
     );
     assert_eq!(subjects, [Some("a"); 3]);
+    // The revoke's and the delete's events carry the stamps stored.
+    let stored_a = store.get_identity("a".into()).await.unwrap().unwrap();
+    let details = |i: usize| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&stored[i].json).unwrap()["details"].clone()
+    };
+    assert_eq!(
+        details(1)["revokedBeforeMicros"],
+        stored_a.revoked_before_us.unwrap()
+    );
+    assert_eq!(details(2)["deletedAtMicros"], 6);
     let latest = store.latest_position().await.unwrap();
     assert_eq!(latest, stored.last().unwrap().position());
 

@@ -46,6 +46,21 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
+    /// The record with `details.<key>` set to `value` in its JSON: a fact only the store knows
+    /// when it writes the change (the revocation stamp it stored, say).
+    pub fn with_detail(mut self, key: &str, value: i64) -> Self {
+        if let Ok(serde_json::Value::Object(mut event)) = serde_json::from_str(&self.json) {
+            let details = event
+                .entry("details")
+                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+            if let serde_json::Value::Object(details) = details {
+                details.insert(key.to_owned(), value.into());
+            }
+            self.json = serde_json::Value::Object(event).to_string();
+        }
+        self
+    }
+
     /// Where it is in the log.
     pub fn position(&self) -> LogPosition {
         LogPosition {

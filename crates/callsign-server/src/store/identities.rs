@@ -72,7 +72,8 @@ pub trait IdentityStore: Send + Sync + 'static {
             .await
     }
 
-    /// [`Self::revoke_tokens`], appending `events` when the identity is live.
+    /// [`Self::revoke_tokens`], appending `events` when the identity is live, each with the
+    /// stamp stored as `details.revokedBeforeMicros` (tokens issued at or before it are revoked).
     async fn revoke_tokens_with_events(
         &self,
         id: String,
@@ -86,7 +87,8 @@ pub trait IdentityStore: Send + Sync + 'static {
             .await
     }
 
-    /// [`Self::delete_identity`], appending `events` when it was live.
+    /// [`Self::delete_identity`], appending `events` when it was live, each with
+    /// `details.deletedAtMicros`.
     async fn delete_identity_with_events(
         &self,
         id: String,

@@ -53,7 +53,13 @@ impl IdentityStore for MemoryBackend {
             record.last_token_issued_at_us.unwrap_or(0),
         ];
         record.revoked_before_us = cut.into_iter().max();
-        state.append(events);
+        let stamp = record.revoked_before_us.unwrap_or(before_us);
+        state.append(
+            events
+                .into_iter()
+                .map(|e| e.with_detail("revokedBeforeMicros", stamp))
+                .collect(),
+        );
         Ok(true)
     }
 
@@ -104,7 +110,12 @@ impl IdentityStore for MemoryBackend {
         if let Some(custom_id) = record.custom_id.clone() {
             state.custom_ids.remove(&custom_id);
         }
-        state.append(events);
+        state.append(
+            events
+                .into_iter()
+                .map(|e| e.with_detail("deletedAtMicros", at_us))
+                .collect(),
+        );
         Ok(true)
     }
 }

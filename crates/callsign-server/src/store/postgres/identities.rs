@@ -31,6 +31,30 @@ pub(super) fn read_record(row: &Row) -> IdentityRecord {
 }
 
 impl PostgresBackend {
+    /// Runs a change of the identity `id` that returns the stamp it stored, and tells whether
+    /// there was one; if so, appends `events` in the same transaction, each with the stamp as
+    /// `details.<detail>`.
+    async fn stamp_one(
+        &self,
+        sql: &str,
+        id: &str,
+        at: i64,
+        events: Vec<AuditRecord>,
+        detail: &str,
+    ) -> Result<bool, StoreError> {
+        let stamped = |row: &Row| {
+            let stamp: i64 = row.get(0);
+            events
+                .into_iter()
+                .map(|e| e.with_detail(detail, stamp))
+                .collect()
+        };
+        let row = self
+            .query_opt_with_events_from(sql, &[&id, &at], stamped)
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// Creates the identity and appends `events` in one transaction, or returns the live one
     /// with its custom id (and appends nothing).
     async fn create(
@@ -117,15 +141,16 @@ impl IdentityStore for PostgresBackend {
         before_us: i64,
         events: Vec<AuditRecord>,
     ) -> Result<bool, StoreError> {
-        self.execute_with_events(
+        self.stamp_one(
             "UPDATE identities SET revoked_before_us = greatest(\
              coalesce(revoked_before_us, 0), $2, coalesce(last_token_issued_at_us, 0)) \
-             WHERE id = $1 AND deleted_at_us IS NULL",
-            &[&id, &before_us],
-            &events,
+             WHERE id = $1 AND deleted_at_us IS NULL RETURNING revoked_before_us",
+            &id,
+            before_us,
+            events,
+            "revokedBeforeMicros",
         )
         .await
-        .map(|n| n == 1)
     }
 
     async fn list_identities(
@@ -167,12 +192,14 @@ impl IdentityStore for PostgresBackend {
         at_us: i64,
         events: Vec<AuditRecord>,
     ) -> Result<bool, StoreError> {
-        self.execute_with_events(
-            "UPDATE identities SET deleted_at_us = $2 WHERE id = $1 AND deleted_at_us IS NULL",
-            &[&id, &at_us],
-            &events,
+        self.stamp_one(
+            "UPDATE identities SET deleted_at_us = $2 \
+             WHERE id = $1 AND deleted_at_us IS NULL RETURNING deleted_at_us",
+            &id,
+            at_us,
+            events,
+            "deletedAtMicros",
         )
         .await
-        .map(|n| n == 1)
     }
 }

@@ -296,6 +296,18 @@ impl PostgresBackend {
         if events.is_empty() {
             return self.query_opt(sql, params).await;
         }
+        self.query_opt_with_events_from(sql, params, |_| events.to_vec())
+            .await
+    }
+
+    /// [`Self::query_opt_with_events`] with events made from the returned row (facts only the
+    /// change knows, such as the stamp it stored).
+    async fn query_opt_with_events_from(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+        events: impl FnOnce(&Row) -> Vec<AuditRecord> + Send,
+    ) -> Result<Option<Row>, StoreError> {
         bounded(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(unavailable)?;
@@ -304,8 +316,8 @@ impl PostgresBackend {
                 .query_opt(&statement, params)
                 .await
                 .map_err(unavailable)?;
-            if row.is_some() {
-                audit::append_in(&tx, events).await?;
+            if let Some(row) = &row {
+                audit::append_in(&tx, &events(row)).await?;
             }
             tx.commit().await.map_err(unavailable)?;
             Ok(row)

@@ -68,19 +68,29 @@ fn create(
     Ok(record)
 }
 
-/// Runs one prepared change and tells whether it changed exactly one row; appends `events` if so.
-fn changed_one(
+/// Runs one prepared change of the identity `id` that returns the stamp it stored, and tells
+/// whether there was one; if so, appends `events`, each with the stamp as `details.<detail>`.
+fn stamp_one(
     conn: &Connection,
     sql: &str,
     id: &str,
     at: i64,
-    events: &[AuditRecord],
+    events: Vec<AuditRecord>,
+    detail: &str,
 ) -> rusqlite::Result<bool> {
-    let changed = conn.prepare_cached(sql)?.execute(params![id, at])? == 1;
-    if changed {
-        super::audit::append(conn, events)?;
-    }
-    Ok(changed)
+    let stamp: Option<i64> = conn
+        .prepare_cached(sql)?
+        .query_row(params![id, at], |row| row.get(0))
+        .optional()?;
+    let Some(stamp) = stamp else {
+        return Ok(false);
+    };
+    let events: Vec<_> = events
+        .into_iter()
+        .map(|e| e.with_detail(detail, stamp))
+        .collect();
+    super::audit::append(conn, &events)?;
+    Ok(true)
 }
 
 #[async_trait::async_trait]
@@ -128,14 +138,15 @@ impl IdentityStore for SqliteBackend {
             .get(&id)
             .map_or(before_us, |pending| pending.max(before_us));
         self.write(move |conn| {
-            changed_one(
+            stamp_one(
                 conn,
                 "UPDATE identities SET revoked_before_us = \
                  max(coalesce(revoked_before_us, 0), ?2, coalesce(last_token_issued_at_us, 0)) \
-                 WHERE id = ?1 AND deleted_at_us IS NULL",
+                 WHERE id = ?1 AND deleted_at_us IS NULL RETURNING revoked_before_us",
                 &id,
                 before,
-                &events,
+                events,
+                "revokedBeforeMicros",
             )
         })
         .await
@@ -187,12 +198,14 @@ impl IdentityStore for SqliteBackend {
         events: Vec<AuditRecord>,
     ) -> Result<bool, StoreError> {
         self.write(move |conn| {
-            changed_one(
+            stamp_one(
                 conn,
-                "UPDATE identities SET deleted_at_us = ?2 WHERE id = ?1 AND deleted_at_us IS NULL",
+                "UPDATE identities SET deleted_at_us = ?2 \
+                 WHERE id = ?1 AND deleted_at_us IS NULL RETURNING deleted_at_us",
                 &id,
                 at_us,
-                &events,
+                events,
+                "deletedAtMicros",
             )
         })
         .await
