@@ -288,3 +288,59 @@ async fn on_a_cluster_every_nodes_events_reach_every_reader_once() {
     a.stop().await;
     b.stop().await;
 }
+
+/// The snapshot: every revoked or deleted identity's stamp, paged, with the feed cursor of its
+/// start on every page; the feed from that cursor brings what changed after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_snapshot_lists_the_stamps_and_where_to_follow_the_feed_from() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let users = [
+        client.create_user().await,
+        client.create_user().await,
+        client.create_user().await,
+    ];
+    assert_eq!(client.revoke(&users[0]).await.status, 204);
+    assert_eq!(client.delete(&users[1]).await.status, 204);
+    let feed = read(&client, "").await;
+    let events = feed["value"].as_array().unwrap();
+    let revoked = events[3]["details"]["revokedBeforeMicros"].clone();
+    let deleted = events[4]["details"]["deletedAtMicros"].clone();
+
+    let first = client
+        .send("GET", "/callsign/revocations?maxpagesize=1", None)
+        .await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let first = first.json();
+    let next = first["nextLink"].as_str().expect("a second page");
+    let second = client.send("GET", next, None).await.json();
+    assert!(second.get("nextLink").is_none());
+    assert_eq!(first["cursor"], second["cursor"], "one cursor for the walk");
+    assert_eq!(first["cursor"], feed["cursor"], "where the feed stood");
+    let mut stamped: Vec<Value> = [&first, &second]
+        .iter()
+        .flat_map(|page| page["value"].as_array().unwrap().clone())
+        .collect();
+    stamped.sort_by_key(|s| s["id"].as_str().unwrap().to_owned());
+    let mut expected = vec![
+        serde_json::json!({"id": users[0], "revokedBeforeMicros": revoked}),
+        serde_json::json!({"id": users[1], "deletedAtMicros": deleted}),
+    ];
+    expected.sort_by_key(|s| s["id"].as_str().unwrap().to_owned());
+    assert_eq!(stamped, expected);
+
+    // What changes after the snapshot comes in the feed from its cursor.
+    assert_eq!(client.revoke(&users[2]).await.status, 204);
+    let after = read(
+        &client,
+        &format!("after={}", first["cursor"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(types(&after), ["identity.tokensRevoked"]);
+    assert_eq!(after["value"][0]["subject"], users[2].as_str());
+    let bad = client
+        .send("GET", "/callsign/revocations?cursor=nope", None)
+        .await;
+    assert_eq!(bad.status, 400);
+    server.stop().await;
+}

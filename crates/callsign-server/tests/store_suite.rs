@@ -788,6 +788,19 @@ async fn changes_store_their_events_only_when_something_changed(backend: &TestSt
         stored_a.revoked_before_us.unwrap()
     );
     assert_eq!(details(2)["deletedAtMicros"], 6);
+    // The snapshot lists what was revoked or deleted, and nothing else.
+    store.create_identity(record("z", None)).await.unwrap();
+    let stamped = store.list_revocations(None, 10).await.unwrap();
+    assert_eq!(
+        stamped.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["a"]
+    );
+    assert_eq!(stamped[0].deleted_at_us, Some(6));
+    assert!(store
+        .list_revocations(Some("a".into()), 10)
+        .await
+        .unwrap()
+        .is_empty());
     let latest = store.latest_position().await.unwrap();
     assert_eq!(latest, stored.last().unwrap().position());
 

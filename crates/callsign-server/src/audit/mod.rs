@@ -252,6 +252,11 @@ impl AuditLog {
             .collect()
     }
 
+    /// Where the stored log ends now, for readers that start there.
+    pub async fn latest_position(&self) -> Result<LogPosition, AuditError> {
+        Ok(self.store.latest_position().await?)
+    }
+
     /// The position behind which stored events were forgotten (the retention): a reader there
     /// has missed some.
     pub async fn forgotten_through(&self) -> Result<LogPosition, AuditError> {

@@ -206,6 +206,16 @@ impl IdentityService {
             .await?)
     }
 
+    /// At most `limit` revoked or deleted identities ordered by id, after the id `after`: the
+    /// stamps a follower of the change feed starts from (`GET /callsign/revocations`).
+    pub async fn revocations(
+        &self,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<IdentityRecord>, DomainError> {
+        Ok(self.store.list_revocations(after, limit).await?)
+    }
+
     /// Removes every identity and assignment, storing `events` with that; keys stay (beyond
     /// ACS: `POST /callsign/:reset`).
     pub async fn reset(&self, events: &PendingEvents) -> Result<(), DomainError> {

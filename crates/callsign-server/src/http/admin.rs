@@ -96,7 +96,7 @@ impl ListQuery {
 }
 
 /// The id a continuation token continues after. The token is opaque to clients.
-fn cursor_id(token: &str) -> Result<String, ApiError> {
+pub(super) fn cursor_id(token: &str) -> Result<String, ApiError> {
     URL_SAFE_NO_PAD
         .decode(token)
         .ok()

@@ -35,9 +35,10 @@ impl Cursor {
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
-    /// Reads a cursor this server made; anything else is a 400.
-    pub fn decode(text: &str) -> Result<Self, ApiError> {
-        let invalid = || ApiError::validation("Provided cursor is not valid.", "after");
+    /// Reads a cursor this server made, given as the query parameter `parameter`; anything else
+    /// is a 400 naming it.
+    pub fn decode(text: &str, parameter: &str) -> Result<Self, ApiError> {
+        let invalid = || ApiError::validation("Provided cursor is not valid.", parameter);
         let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
         let bytes: [u8; 17] = bytes.try_into().map_err(|_| invalid())?;
         if bytes[0] != 1 {
@@ -65,7 +66,7 @@ impl FeedQuery {
         };
         for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             match name.as_ref() {
-                "after" => parsed.after = Some(Cursor::decode(&value)?.0),
+                "after" => parsed.after = Some(Cursor::decode(&value, "after")?.0),
                 "maxpagesize" => parsed.page_size = paging::page_size(&value)? as usize,
                 "wait" => {
                     let seconds = value
@@ -161,9 +162,9 @@ mod tests {
             id: 42,
         };
         let text = Cursor(position).encode();
-        assert_eq!(Cursor::decode(&text).unwrap().0, position);
+        assert_eq!(Cursor::decode(&text, "after").unwrap().0, position);
         for bad in ["", "x", "AAAA", &URL_SAFE_NO_PAD.encode([2u8; 17])] {
-            let error = Cursor::decode(bad).err().expect(bad);
+            let error = Cursor::decode(bad, "after").err().expect(bad);
             assert_eq!(error.status, StatusCode::BAD_REQUEST);
         }
     }

@@ -15,6 +15,7 @@ pub mod headers;
 pub mod identities;
 pub mod introspect;
 pub mod paging;
+pub mod revocations;
 pub mod routes;
 pub mod trace;
 pub mod wellformed;
@@ -233,6 +234,12 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         Route::Reset => callsign_admin(&state, &parts, body, true)
             .await
             .unwrap_or_else(IntoResponse::into_response),
+        Route::Revocations => match authenticated_body(&state, &parts, body).await {
+            Ok(_) => revocations::list(&state.identities, &state.audit, parts.uri.query())
+                .await
+                .unwrap_or_else(IntoResponse::into_response),
+            Err(e) => e.into_response(),
+        },
         Route::Events => match authenticated_body(&state, &parts, body).await {
             Ok(_) => events::feed(&state.audit, parts.uri.query())
                 .await

@@ -163,6 +163,8 @@ pub enum Route {
     Reset,
     /// `GET /callsign/events` (the change feed)
     Events,
+    /// `GET /callsign/revocations` (the change feed's snapshot)
+    Revocations,
     /// `GET /metrics` (Prometheus; authenticated as management calls are)
     Metrics,
 }
@@ -176,6 +178,7 @@ impl Route {
             Route::ListIdentities => "/callsign/identities",
             Route::Reset => "/callsign/:reset",
             Route::Events => "/callsign/events",
+            Route::Revocations => "/callsign/revocations",
             Route::Metrics => "/metrics",
         }
     }
@@ -190,6 +193,7 @@ impl Route {
             Route::ListIdentities => "ListIdentities",
             Route::Reset => "Reset",
             Route::Events => "ReadEvents",
+            Route::Revocations => "ListRevocations",
             Route::Metrics => "Metrics",
         }
     }
@@ -302,6 +306,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["callsign", "identities"] => only(Method::GET, Route::ListIdentities),
         ["callsign", ":reset"] => only(Method::POST, Route::Reset),
         ["callsign", "events"] => only(Method::GET, Route::Events),
+        ["callsign", "revocations"] => only(Method::GET, Route::Revocations),
         ["metrics"] => only(Method::GET, Route::Metrics),
         _ => Err(ApiError::not_found()),
     }

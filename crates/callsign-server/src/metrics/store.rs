@@ -145,6 +145,18 @@ impl IdentityStore for Metered {
         .await
     }
 
+    async fn list_revocations(
+        &self,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<IdentityRecord>, StoreError> {
+        self.timed(
+            "list_revocations",
+            self.inner.list_revocations(after, limit),
+        )
+        .await
+    }
+
     async fn reset_with_events(&self, events: Vec<AuditRecord>) -> Result<(), StoreError> {
         self.timed("reset", self.inner.reset_with_events(events))
             .await

@@ -106,6 +106,14 @@ pub trait IdentityStore: Send + Sync + 'static {
         custom_id: Option<String>,
     ) -> Result<Vec<IdentityRecord>, StoreError>;
 
+    /// At most `limit` identities that were revoked or deleted, live or not, ordered by id,
+    /// starting after `after`: the revocation snapshot a follower of the change feed starts from.
+    async fn list_revocations(
+        &self,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<IdentityRecord>, StoreError>;
+
     /// Removes every identity and every assignment, live or deleted, and the throttling counts
     /// (keys and the audit log stay): a clean slate for test suites sharing one server
     /// (`POST /callsign/:reset`).

@@ -85,6 +85,26 @@ impl IdentityStore for MemoryBackend {
             .collect())
     }
 
+    async fn list_revocations(
+        &self,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<IdentityRecord>, StoreError> {
+        let state = self.state();
+        let start = match after {
+            Some(after) => Bound::Excluded(after),
+            None => Bound::Unbounded,
+        };
+        Ok(state
+            .identities
+            .range((start, Bound::Unbounded))
+            .map(|(_, record)| record)
+            .filter(|r| r.revoked_before_us.is_some() || !r.is_live())
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
     async fn reset_with_events(&self, events: Vec<AuditRecord>) -> Result<(), StoreError> {
         let mut state = self.state();
         state.identities.clear();

@@ -14,6 +14,13 @@ pub(super) const LIST: &str = "SELECT id, custom_id, created_at_us, last_token_i
      revoked_before_us, deleted_at_us FROM identities \
      WHERE id > coalesce($1::TEXT, '') AND deleted_at_us IS NULL ORDER BY id LIMIT $2";
 
+/// A page of the revoked or deleted identities by id, from `$1` (the partial index
+/// `identities_stamped`).
+const REVOCATIONS: &str = "SELECT id, custom_id, created_at_us, last_token_issued_at_us, \
+     revoked_before_us, deleted_at_us FROM identities \
+     WHERE id > coalesce($1::TEXT, '') AND (revoked_before_us IS NOT NULL OR deleted_at_us IS NOT NULL) \
+     ORDER BY id LIMIT $2";
+
 /// The live identity with custom id `$2` (if after `$1`): a look-up in the custom id index.
 const LIST_BY_CUSTOM_ID: &str = "SELECT id, custom_id, created_at_us, last_token_issued_at_us, \
      revoked_before_us, deleted_at_us FROM identities \
@@ -167,6 +174,17 @@ impl IdentityStore for PostgresBackend {
                     .await?
             }
         };
+        Ok(rows.iter().map(read_record).collect())
+    }
+
+    async fn list_revocations(
+        &self,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<IdentityRecord>, StoreError> {
+        let rows = self
+            .query(REVOCATIONS, &[&after, &i64::from(limit)])
+            .await?;
         Ok(rows.iter().map(read_record).collect())
     }
 

@@ -111,6 +111,11 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO audit_forgotten (commit_xid, id) VALUES ('0', 0);
 "#,
+    // The revoked and deleted identities, for the change feed's snapshot.
+    r#"
+    CREATE INDEX identities_stamped ON identities (id)
+        WHERE revoked_before_us IS NOT NULL OR deleted_at_us IS NOT NULL;
+"#,
 ];
 
 /// A cluster's storage in PostgreSQL; clones share the pool.

@@ -92,6 +92,11 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     INSERT INTO audit_forgotten (one, id) VALUES (1, 0);
 "#,
+    // The revoked and deleted identities, for the change feed's snapshot.
+    r#"
+    CREATE INDEX identities_stamped ON identities (id)
+        WHERE revoked_before_us IS NOT NULL OR deleted_at_us IS NOT NULL;
+"#,
 ];
 
 /// Below this much free space on the data dir's file system, the store says it is not ready:
