@@ -312,6 +312,9 @@ fn serve_on(
     }
 
     runtime.block_on(async move {
+        // Installed before anything is announced: a supervisor that stops the server as soon as
+        // the banner appears is heard, not met by the default action (killed by the signal).
+        let shutdown = shutdown_signal().context("installing the SIGTERM and SIGINT handlers")?;
         let server = Server::bind(config)
             .await
             .map_err(|e| with_hint(e, addr, &storage))?;
@@ -326,7 +329,7 @@ fn serve_on(
         if let Some(metrics) = server.metrics_addr() {
             tracing::info!(%metrics, "metrics (GET /metrics, no authentication)");
         }
-        server.run(shutdown_signal()).await.context("serving")?;
+        server.run(shutdown).await.context("serving")?;
         tracing::info!("stopped");
         Ok(())
     })
@@ -369,13 +372,17 @@ fn access_key_seed() -> anyhow::Result<Option<AccessKey>> {
     Ok(Some(key))
 }
 
-async fn shutdown_signal() {
+/// Resolves on the first SIGTERM or SIGINT; both handlers are installed when this returns.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }
 
 /// Where the server keeps its state, for the banner and hints.

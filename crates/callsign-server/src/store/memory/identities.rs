@@ -4,6 +4,29 @@ use super::MemoryBackend;
 use crate::store::{AuditRecord, IdentityRecord, IdentityStore, StoreError};
 use std::ops::Bound;
 
+impl MemoryBackend {
+    /// At most `limit` identities that `keep`, by id, after `after` (keyset paging).
+    fn page(
+        &self,
+        after: Option<String>,
+        limit: u32,
+        keep: impl Fn(&IdentityRecord) -> bool,
+    ) -> Vec<IdentityRecord> {
+        let start = match after {
+            Some(after) => Bound::Excluded(after),
+            None => Bound::Unbounded,
+        };
+        self.state()
+            .identities
+            .range((start, Bound::Unbounded))
+            .map(|(_, record)| record)
+            .filter(|r| keep(r))
+            .take(limit as usize)
+            .cloned()
+            .collect()
+    }
+}
+
 #[async_trait::async_trait]
 impl IdentityStore for MemoryBackend {
     async fn create_identity_with_events(
@@ -69,20 +92,9 @@ impl IdentityStore for MemoryBackend {
         limit: u32,
         custom_id: Option<String>,
     ) -> Result<Vec<IdentityRecord>, StoreError> {
-        let state = self.state();
-        let start = match after {
-            Some(after) => Bound::Excluded(after),
-            None => Bound::Unbounded,
-        };
-        Ok(state
-            .identities
-            .range((start, Bound::Unbounded))
-            .map(|(_, record)| record)
-            .filter(|r| r.is_live())
-            .filter(|r| custom_id.is_none() || r.custom_id == custom_id)
-            .take(limit as usize)
-            .cloned()
-            .collect())
+        Ok(self.page(after, limit, |r| {
+            r.is_live() && (custom_id.is_none() || r.custom_id == custom_id)
+        }))
     }
 
     async fn list_revocations(
@@ -90,19 +102,9 @@ impl IdentityStore for MemoryBackend {
         after: Option<String>,
         limit: u32,
     ) -> Result<Vec<IdentityRecord>, StoreError> {
-        let state = self.state();
-        let start = match after {
-            Some(after) => Bound::Excluded(after),
-            None => Bound::Unbounded,
-        };
-        Ok(state
-            .identities
-            .range((start, Bound::Unbounded))
-            .map(|(_, record)| record)
-            .filter(|r| r.revoked_before_us.is_some() || !r.is_live())
-            .take(limit as usize)
-            .cloned()
-            .collect())
+        Ok(self.page(after, limit, |r| {
+            r.revoked_before_us.is_some() || !r.is_live()
+        }))
     }
 
     async fn reset_with_events(&self, events: Vec<AuditRecord>) -> Result<(), StoreError> {
