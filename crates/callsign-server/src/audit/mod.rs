@@ -146,7 +146,7 @@ impl AuditLog {
 
     /// The log as an admin command on the machine writes to it (`callsign import`, key
     /// regeneration and rotation): the store only, for the resource `resource_id`. A running
-    /// server's sinks do not see these events; its store, and so the change feed, does.
+    /// server on the same storage finds them there: its sinks and the change feed serve them.
     pub fn for_operator(
         store: Arc<dyn AuditStore>,
         resource_id: String,
