@@ -1,0 +1,256 @@
+//! Checking a token: its header names a key and an algorithm, the key must be the issuer's and
+//! sign with that algorithm, the signature must verify, and the token must be the expected
+//! resource's and not expired.
+
+use crate::claims::VerifiedToken;
+use crate::jwks::{JwksError, KeySet};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use callsign_common::claims::decode_claims;
+use callsign_common::clock::{Clock, SystemClock};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::RwLock;
+
+/// Why a token is refused, or could not be checked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// Not a JWT, or its header or claims do not parse.
+    #[error("the token is malformed")]
+    Malformed,
+    /// Its header names an algorithm other than RS256, ES256 and EdDSA.
+    #[error("the token's algorithm {0:?} is not accepted")]
+    UnsupportedAlgorithm(String),
+    /// Signed with a key the issuer does not publish (after fetching its keys again).
+    #[error("the token is signed with an unknown key")]
+    UnknownKey,
+    /// The signature does not verify, or the header's algorithm is not its key's.
+    #[error("the token's signature does not verify")]
+    BadSignature,
+    /// Issued by another resource than the one expected.
+    #[error("the token is another resource's")]
+    OtherResource,
+    /// Expired (beyond the leeway).
+    #[error("the token expired at {0}")]
+    Expired(DateTime<Utc>),
+    /// Issued in the future (beyond the leeway).
+    #[error("the token is not valid before {0}")]
+    NotYetValid(DateTime<Utc>),
+    /// The issuer's keys could not be fetched or read.
+    #[error("the issuer's keys are unavailable: {0}")]
+    KeysUnavailable(String),
+}
+
+impl From<JwksError> for VerifyError {
+    fn from(e: JwksError) -> Self {
+        VerifyError::KeysUnavailable(e.to_string())
+    }
+}
+
+/// How tokens are checked. Start from [`VerifierOptions::for_resource`] (or the default) and
+/// change what differs: `VerifierOptions { leeway, ..VerifierOptions::for_resource(id) }`.
+#[derive(Debug, Clone)]
+pub struct VerifierOptions {
+    /// The resource whose tokens are accepted; `None` accepts any resource signing with the
+    /// keys (the keys are the resource's own, so this is a second check).
+    pub resource_id: Option<String>,
+    /// How far `exp` and the issue time may be off the verifier's clock.
+    pub leeway: Duration,
+    /// The shortest time between two fetches of the keys for an unknown key id: a flood of
+    /// tokens naming made-up keys does not become a flood of requests to the issuer.
+    pub refetch_interval: Duration,
+    /// Where "now" comes from (tests move it).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for VerifierOptions {
+    fn default() -> Self {
+        Self {
+            resource_id: None,
+            leeway: Duration::from_secs(60),
+            refetch_interval: Duration::from_secs(30),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl VerifierOptions {
+    /// The defaults, accepting only `resource_id`'s tokens.
+    pub fn for_resource(resource_id: impl Into<String>) -> Self {
+        Self {
+            resource_id: Some(resource_id.into()),
+            ..Self::default()
+        }
+    }
+}
+
+/// Where the keys come from.
+enum KeySource {
+    /// A JWKS document given once.
+    Fixed,
+    /// The issuer's JWKS URL, fetched again for an unknown key id.
+    Endpoint {
+        url: String,
+        client: reqwest::Client,
+    },
+}
+
+/// The keys in use and when they were last fetched.
+struct Keys {
+    set: KeySet,
+    fetched_at: Option<tokio::time::Instant>,
+}
+
+/// Verifies callsign access tokens with the issuer's published keys.
+pub struct TokenVerifier {
+    source: KeySource,
+    keys: RwLock<Keys>,
+    options: VerifierOptions,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    kid: Option<String>,
+}
+
+impl TokenVerifier {
+    /// A verifier with the keys of a JWKS document, never fetched again.
+    pub fn from_jwks(document: &[u8], options: VerifierOptions) -> Result<Self, VerifyError> {
+        Ok(Self {
+            source: KeySource::Fixed,
+            keys: RwLock::new(Keys {
+                set: KeySet::from_jwks(document)?,
+                fetched_at: None,
+            }),
+            options,
+        })
+    }
+
+    /// A verifier of the tokens of the callsign server at `endpoint` (`https://host/`): its keys
+    /// are fetched from `/.well-known/jwks.json` on first use, and again for a key id it does
+    /// not know.
+    pub fn from_endpoint(endpoint: &str, options: VerifierOptions) -> Result<Self, VerifyError> {
+        Self::from_endpoint_with_client(endpoint, reqwest::Client::new(), options)
+    }
+
+    /// [`Self::from_endpoint`] with the HTTP client to fetch with (its TLS roots, proxy,
+    /// timeouts).
+    pub fn from_endpoint_with_client(
+        endpoint: &str,
+        client: reqwest::Client,
+        options: VerifierOptions,
+    ) -> Result<Self, VerifyError> {
+        let base = reqwest::Url::parse(endpoint)
+            .map_err(|e| VerifyError::KeysUnavailable(format!("{endpoint:?}: {e}")))?;
+        let url = base
+            .join(".well-known/jwks.json")
+            .map_err(|e| VerifyError::KeysUnavailable(e.to_string()))?;
+        Ok(Self {
+            source: KeySource::Endpoint {
+                url: url.to_string(),
+                client,
+            },
+            keys: RwLock::new(Keys {
+                set: KeySet::default(),
+                fetched_at: None,
+            }),
+            options,
+        })
+    }
+
+    /// Checks `token` now, by the options' clock.
+    pub async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+        let (signing_input, signature) = token.rsplit_once('.').ok_or(VerifyError::Malformed)?;
+        let (header, _) = signing_input
+            .split_once('.')
+            .ok_or(VerifyError::Malformed)?;
+        let header: Header = URL_SAFE_NO_PAD
+            .decode(header)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or(VerifyError::Malformed)?;
+        if !matches!(header.alg.as_str(), "RS256" | "ES256" | "EdDSA") {
+            return Err(VerifyError::UnsupportedAlgorithm(header.alg));
+        }
+        let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| VerifyError::Malformed)?;
+        let verified = self
+            .with_key(&kid, |keys| {
+                keys.verify(&kid, &header.alg, signing_input.as_bytes(), &signature)
+            })
+            .await?;
+        if !verified {
+            return Err(VerifyError::BadSignature);
+        }
+        // Read only once the signature holds: nothing unsigned is trusted.
+        let claims = decode_claims(token).map_err(|_| VerifyError::Malformed)?;
+        let verified = VerifiedToken::from_claims(claims).ok_or(VerifyError::Malformed)?;
+        self.check(&verified)?;
+        Ok(verified)
+    }
+
+    /// The resource and the times of a token whose signature verified.
+    fn check(&self, token: &VerifiedToken) -> Result<(), VerifyError> {
+        if let Some(resource) = &self.options.resource_id {
+            if !token.resource_id.eq_ignore_ascii_case(resource) {
+                return Err(VerifyError::OtherResource);
+            }
+        }
+        let now = self.options.clock.now();
+        let leeway = TimeDelta::from_std(self.options.leeway).unwrap_or(TimeDelta::MAX);
+        if token.expires_on + leeway <= now {
+            return Err(VerifyError::Expired(token.expires_on));
+        }
+        if token.issued_at - leeway > now {
+            return Err(VerifyError::NotYetValid(token.issued_at));
+        }
+        Ok(())
+    }
+
+    /// Runs `check` with the keys, fetching them first when `kid` is unknown and the source is
+    /// an endpoint not asked within the refetch interval.
+    async fn with_key(
+        &self,
+        kid: &str,
+        check: impl FnOnce(&KeySet) -> Option<bool>,
+    ) -> Result<bool, VerifyError> {
+        {
+            // The common case: a known key, checked under a shared lock.
+            let keys = self.keys.read().await;
+            if keys.set.contains(kid) {
+                return check(&keys.set).ok_or(VerifyError::UnknownKey);
+            }
+        }
+        let mut keys = self.keys.write().await;
+        if !keys.set.contains(kid) {
+            if let KeySource::Endpoint { url, client } = &self.source {
+                let due = keys
+                    .fetched_at
+                    .is_none_or(|at| at.elapsed() >= self.options.refetch_interval);
+                if due {
+                    keys.fetched_at = Some(tokio::time::Instant::now());
+                    keys.set = fetch(client, url).await?;
+                }
+            }
+        }
+        check(&keys.set).ok_or(VerifyError::UnknownKey)
+    }
+}
+
+async fn fetch(client: &reqwest::Client, url: &str) -> Result<KeySet, VerifyError> {
+    let unavailable = |e: reqwest::Error| VerifyError::KeysUnavailable(format!("{url}: {e}"));
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(unavailable)?;
+    let body = response.bytes().await.map_err(unavailable)?;
+    Ok(KeySet::from_jwks(&body)?)
+}
