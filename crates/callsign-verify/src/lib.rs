@@ -8,7 +8,10 @@
 //! A token signed with a key it does not know makes it fetch the keys again (at most every
 //! [`VerifierOptions::refetch_interval`]): a rotated signing key is picked up by itself.
 //!
-//! Revocation is the token service's to decide; this crate checks what the token itself proves.
+//! With [`TokenVerifier::follow_revocations`] it is revocation-aware too: it keeps every user's
+//! revocation and deletion stamp in memory by following the issuer's change feed, and refuses
+//! a token issued at or before its user's revocation within moments of the revoke — exactly as
+//! the server decides, without a call per token.
 //!
 //! ```no_run
 //! # async fn example(token: &str) -> Result<(), callsign_verify::VerifyError> {
@@ -18,6 +21,10 @@
 //!     "https://callsign.example/",
 //!     VerifierOptions::for_resource("d8b0e3f6-6a4f-4b43-9f3a-6a6f1c1c8c2e"),
 //! )?;
+//! // Optional: revocation-aware, with an access key of the resource.
+//! # let access_key = callsign_common::AccessKey::from_base64("c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0").unwrap();
+//! let verifier = verifier.follow_revocations(access_key)?;
+//! verifier.synchronised().await;
 //! let verified = verifier.verify(token).await?;
 //! println!("{} may use {:?} until {}", verified.user.id(), verified.scopes, verified.expires_on);
 //! # Ok(())
@@ -26,6 +33,7 @@
 
 mod claims;
 mod jwks;
+mod revocations;
 mod verifier;
 
 pub use claims::{Scope, VerifiedToken};

@@ -4,15 +4,18 @@
 
 use crate::claims::VerifiedToken;
 use crate::jwks::{JwksError, KeySet};
+use crate::revocations::{Follower, Refusal, Revocations};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use callsign_common::claims::decode_claims;
 use callsign_common::clock::{Clock, SystemClock};
+use callsign_common::AccessKey;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 use std::sync::Arc;
+use std::sync::RwLock as StdRwLock;
 use std::time::Duration;
-use tokio::sync::RwLock;
+use tokio::sync::{watch, RwLock};
 
 /// Why a token is refused, or could not be checked.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +45,16 @@ pub enum VerifyError {
     /// The issuer's keys could not be fetched or read.
     #[error("the issuer's keys are unavailable: {0}")]
     KeysUnavailable(String),
+    /// Issued at or before its user's last revocation (revocation-aware verifiers).
+    #[error("the token was revoked")]
+    Revoked,
+    /// Its user was deleted (revocation-aware verifiers).
+    #[error("the token's identity was deleted")]
+    IdentityDeleted,
+    /// A revocation-aware verifier has not read the issuer's revocations yet, or lost contact
+    /// for longer than [`VerifierOptions::max_staleness`]: it refuses rather than guess.
+    #[error("the issuer's revocations are not known to be current")]
+    RevocationsUnavailable,
 }
 
 impl From<JwksError> for VerifyError {
@@ -64,6 +77,9 @@ pub struct VerifierOptions {
     pub refetch_interval: Duration,
     /// Where "now" comes from (tests move it).
     pub clock: Arc<dyn Clock>,
+    /// Revocation-aware verifiers: how long the revocations may go unconfirmed by the issuer
+    /// (the feed answers at least every 30 s) before tokens are refused.
+    pub max_staleness: Duration,
 }
 
 impl Default for VerifierOptions {
@@ -73,6 +89,7 @@ impl Default for VerifierOptions {
             leeway: Duration::from_secs(60),
             refetch_interval: Duration::from_secs(30),
             clock: Arc::new(SystemClock),
+            max_staleness: Duration::from_secs(90),
         }
     }
 }
@@ -93,9 +110,17 @@ enum KeySource {
     Fixed,
     /// The issuer's JWKS URL, fetched again for an unknown key id.
     Endpoint {
+        base: reqwest::Url,
         url: String,
         client: reqwest::Client,
     },
+}
+
+/// A revocation-aware verifier's state and the task that keeps it current.
+struct Following {
+    state: Arc<StdRwLock<Revocations>>,
+    progress: watch::Receiver<u64>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// The keys in use and when they were last fetched.
@@ -109,6 +134,15 @@ pub struct TokenVerifier {
     source: KeySource,
     keys: RwLock<Keys>,
     options: VerifierOptions,
+    following: Option<Following>,
+}
+
+impl Drop for TokenVerifier {
+    fn drop(&mut self) {
+        if let Some(following) = &self.following {
+            following.task.abort();
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -127,6 +161,7 @@ impl TokenVerifier {
                 fetched_at: None,
             }),
             options,
+            following: None,
         })
     }
 
@@ -151,6 +186,7 @@ impl TokenVerifier {
             .map_err(|e| VerifyError::KeysUnavailable(e.to_string()))?;
         Ok(Self {
             source: KeySource::Endpoint {
+                base,
                 url: url.to_string(),
                 client,
             },
@@ -159,7 +195,48 @@ impl TokenVerifier {
                 fetched_at: None,
             }),
             options,
+            following: None,
         })
+    }
+
+    /// Makes the verifier revocation-aware: a task (on the current Tokio runtime) reads the
+    /// issuer's revocation snapshot and follows its change feed, signing with `access_key`, and
+    /// [`Self::verify`] refuses tokens issued at or before their user's revocation, and every
+    /// token of a deleted user. Until the first snapshot is read (see [`Self::synchronised`]),
+    /// and while the issuer is out of reach for longer than the allowed staleness, tokens are
+    /// refused ([`VerifyError::RevocationsUnavailable`]). Only for verifiers made
+    /// [`Self::from_endpoint`].
+    pub fn follow_revocations(mut self, access_key: AccessKey) -> Result<Self, VerifyError> {
+        let KeySource::Endpoint { base, client, .. } = &self.source else {
+            return Err(VerifyError::KeysUnavailable(
+                "a verifier made from a JWKS document has no issuer to follow".into(),
+            ));
+        };
+        let state = Arc::new(StdRwLock::new(Revocations::default()));
+        let (progress, watched) = watch::channel(0);
+        let follower = Follower::new(
+            base.clone(),
+            access_key,
+            client.clone(),
+            state.clone(),
+            progress,
+        )
+        .ok_or_else(|| VerifyError::KeysUnavailable(format!("{base}: no host")))?;
+        self.following = Some(Following {
+            state,
+            progress: watched,
+            task: tokio::spawn(follower.run()),
+        });
+        Ok(self)
+    }
+
+    /// Waits until a revocation-aware verifier has read the issuer's revocations once (at once
+    /// for other verifiers).
+    pub async fn synchronised(&self) {
+        if let Some(following) = &self.following {
+            let mut progress = following.progress.clone();
+            let _ = progress.wait_for(|n| *n > 0).await;
+        }
     }
 
     /// Checks `token` now, by the options' clock.
@@ -192,6 +269,7 @@ impl TokenVerifier {
         let claims = decode_claims(token).map_err(|_| VerifyError::Malformed)?;
         let verified = VerifiedToken::from_claims(claims).ok_or(VerifyError::Malformed)?;
         self.check(&verified)?;
+        self.check_revocation(&verified)?;
         Ok(verified)
     }
 
@@ -213,6 +291,25 @@ impl TokenVerifier {
         Ok(())
     }
 
+    /// A revocation-aware verifier's verdict on a token whose signature and times hold.
+    fn check_revocation(&self, token: &VerifiedToken) -> Result<(), VerifyError> {
+        let Some(following) = &self.following else {
+            return Ok(());
+        };
+        let state = following.state.read().unwrap_or_else(|p| p.into_inner());
+        state
+            .check(
+                token.user.id(),
+                token.issued_at.timestamp_micros(),
+                self.options.max_staleness,
+            )
+            .map_err(|refusal| match refusal {
+                Refusal::Revoked => VerifyError::Revoked,
+                Refusal::Deleted => VerifyError::IdentityDeleted,
+                Refusal::Unsynchronised => VerifyError::RevocationsUnavailable,
+            })
+    }
+
     /// Runs `check` with the keys, fetching them first when `kid` is unknown and the source is
     /// an endpoint not asked within the refetch interval.
     async fn with_key(
@@ -229,7 +326,7 @@ impl TokenVerifier {
         }
         let mut keys = self.keys.write().await;
         if !keys.set.contains(kid) {
-            if let KeySource::Endpoint { url, client } = &self.source {
+            if let KeySource::Endpoint { url, client, .. } = &self.source {
                 let due = keys
                     .fetched_at
                     .is_none_or(|at| at.elapsed() >= self.options.refetch_interval);

@@ -218,3 +218,81 @@ async fn expiry_and_issue_times_are_checked_with_the_leeway_by_the_clock() {
         .expect("a clock a little behind");
     server.stop().await;
 }
+
+/// Polls `verifier` on `token` until it is refused (or 10 s pass); returns the refusal and how
+/// long it took.
+async fn refused_within(
+    verifier: &TokenVerifier,
+    token: &str,
+) -> (Option<VerifyError>, std::time::Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        match verifier.verify(token).await {
+            Err(e) => return (Some(e), started.elapsed()),
+            Ok(_) if started.elapsed() > Duration::from_secs(10) => {
+                return (None, started.elapsed())
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_aware_verifier_refuses_what_the_server_revoked_or_deleted() {
+    let server = server(SigningAlg::Es256).await;
+    let client = server.client();
+    let (alice, bob, carol) = (
+        client.create_user().await,
+        client.create_user().await,
+        client.create_user().await,
+    );
+    // Revoked before the verifier starts: known from the snapshot.
+    let carols = client.issue_token(&carol, &["chat"]).await;
+    assert_eq!(client.revoke(&carol).await.status, 204);
+
+    let verifier = verifier(&server)
+        .follow_revocations(server.key.clone())
+        .unwrap();
+    verifier.synchronised().await;
+    assert!(matches!(
+        verifier.verify(&carols).await,
+        Err(VerifyError::Revoked)
+    ));
+    assert!(
+        verifier
+            .verify(&client.issue_token(&carol, &["chat"]).await)
+            .await
+            .is_ok(),
+        "a token issued after the revoke stands"
+    );
+
+    // Revoked while it follows: refused within moments; a new token stands.
+    let alices = client.issue_token(&alice, &["chat"]).await;
+    verifier.verify(&alices).await.unwrap();
+    assert_eq!(client.revoke(&alice).await.status, 204);
+    let (refusal, delay) = refused_within(&verifier, &alices).await;
+    assert!(matches!(refusal, Some(VerifyError::Revoked)), "{refusal:?}");
+    eprintln!("revocation refused by the verifier {delay:?} after the revoke answered");
+    let fresh = client.issue_token(&alice, &["chat"]).await;
+    verifier.verify(&fresh).await.unwrap();
+
+    // Deleted: every token of the user is refused.
+    let bobs = client.issue_token(&bob, &["chat"]).await;
+    verifier.verify(&bobs).await.unwrap();
+    assert_eq!(client.delete(&bob).await.status, 204);
+    let (refusal, _) = refused_within(&verifier, &bobs).await;
+    assert!(
+        matches!(refusal, Some(VerifyError::IdentityDeleted)),
+        "{refusal:?}"
+    );
+    server.stop().await;
+}
+
+/// A verifier made from a document has no issuer to follow.
+#[tokio::test]
+async fn only_an_endpoints_verifier_follows_revocations() {
+    let verifier =
+        TokenVerifier::from_jwks(br#"{"keys": []}"#, VerifierOptions::default()).unwrap();
+    let key = callsign_common::AccessKey::from_base64("c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0").unwrap();
+    assert!(verifier.follow_revocations(key).is_err());
+}
