@@ -1,8 +1,9 @@
 //! The issuer's signing keys, read from a JSON Web Key Set: each key with its id and the one
 //! algorithm it signs with.
 
+use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{
-    RsaPublicKeyComponents, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, ED25519,
+    ParsedPublicKey, RsaPublicKeyComponents, ECDSA_P256_SHA256_FIXED, ED25519,
     RSA_PKCS1_2048_8192_SHA256,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -18,44 +19,20 @@ pub enum JwksError {
     Malformed(String),
 }
 
-/// One published key, as far as verifying needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum PublicKey {
-    /// RS256: the modulus and exponent, big-endian.
-    Rs256 { n: Vec<u8>, e: Vec<u8> },
-    /// ES256: the uncompressed P-256 point (`0x04 || x || y`).
-    Es256 { point: Vec<u8> },
-    /// EdDSA: the Ed25519 public key.
-    EdDsa { x: Vec<u8> },
+/// One published key, parsed once (not per token), with the JWS algorithm it signs with.
+struct PublicKey {
+    alg: &'static str,
+    key: ParsedPublicKey,
 }
 
-impl PublicKey {
-    /// The JWS `alg` this key signs with.
-    fn alg(&self) -> &'static str {
-        match self {
-            PublicKey::Rs256 { .. } => "RS256",
-            PublicKey::Es256 { .. } => "ES256",
-            PublicKey::EdDsa { .. } => "EdDSA",
-        }
-    }
-
-    fn verify(&self, message: &[u8], signature_bytes: &[u8]) -> bool {
-        match self {
-            PublicKey::Rs256 { n, e } => RsaPublicKeyComponents { n, e }
-                .verify(&RSA_PKCS1_2048_8192_SHA256, message, signature_bytes)
-                .is_ok(),
-            PublicKey::Es256 { point } => UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
-                .verify(message, signature_bytes)
-                .is_ok(),
-            PublicKey::EdDsa { x } => UnparsedPublicKey::new(&ED25519, x)
-                .verify(message, signature_bytes)
-                .is_ok(),
-        }
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublicKey").field("alg", &self.alg).finish()
     }
 }
 
 /// The keys of one issuer, by key id.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct KeySet {
     keys: HashMap<String, PublicKey>,
 }
@@ -86,27 +63,34 @@ fn bytes(field: &Option<String>) -> Option<Vec<u8>> {
 impl Jwk {
     /// The key, when it is one of the three kinds callsign signs with; others are skipped.
     fn public_key(&self) -> Option<PublicKey> {
-        let key = match (self.kty.as_str(), self.crv.as_deref()) {
-            ("RSA", _) => PublicKey::Rs256 {
-                n: bytes(&self.n)?,
-                e: bytes(&self.e)?,
-            },
+        let (alg, key) = match (self.kty.as_str(), self.crv.as_deref()) {
+            ("RSA", _) => {
+                let (n, e) = (bytes(&self.n)?, bytes(&self.e)?);
+                let der = RsaPublicKeyComponents { n: &n, e: &e }.as_der().ok()?;
+                let key = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der.as_ref()).ok()?;
+                ("RS256", key)
+            }
             ("EC", Some("P-256")) => {
                 let (x, y) = (bytes(&self.x)?, bytes(&self.y)?);
                 if x.len() != 32 || y.len() != 32 {
                     return None;
                 }
-                PublicKey::Es256 {
-                    point: [&[0x04][..], &x, &y].concat(),
-                }
+                let point = [&[0x04][..], &x, &y].concat();
+                (
+                    "ES256",
+                    ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).ok()?,
+                )
             }
-            ("OKP", Some("Ed25519")) => PublicKey::EdDsa { x: bytes(&self.x)? },
+            ("OKP", Some("Ed25519")) => (
+                "EdDSA",
+                ParsedPublicKey::new(&ED25519, bytes(&self.x)?).ok()?,
+            ),
             _ => return None,
         };
         // A key that names another algorithm than its kind signs with is not used.
         match &self.alg {
-            Some(alg) if alg != key.alg() => None,
-            _ => Some(key),
+            Some(named) if named != alg => None,
+            _ => Some(PublicKey { alg, key }),
         }
     }
 }
@@ -150,6 +134,6 @@ impl KeySet {
         signature: &[u8],
     ) -> Option<bool> {
         let key = self.keys.get(kid)?;
-        Some(alg == key.alg() && key.verify(message, signature))
+        Some(alg == key.alg && key.key.verify_sig(message, signature).is_ok())
     }
 }
