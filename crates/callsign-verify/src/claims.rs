@@ -1,6 +1,5 @@
 //! What a verified token says, typed.
 
-use callsign_common::claims::TokenClaims;
 use callsign_common::identifier::CommunicationUserIdentifier;
 use chrono::{DateTime, Utc};
 
@@ -54,20 +53,44 @@ pub struct VerifiedToken {
     pub token_id: Option<String>,
 }
 
+/// The claims a verifier reads, borrowed from the decoded payload (the others are skipped):
+/// the token's own claims type would allocate every string of it.
+#[derive(serde::Deserialize)]
+pub(crate) struct Claims<'a> {
+    #[serde(borrow)]
+    skypeid: &'a str,
+    exp: i64,
+    iat: i64,
+    #[serde(rename = "iatMicros", default)]
+    iat_micros: Option<i64>,
+    #[serde(rename = "acsScope", default, borrow)]
+    acs_scope: &'a str,
+    #[serde(rename = "resourceId", default, borrow)]
+    resource_id: &'a str,
+    #[serde(default, borrow)]
+    jti: Option<&'a str>,
+}
+
 impl VerifiedToken {
     /// The claims, typed; `None` when a time is out of range.
-    pub(crate) fn from_claims(claims: TokenClaims) -> Option<Self> {
+    pub(crate) fn from_claims(claims: Claims<'_>) -> Option<Self> {
         let issued_at = match claims.iat_micros {
             Some(micros) => DateTime::from_timestamp_micros(micros)?,
             None => DateTime::from_timestamp(claims.iat, 0)?,
         };
         Some(Self {
-            user: CommunicationUserIdentifier::new(claims.raw_id()),
-            scopes: claims.scopes().into_iter().map(Scope::parse).collect(),
+            user: CommunicationUserIdentifier::new(format!("8:{}", claims.skypeid)),
+            scopes: claims
+                .acs_scope
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(Scope::parse)
+                .collect(),
             issued_at,
             expires_on: DateTime::from_timestamp(claims.exp, 0)?,
-            resource_id: claims.resource_id,
-            token_id: claims.jti,
+            resource_id: claims.resource_id.to_owned(),
+            token_id: claims.jti.map(str::to_owned),
         })
     }
 }

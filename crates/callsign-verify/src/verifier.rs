@@ -2,12 +2,13 @@
 //! sign with that algorithm, the signature must verify, and the token must be the expected
 //! resource's and not expired.
 
+use crate::claims::Claims;
 use crate::claims::VerifiedToken;
 use crate::jwks::{JwksError, KeySet};
 use crate::revocations::{Follower, Refusal, Revocations};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use callsign_common::claims::decode_claims;
+use callsign_common::claims::decode_payload;
 use callsign_common::clock::{Clock, SystemClock};
 use callsign_common::AccessKey;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -146,9 +147,11 @@ impl Drop for TokenVerifier {
 }
 
 #[derive(Deserialize)]
-struct Header {
-    alg: String,
-    kid: Option<String>,
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: &'a str,
+    #[serde(borrow)]
+    kid: Option<&'a str>,
 }
 
 impl TokenVerifier {
@@ -245,28 +248,30 @@ impl TokenVerifier {
         let (header, _) = signing_input
             .split_once('.')
             .ok_or(VerifyError::Malformed)?;
-        let header: Header = URL_SAFE_NO_PAD
+        let header = URL_SAFE_NO_PAD
             .decode(header)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .ok_or(VerifyError::Malformed)?;
-        if !matches!(header.alg.as_str(), "RS256" | "ES256" | "EdDSA") {
-            return Err(VerifyError::UnsupportedAlgorithm(header.alg));
+            .map_err(|_| VerifyError::Malformed)?;
+        let header: Header<'_> =
+            serde_json::from_slice(&header).map_err(|_| VerifyError::Malformed)?;
+        if !matches!(header.alg, "RS256" | "ES256" | "EdDSA") {
+            return Err(VerifyError::UnsupportedAlgorithm(header.alg.to_owned()));
         }
         let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
         let signature = URL_SAFE_NO_PAD
             .decode(signature)
             .map_err(|_| VerifyError::Malformed)?;
         let verified = self
-            .with_key(&kid, |keys| {
-                keys.verify(&kid, &header.alg, signing_input.as_bytes(), &signature)
+            .with_key(kid, |keys| {
+                keys.verify(kid, header.alg, signing_input.as_bytes(), &signature)
             })
             .await?;
         if !verified {
             return Err(VerifyError::BadSignature);
         }
         // Read only once the signature holds: nothing unsigned is trusted.
-        let claims = decode_claims(token).map_err(|_| VerifyError::Malformed)?;
+        let payload = decode_payload(token).map_err(|_| VerifyError::Malformed)?;
+        let claims: Claims<'_> =
+            serde_json::from_slice(&payload).map_err(|_| VerifyError::Malformed)?;
         let verified = VerifiedToken::from_claims(claims).ok_or(VerifyError::Malformed)?;
         self.check(&verified)?;
         self.check_revocation(&verified)?;
