@@ -32,6 +32,7 @@
 //! ```
 
 mod claims;
+pub mod http;
 mod jwks;
 mod revocations;
 mod verifier;

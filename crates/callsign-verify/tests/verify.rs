@@ -296,3 +296,73 @@ async fn only_an_endpoints_verifier_follows_revocations() {
     let key = callsign_common::AccessKey::from_base64("c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0").unwrap();
     assert!(verifier.follow_revocations(key).is_err());
 }
+
+/// A service behind the guard: a valid token reaches the handler with its claims; no token,
+/// a forged one or a revoked one is 401 with a Bearer challenge; a missing scope is 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_lets_only_valid_tokens_with_the_scopes_through() {
+    use axum::{middleware, routing::get, Router};
+    use callsign_verify::http::{require_token, RequireToken, Verified};
+
+    let server = server(SigningAlg::Es256).await;
+    let client = server.client();
+    let user = client.create_user().await;
+    let verifier = verifier(&server)
+        .follow_revocations(server.key.clone())
+        .unwrap();
+    verifier.synchronised().await;
+    let guard = RequireToken::new(Arc::new(verifier)).with_scope(Scope::Chat);
+    let app = Router::new()
+        .route(
+            "/me",
+            get(|Verified(token): Verified| async move { token.user.id().to_owned() }),
+        )
+        .layer(middleware::from_fn_with_state(guard, require_token));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/me", listener.local_addr().unwrap());
+    let service = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let http = reqwest::Client::new();
+    let call = |token: Option<String>| {
+        let request = http.get(&url);
+        let request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        async move { callsign_testkit::raw(request).await }
+    };
+
+    let token = client.issue_token(&user, &["chat"]).await;
+    let ok = call(Some(token.clone())).await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.text(), user);
+
+    let none = call(None).await;
+    assert_eq!(none.status, 401);
+    assert_eq!(
+        none.header("www-authenticate"),
+        Some("Bearer error=\"invalid_token\"")
+    );
+    let mut forged = callsign_testkit::payload(&token);
+    forged["acsScope"] = "chat,voip".into();
+    let forged = call(Some(with_payload(&token, &forged))).await;
+    assert_eq!(forged.status, 401);
+    assert!(!forged.text().contains(&token));
+
+    let voip_only = client.issue_token(&user, &["voip"]).await;
+    let scoped = call(Some(voip_only)).await;
+    assert_eq!(scoped.status, 403);
+    assert_eq!(
+        scoped.header("www-authenticate"),
+        Some("Bearer error=\"insufficient_scope\"")
+    );
+
+    assert_eq!(client.revoke(&user).await.status, 204);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut status = 200;
+    while status == 200 && std::time::Instant::now() < deadline {
+        status = call(Some(token.clone())).await.status;
+    }
+    assert_eq!(status, 401, "the revoked token is refused");
+    service.abort();
+    server.stop().await;
+}
