@@ -2,7 +2,7 @@
 //! client signs them (`callsign_common::hmac::sign_request`).
 
 use anyhow::{bail, Context, Result};
-use callsign_common::hmac::sign_request;
+use callsign_common::hmac::{host_header, sign_request};
 use callsign_common::AccessKey;
 use reqwest::{Client, Method};
 use serde_json::{json, Value};
@@ -23,10 +23,7 @@ impl Api {
     /// A client of `endpoint` (`http://127.0.0.1:8080/`) signing with `key`.
     pub fn new(endpoint: &str, key: AccessKey, connections: usize) -> Result<Self> {
         let url = reqwest::Url::parse(endpoint).context("parsing the endpoint")?;
-        let host = match url.port() {
-            Some(port) => format!("{}:{port}", url.host_str().context("endpoint has no host")?),
-            None => url.host_str().context("endpoint has no host")?.to_owned(),
-        };
+        let host = host_header(&url).context("endpoint has no host")?;
         let http = Client::builder()
             .pool_max_idle_per_host(connections)
             .tcp_nodelay(true)

@@ -140,6 +140,16 @@ pub struct SignedHeaders {
     pub authorization: String,
 }
 
+/// The Host header a request to `url` sends, as it is signed: the host, with the port unless it
+/// is the scheme's default (which `Url::port` already omits); `None` for a URL without a host.
+pub fn host_header(url: &url::Url) -> Option<String> {
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    })
+}
+
 /// Signs one request: what an HMAC pipeline policy calls on every try.
 ///
 /// `host` is the authority as sent in the Host header (with a non-default port).

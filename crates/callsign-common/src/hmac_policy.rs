@@ -94,19 +94,13 @@ impl HmacAuthenticationPolicy {
     }
 }
 
-/// The Host header the transport will send: the URL's host, plus the port unless it is the
-/// scheme's default (which `Url::port` already omits).
+/// The Host header the transport will send ([`crate::hmac::host_header`]).
 fn host_header(request: &Request) -> azure_core::Result<String> {
-    let url = request.url();
-    let host = url.host_str().ok_or_else(|| {
+    crate::hmac::host_header(request.url()).ok_or_else(|| {
         azure_core::Error::with_message(
             ErrorKind::Other,
             "cannot sign a request URL without a host",
         )
-    })?;
-    Ok(match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
     })
 }
 

@@ -9,7 +9,7 @@
 //! snapshot is read, and while it cannot reach the issuer for longer than the allowed staleness,
 //! verification fails closed.
 
-use callsign_common::hmac::sign_request;
+use callsign_common::hmac::{host_header, sign_request};
 use callsign_common::AccessKey;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -149,10 +149,7 @@ impl Follower {
         state: Arc<RwLock<Revocations>>,
         progress: watch::Sender<u64>,
     ) -> Option<Self> {
-        let host = match base.port() {
-            Some(port) => format!("{}:{port}", base.host_str()?),
-            None => base.host_str()?.to_owned(),
-        };
+        let host = host_header(&base)?;
         Some(Self {
             base,
             host,

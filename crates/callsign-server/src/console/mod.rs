@@ -36,6 +36,7 @@ use axum::http::{header, request::Parts, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use callsign_common::hmac::host_header;
 use session::{Session, Sessions, SignInLimiter};
 use std::sync::Arc;
 
@@ -355,10 +356,7 @@ fn same_origin(parts: &Parts) -> bool {
         .to_str()
         .ok()
         .and_then(|o| url::Url::parse(o).ok())
-        .map(|u| match u.port() {
-            Some(port) => format!("{}:{port}", u.host_str().unwrap_or("")),
-            None => u.host_str().unwrap_or("").to_owned(),
-        });
+        .and_then(|u| host_header(&u));
     matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(&o))
 }
 
