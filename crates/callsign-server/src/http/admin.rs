@@ -9,8 +9,6 @@ use crate::domain::IdentityService;
 use crate::store::IdentityRecord;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use callsign_common::time_format;
 use chrono::DateTime;
 use serde::Serialize;
@@ -70,7 +68,7 @@ impl ListQuery {
         for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             match name.as_ref() {
                 "maxpagesize" => parsed.page_size = paging::page_size(&value)?,
-                "continuationToken" => parsed.after = Some(cursor_id(&value)?),
+                "continuationToken" => parsed.after = Some(paging::continued_after(&value)?),
                 "customId" => {
                     parsed.custom_id = Some(CustomId::new(&value).ok_or_else(|| {
                         ApiError::validation("Provided customId is not valid.", "customId")
@@ -90,23 +88,9 @@ impl ListQuery {
         if let Some(custom_id) = &self.custom_id {
             query.append_pair("customId", custom_id.as_str());
         }
-        query.append_pair("continuationToken", &URL_SAFE_NO_PAD.encode(last));
+        query.append_pair("continuationToken", &paging::continuation_token(last));
         format!("/callsign/identities?{}", query.finish())
     }
-}
-
-/// The id a continuation token continues after. The token is opaque to clients.
-pub(super) fn cursor_id(token: &str) -> Result<String, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(|| {
-            ApiError::validation(
-                "Provided continuationToken is not valid.",
-                "continuationToken",
-            )
-        })
 }
 
 /// `GET /callsign/identities[?maxpagesize=n][&customId=c][&continuationToken=t]`: live identities

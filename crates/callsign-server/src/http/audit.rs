@@ -34,6 +34,14 @@ impl Granted {
             identity,
         }
     }
+
+    /// The audit trail's actor for a bearer exchange: the token's own user and client app.
+    fn actor(&self) -> Actor {
+        Actor::Bearer {
+            oid: self.oid.clone(),
+            appid: self.appid.clone(),
+        }
+    }
 }
 
 /// A bearer exchange refused although its token verified (no assignment, say): whose token it
@@ -44,16 +52,6 @@ pub struct Refused {
     pub caller: Granted,
     /// The ACS error code of the answer.
     pub code: &'static str,
-}
-
-impl Granted {
-    /// The audit trail's actor for a bearer exchange: the token's own user and client app.
-    fn actor(&self) -> Actor {
-        Actor::Bearer {
-            oid: self.oid.clone(),
-            appid: self.appid.clone(),
-        }
-    }
 }
 
 /// What an operation records when it succeeds: its type, subject and details.

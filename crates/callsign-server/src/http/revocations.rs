@@ -2,7 +2,6 @@
 //! identity's revocation or deletion stamp, paged by id, with the feed cursor to continue from.
 //! A follower starting out, or one whose cursor expired, reads it and then follows the feed.
 
-use super::admin::cursor_id;
 use super::error::ApiError;
 use super::events::Cursor;
 use super::identities::json;
@@ -12,8 +11,6 @@ use crate::domain::IdentityService;
 use crate::store::IdentityRecord;
 use axum::http::StatusCode;
 use axum::response::Response;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde::Serialize;
 
 /// One identity's stamps, in microseconds as tokens' `iatMicros` count them.
@@ -64,7 +61,7 @@ impl SnapshotQuery {
         for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             match name.as_ref() {
                 "maxpagesize" => parsed.page_size = paging::page_size(&value)?,
-                "continuationToken" => parsed.after = Some(cursor_id(&value)?),
+                "continuationToken" => parsed.after = Some(paging::continued_after(&value)?),
                 "cursor" => parsed.at = Some(Cursor::decode(&value, "cursor")?),
                 _ => {}
             }
@@ -102,7 +99,7 @@ pub async fn list(
             found.last().map(|last| {
                 let mut next = url::form_urlencoded::Serializer::new(String::new());
                 next.append_pair("maxpagesize", &query.page_size.to_string());
-                next.append_pair("continuationToken", &URL_SAFE_NO_PAD.encode(&last.id));
+                next.append_pair("continuationToken", &paging::continuation_token(&last.id));
                 next.append_pair("cursor", &cursor);
                 format!("/callsign/revocations?{}", next.finish())
             })
