@@ -97,6 +97,16 @@ pub enum KeySlot {
     Secondary,
 }
 
+impl KeySlot {
+    /// Its name as events write it: `primary` or `secondary`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeySlot::Primary => "primary",
+            KeySlot::Secondary => "secondary",
+        }
+    }
+}
+
 impl From<crate::keys::access::KeyKind> for KeySlot {
     fn from(kind: crate::keys::access::KeyKind) -> Self {
         match kind {

@@ -4,7 +4,7 @@
 
 use super::html::{self, esc, time, Section};
 use super::{error_page, html as page, signed_page};
-use crate::audit::{Actor, AuditError, AuditEvent, AuditLog, KeySlot};
+use crate::audit::{Actor, AuditError, AuditEvent, AuditLog};
 use crate::http::AppState;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -21,13 +21,9 @@ pub async fn latest(audit: &AuditLog, n: usize) -> Result<Vec<AuditEvent>, Audit
 }
 
 fn actor(actor: &Actor) -> String {
-    let slot = |which: &KeySlot| match which {
-        KeySlot::Primary => "primary",
-        KeySlot::Secondary => "secondary",
-    };
     match actor {
-        Actor::AccessKey { which } => format!("access key ({})", slot(which)),
-        Actor::Console { which } => format!("console ({} key)", slot(which)),
+        Actor::AccessKey { which } => format!("access key ({})", which.as_str()),
+        Actor::Console { which } => format!("console ({} key)", which.as_str()),
         Actor::Bearer { oid, appid } => format!(
             "bearer oid {}{}",
             esc(oid.as_deref().unwrap_or("?")),

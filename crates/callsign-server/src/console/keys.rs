@@ -27,13 +27,6 @@ fn masked(id: &str, label: &str, value: &str) -> String {
     )
 }
 
-fn slot_name(slot: KeySlot) -> &'static str {
-    match slot {
-        KeySlot::Primary => "primary",
-        KeySlot::Secondary => "secondary",
-    }
-}
-
 /// `GET /console/keys[?done=regenerated|rotated]`
 pub async fn show(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let (parts, _) = request.into_parts();
@@ -104,7 +97,7 @@ pub async fn show(State(state): State<Arc<AppState>>, request: Request) -> Respo
 <div class="table-wrap"><table><thead><tr><th scope="col">kid</th><th scope="col">Algorithm</th><th scope="col">State</th><th scope="col">Published until</th></tr></thead><tbody>{signing}</tbody></table></div>
 <p><a href="/console/keys/rotate">Rotate the signing key…</a></p>
 </section>"#,
-        signed_with = slot_name(signed.session.slot),
+        signed_with = signed.session.slot.as_str(),
         primary = masked(
             "key-primary",
             "Primary key",
@@ -184,7 +177,7 @@ pub async fn confirm_regenerate(State(state): State<Arc<AppState>>, request: Req
             "Say which key: primary or secondary.",
         );
     };
-    let name = slot_name(slot);
+    let name = slot.as_str();
     let mut text = format!(
         "Regenerate the {name} key? Every client using it (and its connection string) is refused from then on; the other key keeps working."
     );
@@ -249,7 +242,7 @@ pub async fn regenerate(State(state): State<Arc<AppState>>, request: Request) ->
             "The key could not be regenerated; the server's log says why.",
         );
     }
-    let subject = slot_name(slot).to_owned();
+    let subject = slot.as_str().to_owned();
     if let Err(response) = recorded(
         &state,
         &signed,
