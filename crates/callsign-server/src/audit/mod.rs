@@ -263,8 +263,8 @@ impl AuditLog {
         Ok(self.store.forgotten_through().await?)
     }
 
-    /// Writes the stored events the sinks have not seen to every sink, oldest first; returns how
-    /// many. The first call only notes where the log ends: the sinks carry what happens while
+    /// Writes every stored event the sinks have not seen to every sink, oldest first, a page at
+    /// a time; returns how many. The first call only notes where the log ends: the sinks carry what happens while
     /// this server runs. A sink that fails is logged, not fatal: the store holds the event.
     pub async fn sink_new_events(&self) -> Result<usize, AuditError> {
         let mut sunk = self.sunk.lock().await;
@@ -272,17 +272,25 @@ impl AuditLog {
             *sunk = Some(self.store.latest_position().await?);
             return Ok(0);
         };
-        let events = self.list_after(after, SINK_BATCH).await?;
-        for logged in &events {
-            let line = logged.event.to_json_line();
-            for sink in &self.sinks {
-                if let Err(e) = sink.write_line(&line) {
-                    tracing::error!(error = %e, "writing an audit event failed");
+        let mut after = after;
+        let mut written = 0;
+        loop {
+            let events = self.list_after(after, SINK_BATCH).await?;
+            for logged in &events {
+                let line = logged.event.to_json_line();
+                for sink in &self.sinks {
+                    if let Err(e) = sink.write_line(&line) {
+                        tracing::error!(error = %e, "writing an audit event failed");
+                    }
                 }
+                after = logged.position;
+                *sunk = Some(after);
             }
-            *sunk = Some(logged.position);
+            written += events.len();
+            if events.len() < SINK_BATCH {
+                return Ok(written);
+            }
         }
-        Ok(events.len())
     }
 
     /// Brings the sinks up to date with the store (at shutdown: nothing stored stays unwritten).
@@ -290,15 +298,8 @@ impl AuditLog {
         if self.sinks.is_empty() {
             return;
         }
-        loop {
-            match self.sink_new_events().await {
-                Ok(n) if n == SINK_BATCH => continue,
-                Ok(_) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "writing the last audit events failed");
-                    return;
-                }
-            }
+        if let Err(e) = self.sink_new_events().await {
+            tracing::warn!(error = %e, "writing the last audit events failed");
         }
     }
 
@@ -344,12 +345,8 @@ impl AuditLog {
                     let Some(log) = weak.upgrade() else { return };
                     let sunk = log.sink_new_events().await;
                     drop(log);
-                    match sunk {
-                        Ok(n) if n == SINK_BATCH => continue,
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::warn!(error = %e, "reading audit events for the sinks failed")
-                        }
+                    if let Err(e) = sunk {
+                        tracing::warn!(error = %e, "reading audit events for the sinks failed");
                     }
                     let _ = tokio::time::timeout(SINK_POLL, appended.changed()).await;
                 }
