@@ -101,14 +101,15 @@ impl AssignmentStore for PostgresBackend {
         object_id: String,
         events: Vec<AuditRecord>,
     ) -> Result<bool, StoreError> {
-        let n = self
-            .execute_with_events(
-                "DELETE FROM teams_extension_assignments WHERE tenant_id = $1 AND object_id = $2",
+        let deleted = self
+            .query_opt_with_events(
+                "DELETE FROM teams_extension_assignments WHERE tenant_id = $1 AND object_id = $2 \
+                 RETURNING 1",
                 &[&tenant_id, &object_id],
                 &events,
             )
             .await?;
-        Ok(n > 0)
+        Ok(deleted.is_some())
     }
 
     async fn get_entra_assignment(
@@ -197,13 +198,13 @@ impl AssignmentStore for PostgresBackend {
         object_id: String,
         events: Vec<AuditRecord>,
     ) -> Result<bool, StoreError> {
-        let n = self
-            .execute_with_events(
-                "DELETE FROM entra_assignments WHERE object_id = $1",
+        let deleted = self
+            .query_opt_with_events(
+                "DELETE FROM entra_assignments WHERE object_id = $1 RETURNING 1",
                 &[&object_id],
                 &events,
             )
             .await?;
-        Ok(n > 0)
+        Ok(deleted.is_some())
     }
 }

@@ -265,33 +265,9 @@ impl PostgresBackend {
         .await
     }
 
-    /// Runs one prepared statement that changes rows and, when it changed any, appends `events`,
-    /// in one transaction, bounded; returns how many rows it changed.
-    async fn execute_with_events(
-        &self,
-        sql: &str,
-        params: Params<'_>,
-        events: &[AuditRecord],
-    ) -> Result<u64, StoreError> {
-        if events.is_empty() {
-            return self.execute(sql, params).await;
-        }
-        bounded(async {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(unavailable)?;
-            let statement = tx.prepare_cached(sql).await.map_err(unavailable)?;
-            let changed = tx.execute(&statement, params).await.map_err(unavailable)?;
-            if changed > 0 {
-                audit::append_in(&tx, events).await?;
-            }
-            tx.commit().await.map_err(unavailable)?;
-            Ok(changed)
-        })
-        .await
-    }
-
-    /// Runs one prepared query that changes a row and returns it (an upsert's `RETURNING`) and,
-    /// when it returned one, appends `events`, in one transaction, bounded.
+    /// Runs one prepared query that changes a row and returns it (`RETURNING`: an upsert's
+    /// created flag, a delete's `1`) and, when it returned one, appends `events`, in one
+    /// transaction, bounded.
     async fn query_opt_with_events(
         &self,
         sql: &str,
