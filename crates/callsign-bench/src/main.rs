@@ -2,6 +2,11 @@
 //! fixed time and prints one JSON line per scenario (requests/s, p50/p99/p99.9), beside the bounds
 //! of the machine: `openssl speed` RS256 signing, the crypto library's signing rate and the
 //! server's `GET /healthz` rate. See BENCHMARKS.md.
+//!
+//! So that it measures the server and not itself, each worker owns one keep-alive connection
+//! (`conn`) and sends requests signed once a minute rather than once each (`presign`); one
+//! process drives from one core (a single-threaded runtime), `--processes N` from more. `presign`
+//! prints the same requests for `wrk` (`wrk/presigned.lua`), the independent cross-check.
 
 mod api;
 mod bounds;
@@ -127,22 +132,24 @@ fn main() -> Result<()> {
     match cli.command {
         Some(Command::Presign(args)) => runtime.block_on(print_presigned(args)),
         Some(Command::Client) => runtime.block_on(processes::serve_job()),
-        None => {
-            let cli = cli.run;
-            if cli.connections == 0 || cli.duration <= 0.0 || cli.processes == 0 {
-                bail!("--connections, --processes and --duration must be positive");
-            }
-            let alg = match cli.signing_alg.as_deref().unwrap_or("rs256") {
-                "rs256" => Alg::Rs256,
-                "es256" => Alg::Es256,
-                "eddsa" => Alg::EdDsa,
-                other => bail!("unknown signing algorithm {other}"),
-            };
-            let mut bounds = Bounds::default();
-            measure_crypto_bounds(&cli, alg, &mut bounds)?;
-            runtime.block_on(run_scenarios(&cli, bounds))
-        }
+        None => run(&cli.run, &runtime),
     }
+}
+
+/// The default command: the bounds, then every scenario.
+fn run(cli: &RunArgs, runtime: &tokio::runtime::Runtime) -> Result<()> {
+    if cli.connections == 0 || cli.duration <= 0.0 || cli.processes == 0 {
+        bail!("--connections, --processes and --duration must be positive");
+    }
+    let alg = match cli.signing_alg.as_deref().unwrap_or("rs256") {
+        "rs256" => Alg::Rs256,
+        "es256" => Alg::Es256,
+        "eddsa" => Alg::EdDsa,
+        other => bail!("unknown signing algorithm {other}"),
+    };
+    let mut bounds = Bounds::default();
+    measure_crypto_bounds(cli, alg, &mut bounds)?;
+    runtime.block_on(run_scenarios(cli, bounds))
 }
 
 fn measure_crypto_bounds(cli: &RunArgs, alg: Alg, bounds: &mut Bounds) -> Result<()> {
@@ -194,25 +201,29 @@ fn given_server(args: &ServerArgs) -> Result<Option<(url::Url, AccessKey)>> {
     Ok(Some((url::Url::parse(&endpoint)?, key)))
 }
 
-async fn run_scenarios(cli: &RunArgs, mut bounds: Bounds) -> Result<()> {
-    let _server;
-    let (endpoint, key) = match given_server(&cli.server)? {
-        Some(given) => given,
-        None => {
-            let bin = match &cli.server_bin {
-                Some(bin) => bin.clone(),
-                None => std::env::current_exe()?.with_file_name("callsign"),
-            };
-            let extra: Vec<String> = match &cli.signing_alg {
-                Some(alg) => vec!["--signing-alg".into(), alg.clone()],
-                None => Vec::new(),
-            };
-            let server = target::SpawnedServer::start(&bin, cli.server_cpus.as_deref(), &extra)?;
-            let pair = (url::Url::parse(&server.endpoint)?, server.key.clone());
-            _server = server;
-            pair
-        }
+/// The server under test: the given one, or a `callsign serve` started here (stopped when the
+/// returned guard drops).
+fn server_under_test(
+    cli: &RunArgs,
+) -> Result<(Option<target::SpawnedServer>, url::Url, AccessKey)> {
+    if let Some((endpoint, key)) = given_server(&cli.server)? {
+        return Ok((None, endpoint, key));
+    }
+    let bin = match &cli.server_bin {
+        Some(bin) => bin.clone(),
+        None => std::env::current_exe()?.with_file_name("callsign"),
     };
+    let extra: Vec<String> = match &cli.signing_alg {
+        Some(alg) => vec!["--signing-alg".into(), alg.clone()],
+        None => Vec::new(),
+    };
+    let server = target::SpawnedServer::start(&bin, cli.server_cpus.as_deref(), &extra)?;
+    let (endpoint, key) = (url::Url::parse(&server.endpoint)?, server.key.clone());
+    Ok((Some(server), endpoint, key))
+}
+
+async fn run_scenarios(cli: &RunArgs, mut bounds: Bounds) -> Result<()> {
+    let (_server, endpoint, key) = server_under_test(cli)?;
     let (target, signer) = (
         Target::new(&endpoint)?,
         Signer::new(&endpoint, key.clone())?,
