@@ -97,26 +97,27 @@ impl Worker {
             requests: Presigned::new(signer.clone(), scenario.templates(users)),
         })
     }
+}
 
-    /// Which of the scenario's requests request `seq` is, and what its answer must hold.
-    fn pick(&self, seq: u64) -> (usize, Expect) {
-        let user = (self.index * 31 + seq as usize) % self.users;
-        match self.scenario {
-            Scenario::Healthz | Scenario::CreateUser | Scenario::Revoke => (user, Expect::Success),
-            Scenario::IssueToken | Scenario::IssueTokenHalfLoad => (user, Expect::Token),
-            Scenario::CreateUserAndToken => (0, Expect::Token),
-            Scenario::Mixed => match (self.index as u64 * 7 + seq) % 20 {
-                0..=15 => (user, Expect::Token),
-                16..=18 => (2 * self.users, Expect::Success),
-                _ => (self.users + user, Expect::Success),
-            },
-        }
+/// Which of `scenario`'s requests (laid out as [`Scenario::templates`] does for `users` users)
+/// request `seq` of worker `index` is, and what its answer must hold.
+fn pick(scenario: Scenario, index: usize, users: usize, seq: u64) -> (usize, Expect) {
+    let user = (index * 31 + seq as usize) % users;
+    match scenario {
+        Scenario::Healthz | Scenario::CreateUser | Scenario::Revoke => (user, Expect::Success),
+        Scenario::IssueToken | Scenario::IssueTokenHalfLoad => (user, Expect::Token),
+        Scenario::CreateUserAndToken => (0, Expect::Token),
+        Scenario::Mixed => match (index as u64 * 7 + seq) % 20 {
+            0..=15 => (user, Expect::Token),
+            16..=18 => (2 * users, Expect::Success),
+            _ => (users + user, Expect::Success),
+        },
     }
 }
 
 impl Step for Worker {
     async fn step(&mut self, seq: u64) -> Result<()> {
-        let (index, expect) = self.pick(seq);
+        let (index, expect) = pick(self.scenario, self.index, self.users, seq);
         let request = self.requests.get(index, Utc::now());
         expect.check(self.conn.send(request).await?)
     }
@@ -135,5 +136,27 @@ mod tests {
         assert!(templates[2].path.ends_with("8:acs:a/:revokeAccessTokens"));
         assert_eq!(templates[4], api::create_user());
         assert_eq!(Scenario::IssueTokenHalfLoad.name(), "issue_token_half_load");
+    }
+
+    #[test]
+    fn mixed_is_80_percent_issue_15_create_5_revoke() {
+        let users = 4;
+        let (mut issue, mut create, mut revoke) = (0, 0, 0);
+        for seq in 0..200 {
+            match pick(Scenario::Mixed, 3, users, seq) {
+                (i, Expect::Token) if i < users => issue += 1,
+                (i, Expect::Success) if i == 2 * users => create += 1,
+                (i, Expect::Success) if (users..2 * users).contains(&i) => revoke += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!((issue, create, revoke), (160, 30, 10));
+    }
+
+    #[test]
+    fn workers_start_at_different_users() {
+        let first = |index| pick(Scenario::IssueToken, index, 256, 0).0;
+        assert_ne!(first(0), first(1));
+        assert_eq!(pick(Scenario::Healthz, 5, 1, 9), (0, Expect::Success));
     }
 }
