@@ -228,24 +228,7 @@ async fn run_scenarios(cli: &RunArgs, mut bounds: Bounds) -> Result<()> {
         Target::new(&endpoint)?,
         Signer::new(&endpoint, key.clone())?,
     );
-    let mut setup = target.connect().await?;
-    let users = api::create_users(&mut setup, &signer, cli.users.max(1))
-        .await
-        .context("creating the test users")?;
-    drop(setup);
-    let mut job = Job {
-        endpoint: endpoint.to_string(),
-        key: key.to_base64(),
-        scenario: Scenario::Healthz,
-        users,
-        spec: LoadSpec {
-            connections: cli.connections,
-            duration: Duration::from_secs_f64(cli.duration),
-            max_requests: cli.max_requests,
-            rate: None,
-        },
-        start_at_ms: 0,
-    };
+    let mut job = first_job(cli, &endpoint, &key, &target, &signer).await?;
     let mut issue_rps = None;
     let mut failed = 0;
     let scenarios = match cli.scenarios.is_empty() {
@@ -278,6 +261,34 @@ async fn run_scenarios(cli: &RunArgs, mut bounds: Bounds) -> Result<()> {
     Ok(())
 }
 
+/// Creates the users every scenario shares and describes the load (the scenario and rate are
+/// set per scenario).
+async fn first_job(
+    cli: &RunArgs,
+    endpoint: &url::Url,
+    key: &AccessKey,
+    target: &Target,
+    signer: &Signer,
+) -> Result<Job> {
+    let mut setup = target.connect().await?;
+    let users = api::create_users(&mut setup, signer, cli.users.max(1))
+        .await
+        .context("creating the test users")?;
+    Ok(Job {
+        endpoint: endpoint.to_string(),
+        key: key.to_base64(),
+        scenario: Scenario::Healthz,
+        users,
+        spec: LoadSpec {
+            connections: cli.connections,
+            duration: Duration::from_secs_f64(cli.duration),
+            max_requests: cli.max_requests,
+            rate: None,
+        },
+        start_at_ms: 0,
+    })
+}
+
 /// Runs one scenario from this process, or split between `processes` child processes.
 async fn run_one(
     job: &Job,
@@ -285,6 +296,8 @@ async fn run_one(
     target: &Target,
     signer: &Signer,
 ) -> Result<LoadReport> {
+    // Never more processes than connections: each needs one.
+    let processes = processes.min(job.spec.connections);
     if processes > 1 {
         let job = Job {
             start_at_ms: processes::start_time(),
