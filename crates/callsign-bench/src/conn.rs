@@ -49,18 +49,24 @@ impl Target {
 
     /// Opens one connection.
     pub async fn connect(&self) -> Result<Conn> {
+        Ok(Conn {
+            sender: self.open().await?,
+            target: self.clone(),
+        })
+    }
+
+    async fn open(&self) -> Result<SendRequest<Full<Bytes>>> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .with_context(|| format!("connecting to {}:{}", self.host, self.port))?;
         tcp.set_nodelay(true)?;
-        let sender = match &self.tls {
-            None => start(tcp).await?,
+        match &self.tls {
+            None => start(tcp).await,
             Some(tls) => {
                 let name = ServerName::try_from(self.host.clone())?;
-                start(tls.connect(name, tcp).await.context("TLS handshake")?).await?
+                start(tls.connect(name, tcp).await.context("TLS handshake")?).await
             }
-        };
-        Ok(Conn { sender })
+        }
     }
 }
 
@@ -91,6 +97,7 @@ where
 /// One open connection; requests on it are sent one after another.
 pub struct Conn {
     sender: SendRequest<Full<Bytes>>,
+    target: Target,
 }
 
 /// A response's status and whole body.
@@ -102,9 +109,12 @@ pub struct Answer {
 }
 
 impl Conn {
-    /// Sends `request` and reads the whole answer.
+    /// Sends `request` and reads the whole answer, on a new connection if the server closed this
+    /// one (a keep-alive limit or idle timeout of a server or proxy), as a pooled client would.
     pub async fn send(&mut self, request: &SignedRequest) -> Result<Answer> {
-        self.sender.ready().await.context("connection closed")?;
+        if self.sender.ready().await.is_err() {
+            self.sender = self.target.open().await?;
+        }
         let response = self.sender.send_request(request.to_request()).await?;
         let status = response.status();
         let body = response.into_body().collect().await?.to_bytes();
@@ -125,6 +135,44 @@ impl Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::presign::{Signer, Template};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers one request per connection, then closes it.
+    async fn one_request_per_connection() -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buffer = [0u8; 4096];
+                let _ = stream.read(&mut buffer).await;
+                let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_closed_connection_is_reopened() {
+        let addr = one_request_per_connection().await;
+        let endpoint = url::Url::parse(&format!("http://{addr}/")).unwrap();
+        let mut conn = Target::new(&endpoint).unwrap().connect().await.unwrap();
+        let key = callsign_common::AccessKey::from_base64("pw==").unwrap();
+        let healthz = Template {
+            method: http::Method::GET,
+            path: "/healthz".into(),
+            body: None,
+            signed: false,
+        };
+        let request = Signer::new(&endpoint, key)
+            .unwrap()
+            .sign(&healthz, chrono::Utc::now());
+        for _ in 0..3 {
+            let answer = conn.send(&request).await.unwrap();
+            assert_eq!(answer.success().unwrap(), "ok");
+        }
+    }
 
     #[test]
     fn targets_of_http_and_https_endpoints() {
