@@ -3,10 +3,13 @@
 # one `callsign serve` on core 0, then, alternately on core 1, callsign-bench and wrk, for
 # `GET /healthz` and for issue-token, RUNS times, 16 connections, DURATION seconds each. Prints
 # one line per measurement: run, tool, scenario, req/s, p99 ms, failed requests, the client's CPU
-# time per request (user + system, µs; /usr/bin/time) and the 1-minute load average.
+# time per request (user + system, µs; /usr/bin/time), the share of core 0 the server got and the
+# share of core 0 left idle (/proc; idle time there means the client, not the server's core, was
+# the limit), and the 1-minute load average.
 #
 #   cargo build --release -p callsign -p callsign-bench
 #   crates/callsign-bench/wrk/compare.sh            # ES256; SIGNING_ALG=rs256 for RS256
+
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 RUNS=${RUNS:-3} DURATION=${DURATION:-5} CONNECTIONS=${CONNECTIONS:-16}
@@ -21,6 +24,24 @@ until grep -q '^connection string: ' "$data.out" 2>/dev/null; do sleep 0.2; done
 connection=$(sed -n 's/^connection string: //p' "$data.out")
 url="http://127.0.0.1:$PORT"
 load() { cut -d' ' -f1 /proc/loadavg; }
+# clock ticks: the server's CPU time, core 0's idle time, core 0's total
+ticks() {
+  echo "$(awk '{print $14 + $15}' "/proc/$server/stat")" \
+    "$(awk '$1 == "cpu0" {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)"
+}
+shares() { # ticks before, ticks after: "server% idle%" of core 0
+  read -r s0 i0 t0 <<<"$1"
+  read -r s1 i1 t1 <<<"$2"
+  awk -v s=$((s1 - s0)) -v i=$((i1 - i0)) -v t=$((t1 - t0)) \
+    'BEGIN { printf "%d%% %d%%", 100 * s / t, 100 * i / t }'
+}
+measure() { # tool scenario command...
+  local before after result
+  before=$(ticks)
+  result=$("${@:3}")
+  after=$(ticks)
+  echo "$run $1 $2 $result $(shares "$before" "$after") $(load)"
+}
 timed() { /usr/bin/time -o "$cpu" -f '%U %S' taskset -c 1 "$@"; }
 # µs of client CPU per request: the figure that says whether the client or the server is the bound
 per_request() { awk -v n="$1" '{ printf "%.1f", ($1 + $2) * 1e6 / n }' "$cpu"; }
@@ -48,12 +69,12 @@ wrk_run() { # path [script args...]
   echo "$rps $p99 ${bad:-0} $(per_request "$requests")"
 }
 
-echo "run tool scenario req/s p99_ms errors client_cpu_us_per_request load1"
+echo "run tool scenario req/s p99_ms errors client_cpu_us_per_request server_core0 idle_core0 load1"
 for run in $(seq "$RUNS"); do
-  echo "$run callsign-bench healthz $(harness healthz) $(load)"
-  echo "$run wrk healthz $(wrk_run "$url/healthz") $(load)"
-  echo "$run callsign-bench issue_token $(harness issue-token) $(load)"
+  measure callsign-bench healthz harness healthz
+  measure wrk healthz wrk_run "$url/healthz"
+  measure callsign-bench issue_token harness issue-token
   "$bin/callsign-bench" presign --connection-string "$connection" --scenario issue-token \
     --users "$USERS" >"$requests" 2>/dev/null
-  echo "$run wrk issue_token $(wrk_run -s crates/callsign-bench/wrk/presigned.lua "$url" -- "$requests") $(load)"
+  measure wrk issue_token wrk_run -s crates/callsign-bench/wrk/presigned.lua "$url" -- "$requests"
 done
