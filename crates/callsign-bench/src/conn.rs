@@ -14,6 +14,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{handshake, SendRequest};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -49,13 +51,15 @@ impl Target {
 
     /// Opens one connection.
     pub async fn connect(&self) -> Result<Conn> {
+        let (sender, connection) = self.open().await?;
         Ok(Conn {
-            sender: self.open().await?,
+            sender,
+            connection: Some(connection),
             target: self.clone(),
         })
     }
 
-    async fn open(&self) -> Result<SendRequest<Full<Bytes>>> {
+    async fn open(&self) -> Result<(SendRequest<Full<Bytes>>, Driver)> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .with_context(|| format!("connecting to {}:{}", self.host, self.port))?;
@@ -81,22 +85,42 @@ fn tls_config() -> Result<rustls::ClientConfig> {
     Ok(config)
 }
 
-/// Hands the stream to hyper; its connection task runs beside the worker.
-async fn start<S>(stream: S) -> Result<SendRequest<Full<Bytes>>>
+/// The future that reads and writes a connection (hyper's `Connection`).
+type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
+
+/// Hands the stream to hyper.
+async fn start<S>(stream: S) -> Result<(SendRequest<Full<Bytes>>, Driver)>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (sender, connection) = handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        // An error here reaches the worker as the failure of its next request.
-        let _ = connection.await;
-    });
-    Ok(sender)
+    Ok((sender, Box::pin(connection)))
+}
+
+/// Awaits `future` while driving the connection in the same task, so that reading an answer and
+/// writing the next request happen in one poll, as in an event loop (a spawned connection task
+/// would run only after every other ready task, delaying each next request).
+async fn beside<F: Future>(connection: &mut Option<Driver>, future: F) -> F::Output {
+    let Some(driver) = connection.as_mut() else {
+        return future.await;
+    };
+    tokio::pin!(future);
+    let ended = tokio::select! {
+        biased;
+        output = &mut future => return output,
+        _ = driver.as_mut() => true,
+    };
+    // The connection closed (its error, if any, fails the request): never poll it again.
+    if ended {
+        *connection = None;
+    }
+    future.await
 }
 
 /// One open connection; requests on it are sent one after another.
 pub struct Conn {
     sender: SendRequest<Full<Bytes>>,
+    connection: Option<Driver>,
     target: Target,
 }
 
@@ -112,13 +136,21 @@ impl Conn {
     /// Sends `request` and reads the whole answer, on a new connection if the server closed this
     /// one (a keep-alive limit or idle timeout of a server or proxy), as a pooled client would.
     pub async fn send(&mut self, request: &SignedRequest) -> Result<Answer> {
-        if self.sender.ready().await.is_err() {
-            self.sender = self.target.open().await?;
+        let connection = &mut self.connection;
+        if connection.is_none() || beside(connection, self.sender.ready()).await.is_err() {
+            (self.sender, self.connection) = {
+                let (sender, driver) = self.target.open().await?;
+                (sender, Some(driver))
+            };
         }
-        let response = self.sender.send_request(request.to_request()).await?;
+        let connection = &mut self.connection;
+        let response = beside(connection, self.sender.send_request(request.to_request())).await?;
         let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok(Answer { status, body })
+        let body = beside(connection, response.into_body().collect()).await?;
+        Ok(Answer {
+            status,
+            body: body.to_bytes(),
+        })
     }
 }
 
