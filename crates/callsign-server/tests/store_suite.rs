@@ -10,10 +10,10 @@ use callsign_server::keys::access::random_key;
 use callsign_server::keys::{
     AccessKeys, KeyError, KeyKind, SigningAlg, SigningKey, TransferredKeys,
 };
-use callsign_server::store::LogPosition;
 use callsign_server::store::{
     AuditRecord, EntraAssignment, IdentityRecord, Imported, StoreError, TeamsExtensionAssignment,
 };
+use callsign_server::store::{LogPosition, WebhookClaim};
 use callsign_testkit::TestStorage;
 
 const START: LogPosition = LogPosition::START;
@@ -63,6 +63,7 @@ for_every_backend!(
     throttle_counts_are_per_group_and_window,
     changes_store_their_events_only_when_something_changed,
     audit_events_are_appended_in_order_survive_reset_and_reopen_and_expire,
+    webhook_progress_is_kept_by_the_lease_holder_and_survives_reopen,
 );
 
 fn record(id: &str, custom_id: Option<&str>) -> IdentityRecord {
@@ -871,4 +872,62 @@ async fn changes_store_their_events_only_when_something_changed(backend: &TestSt
     assert!(store.revoke_tokens("c".into(), 9).await.unwrap());
     assert!(store.delete_identity("c".into(), 10).await.unwrap());
     assert_eq!(store.events_after(START, 100).await.unwrap().len(), 9);
+}
+
+async fn webhook_progress_is_kept_by_the_lease_holder_and_survives_reopen(backend: &TestStorage) {
+    let store = backend.open().await;
+    let hook = "http://127.0.0.1:9/hook";
+    let held = |delivered| WebhookClaim::Held { delivered };
+    let single_process = store.backend_name() == "sqlite";
+    // A data dir's positions are ids alone (one writer commits in id order).
+    let position = |commit, id| LogPosition {
+        commit: if single_process { 0 } else { commit },
+        id,
+    };
+    // New: nothing delivered yet.
+    assert_eq!(
+        store.claim_webhook(hook, "a", 0, 1_000).await.unwrap(),
+        held(None)
+    );
+    let first = position(7, 3);
+    assert!(store.webhook_delivered(hook, "a", first).await.unwrap());
+    // Renewed by its holder, with its progress.
+    assert_eq!(
+        store.claim_webhook(hook, "a", 500, 1_500).await.unwrap(),
+        held(Some(first))
+    );
+    // Another webhook is apart.
+    assert_eq!(
+        store
+            .claim_webhook("http://127.0.0.1:9/other", "b", 500, 1_500)
+            .await
+            .unwrap(),
+        held(None)
+    );
+    let other = store.claim_webhook(hook, "b", 1_000, 2_000).await.unwrap();
+    if single_process {
+        // A data dir serves one process: a holder found is a dead one, replaced at once.
+        assert_eq!(other, held(Some(first)));
+        assert!(!store.webhook_delivered(hook, "a", START).await.unwrap());
+    } else {
+        // Nodes take turns: b waits for a's lease to run out.
+        assert_eq!(other, WebhookClaim::Busy);
+        assert!(!store.webhook_delivered(hook, "b", START).await.unwrap());
+        assert_eq!(
+            store.claim_webhook(hook, "b", 1_500, 2_500).await.unwrap(),
+            held(Some(first))
+        );
+        // a lost it: its late acknowledgement is not recorded.
+        assert!(!store.webhook_delivered(hook, "a", START).await.unwrap());
+    }
+    let second = position(9, 5);
+    assert!(store.webhook_delivered(hook, "b", second).await.unwrap());
+    drop(store);
+
+    let store = backend.open().await;
+    assert_eq!(
+        store.claim_webhook(hook, "b", 3_000, 4_000).await.unwrap(),
+        held(Some(second)),
+        "durable across a reopen"
+    );
 }

@@ -10,6 +10,7 @@ use crate::store::{
     AssignmentStore, AuditRecord, AuditStore, Backend, EntraAssignment, HealthStore,
     IdentityRecord, IdentityStore, Imported, KeyStore, KeyVersion, LogPosition, PoolStatus,
     Snapshot, StoreError, StoreStats, TeamsExtensionAssignment, ThrottleStore, TransferStore,
+    WebhookClaim, WebhookStore,
 };
 use callsign_common::AccessKey;
 use chrono::{DateTime, Utc};
@@ -389,6 +390,36 @@ impl AuditStore for Metered {
         self.timed(
             "delete_events_before",
             self.inner.delete_events_before(before_us),
+        )
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl WebhookStore for Metered {
+    async fn claim_webhook(
+        &self,
+        webhook: &str,
+        holder: &str,
+        now_us: i64,
+        until_us: i64,
+    ) -> Result<WebhookClaim, StoreError> {
+        self.timed(
+            "claim_webhook",
+            self.inner.claim_webhook(webhook, holder, now_us, until_us),
+        )
+        .await
+    }
+
+    async fn webhook_delivered(
+        &self,
+        webhook: &str,
+        holder: &str,
+        position: LogPosition,
+    ) -> Result<bool, StoreError> {
+        self.timed(
+            "webhook_delivered",
+            self.inner.webhook_delivered(webhook, holder, position),
         )
         .await
     }

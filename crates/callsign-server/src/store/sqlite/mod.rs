@@ -13,6 +13,7 @@ mod backup;
 mod identities;
 mod keys;
 mod transfer;
+mod webhooks;
 mod writer;
 
 use super::{HealthStore, LocalWindows, OpenMode, StoreError, ThrottleStore};
@@ -96,6 +97,15 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX identities_stamped ON identities (id)
         WHERE revoked_before_us IS NOT NULL OR deleted_at_us IS NOT NULL;
+"#,
+    // How far each webhook is delivered, and who delivers it.
+    r#"
+    CREATE TABLE webhook_deliveries (
+        webhook TEXT PRIMARY KEY NOT NULL,
+        delivered_id INTEGER,
+        holder TEXT NOT NULL,
+        leased_until_us INTEGER NOT NULL
+    ) STRICT;
 "#,
 ];
 
