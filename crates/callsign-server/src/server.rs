@@ -240,6 +240,7 @@ impl Server {
             audit.clone(),
             backend.clone(),
             clock.clone(),
+            metrics.clone(),
         )
         .await?;
         let mut server = Self::assemble(config, backend, keys, readiness, audit, metrics)?;

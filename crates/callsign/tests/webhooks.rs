@@ -244,6 +244,33 @@ async fn a_receiver_that_was_down_gets_every_event_in_order_signed_once() {
         .iter()
         .find(|a| a.event["type"] == "identity.tokensRevoked");
     assert!(revoked.unwrap().event["details"]["revokedBeforeMicros"].is_i64());
+
+    // The attempts are counted, per webhook and outcome (the last acknowledgement is counted
+    // once its answer is back at the server: waited for).
+    let series = |outcome: &str| {
+        format!(
+            "callsign_webhook_attempts_total{{url=\"http://127.0.0.1:{}/hook\",outcome=\"{outcome}\"}} ",
+            receiver.port
+        )
+    };
+    let deadline = Instant::now() + DEADLINE;
+    let (acknowledged, failed) = loop {
+        let metrics = client.send("GET", "/metrics", None).await.text();
+        let count = |outcome: &str| -> usize {
+            let series = series(outcome);
+            let line = metrics.lines().find(|l| l.starts_with(&series));
+            line.unwrap_or_else(|| panic!("{series} in {metrics}"))[series.len()..]
+                .parse()
+                .unwrap()
+        };
+        let counts = (count("acknowledged"), count("failed"));
+        if counts.0 >= 3 || Instant::now() > deadline {
+            break counts;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(acknowledged, 3);
+    assert_eq!(failed, attempts.iter().filter(|a| !a.acknowledged).count());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@
 use super::config::WebhookConfig;
 use crate::audit::{AuditError, AuditLog, LogSignal, LoggedEvent};
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::store::{LogPosition, StoreError, WebhookClaim, WebhookStore};
 use backon::BackoffBuilder;
 use callsign_common::webhook_signature;
@@ -56,6 +57,7 @@ pub(crate) struct Deliverer {
     store: Arc<dyn WebhookStore>,
     clock: Arc<dyn Clock>,
     http: reqwest::Client,
+    metrics: Arc<Metrics>,
     /// This server's name in leases.
     holder: String,
     /// Until when this server's lease lasts, as far as it knows.
@@ -69,6 +71,7 @@ impl Deliverer {
         store: Arc<dyn WebhookStore>,
         clock: Arc<dyn Clock>,
         http: reqwest::Client,
+        metrics: Arc<Metrics>,
         holder: String,
     ) -> Self {
         Self {
@@ -77,6 +80,7 @@ impl Deliverer {
             store,
             clock,
             http,
+            metrics,
             holder,
             leased_until: None,
         }
@@ -204,9 +208,11 @@ impl Deliverer {
             if !self.keep_lease().await? {
                 return Ok(Some(Stop::LostLease));
             }
-            let failure = match self.attempt(logged.event.id, &body).await {
-                Ok(()) => return Ok(None),
-                Err(failure) => failure,
+            let outcome = self.attempt(logged.event.id, &body).await;
+            self.metrics
+                .webhook_attempt(self.webhook.url.as_str(), outcome.is_ok());
+            let Err(failure) = outcome else {
+                return Ok(None);
             };
             let delay = delays.next().unwrap_or(self.webhook.max_retry);
             tracing::warn!(

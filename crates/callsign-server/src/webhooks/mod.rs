@@ -14,6 +14,7 @@ pub use delivery::{ATTEMPT_TIMEOUT, LEASE};
 
 use crate::audit::AuditLog;
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::store::WebhookStore;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -52,6 +53,7 @@ impl Webhooks {
         log: Arc<AuditLog>,
         store: Arc<dyn WebhookStore>,
         clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, WebhookError> {
         if webhooks.is_empty() {
             return Ok(Self::default());
@@ -61,12 +63,14 @@ impl Webhooks {
         let mut tasks = Vec::with_capacity(webhooks.len());
         for webhook in webhooks {
             let url = webhook.url.to_string();
+            metrics.webhook_configured(&url);
             let mut deliverer = Deliverer::new(
                 webhook.clone(),
                 log.clone(),
                 store.clone(),
                 clock.clone(),
                 http.clone(),
+                metrics.clone(),
                 holder.clone(),
             );
             // Subscribed before the first read: nothing stored from here on goes unnoticed.
