@@ -106,6 +106,15 @@ impl Receiver {
             let _ = tokio::time::timeout(left.min(Duration::from_millis(200)), changed).await;
         }
     }
+
+    /// Waits until an event about `subject` has been acknowledged.
+    async fn wait_acknowledged(&self, subject: &str) {
+        self.wait_for(subject, |a| {
+            a.iter()
+                .any(|a| a.acknowledged && a.event["subject"] == subject)
+        })
+        .await;
+    }
 }
 
 async fn receive(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> StatusCode {
@@ -216,12 +225,7 @@ async fn a_receiver_that_was_down_gets_every_event_in_order_signed_once() {
         .await;
     // Whatever else comes, comes after a later event: create one and wait for it.
     let marker = client.create_user().await;
-    receiver
-        .wait_for("the marker", |a| {
-            a.iter()
-                .any(|a| a.acknowledged && a.event["subject"] == marker.as_str())
-        })
-        .await;
+    receiver.wait_acknowledged(&marker).await;
     assert_eq!(
         receiver.acknowledged(),
         [
@@ -311,30 +315,15 @@ async fn kill_9_before_or_during_a_delivery_delivers_again_and_never_what_was_ac
     // Up: both arrive, acknowledged once each.
     receiver.set(Mode::Up);
     let server = serve(&data, &config);
-    receiver
-        .wait_for("both delivered", |a| {
-            a.iter()
-                .any(|a| a.acknowledged && a.event["subject"] == before.as_str())
-        })
-        .await;
+    receiver.wait_acknowledged(&before).await;
     // An event after them, acknowledged: the position of the two was recorded before it was
     // sent. Then killed, restarted, and one more event.
     let after = server.client().create_user().await;
-    receiver
-        .wait_for("the next", |a| {
-            a.iter()
-                .any(|a| a.acknowledged && a.event["subject"] == after.as_str())
-        })
-        .await;
+    receiver.wait_acknowledged(&after).await;
     kill_9(server);
     let server = serve(&data, &config);
     let last = server.client().create_user().await;
-    receiver
-        .wait_for("the last", |a| {
-            a.iter()
-                .any(|a| a.acknowledged && a.event["subject"] == last.as_str())
-        })
-        .await;
+    receiver.wait_acknowledged(&last).await;
 
     let acknowledged = receiver.acknowledged();
     let times = |user: &str| acknowledged.iter().filter(|(_, s)| s == user).count();
