@@ -60,8 +60,17 @@ pub(crate) struct Deliverer {
     metrics: Arc<Metrics>,
     /// This server's name in leases.
     holder: String,
-    /// Until when this server's lease lasts, as far as it knows.
-    leased_until: Option<DateTime<Utc>>,
+    /// The lease this server holds, as far as it knows.
+    lease: Option<Lease>,
+}
+
+/// A lease held on a webhook.
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    /// When it runs out.
+    until: DateTime<Utc>,
+    /// The position stored as delivered.
+    delivered: LogPosition,
 }
 
 impl Deliverer {
@@ -82,7 +91,7 @@ impl Deliverer {
             http,
             metrics,
             holder,
-            leased_until: None,
+            lease: None,
         }
     }
 
@@ -101,36 +110,48 @@ impl Deliverer {
             )
             .await?;
         let WebhookClaim::Held { delivered } = claim else {
-            self.leased_until = None;
+            self.lease = None;
             return Ok(None);
         };
-        self.leased_until = Some(until);
-        if let Some(delivered) = delivered {
-            return Ok(Some(delivered));
-        }
-        let start = self.log.latest_position().await?;
-        self.record(start).await?;
-        Ok(Some(start))
+        let delivered = match delivered {
+            Some(delivered) => delivered,
+            None => {
+                let start = self.log.latest_position().await?;
+                self.store
+                    .webhook_delivered(self.webhook.key(), &self.holder, start)
+                    .await?;
+                start
+            }
+        };
+        self.lease = Some(Lease { until, delivered });
+        Ok(Some(delivered))
     }
 
-    /// Renews the lease when less than half of it is left; says whether this server holds it.
-    async fn keep_lease(&mut self) -> Result<bool, DeliveryError> {
+    /// The stored position while this server holds the lease, renewed once less than half of it
+    /// is left (so an idle webhook costs a write per half lease, not per round); `None` when
+    /// another node holds it.
+    async fn holding(&mut self) -> Result<Option<LogPosition>, DeliveryError> {
         let half = chrono::Duration::from_std(LEASE / 2).expect("a short lease");
-        match self.leased_until {
-            Some(until) if until - self.clock.now() > half => Ok(true),
-            _ => Ok(self.claim().await?.is_some()),
+        match self.lease {
+            Some(lease) if lease.until - self.clock.now() > half => Ok(Some(lease.delivered)),
+            _ => self.claim().await,
         }
     }
 
-    /// Records durably that the receiver has everything through `position`.
+    /// Records durably that the receiver has everything through `position`; `false` when the
+    /// lease was lost meanwhile.
     async fn record(&mut self, position: LogPosition) -> Result<bool, DeliveryError> {
         let kept = self
             .store
             .webhook_delivered(self.webhook.key(), &self.holder, position)
             .await?;
-        if !kept {
-            self.leased_until = None;
-        }
+        self.lease = match (kept, self.lease) {
+            (true, Some(lease)) => Some(Lease {
+                delivered: position,
+                ..lease
+            }),
+            _ => None,
+        };
         Ok(kept)
     }
 
@@ -156,7 +177,7 @@ impl Deliverer {
         &mut self,
         signal: &mut watch::Receiver<LogSignal>,
     ) -> Result<Option<Stop>, DeliveryError> {
-        let Some(mut delivered) = self.claim().await? else {
+        let Some(mut delivered) = self.holding().await? else {
             return Ok(Some(Stop::LostLease));
         };
         loop {
@@ -184,7 +205,8 @@ impl Deliverer {
                 }
             }
             // Past the events this webhook does not receive, too.
-            if !self.record(last).await? {
+            let recorded = self.lease.map(|lease| lease.delivered);
+            if recorded != Some(last) && !self.record(last).await? {
                 return Ok(Some(Stop::LostLease));
             }
             delivered = last;
@@ -205,7 +227,7 @@ impl Deliverer {
             .without_max_times()
             .build();
         for attempt in 1u32.. {
-            if !self.keep_lease().await? {
+            if self.holding().await?.is_none() {
                 return Ok(Some(Stop::LostLease));
             }
             let outcome = self.attempt(logged.event.id, &body).await;
