@@ -549,7 +549,9 @@ async fn events_prints_the_feed_and_follows_it() {
     let next = tokio::task::spawn_blocking(move || {
         use std::io::BufRead;
         let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
         line
     });
     let second = client.create_user().await;

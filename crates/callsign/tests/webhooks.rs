@@ -29,6 +29,8 @@ enum Mode {
     Down,
     /// Never answers.
     Hold,
+    /// Answers 307 to `/elsewhere` on the same receiver.
+    Redirect,
 }
 
 /// One delivery attempt as the receiver saw it.
@@ -43,6 +45,8 @@ struct Attempt {
 #[derive(Default)]
 struct Shared {
     mode: Mutex<Option<Mode>>,
+    /// Requests that reached `/elsewhere`.
+    elsewhere: Mutex<usize>,
     attempts: Mutex<Vec<Attempt>>,
     changed: Notify,
 }
@@ -60,13 +64,22 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = shared.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
-                let shared = state.clone();
-                async move { receive(&shared, &headers, &body).await }
-            }),
-        );
+        let elsewhere = shared.clone();
+        let app = axum::Router::new()
+            .route(
+                "/hook",
+                axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                    let shared = state.clone();
+                    async move { receive(&shared, &headers, &body).await }
+                }),
+            )
+            .route(
+                "/elsewhere",
+                axum::routing::any(move || {
+                    *elsewhere.elsewhere.lock().unwrap() += 1;
+                    async { StatusCode::NO_CONTENT }
+                }),
+            );
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { port, shared }
     }
@@ -117,7 +130,8 @@ impl Receiver {
     }
 }
 
-async fn receive(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> StatusCode {
+async fn receive(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let header = |name: &str| {
         headers
             .get(name)
@@ -143,10 +157,15 @@ async fn receive(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> StatusCod
     shared.attempts.lock().unwrap().push(attempt);
     shared.changed.notify_waiters();
     match mode {
-        Mode::Up if signed => StatusCode::NO_CONTENT,
-        Mode::Up => StatusCode::BAD_REQUEST,
-        Mode::Down => StatusCode::SERVICE_UNAVAILABLE,
+        Mode::Up if signed => StatusCode::NO_CONTENT.into_response(),
+        Mode::Up => StatusCode::BAD_REQUEST.into_response(),
+        Mode::Down => StatusCode::SERVICE_UNAVAILABLE.into_response(),
         Mode::Hold => std::future::pending().await,
+        Mode::Redirect => (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(axum::http::header::LOCATION, "/elsewhere")],
+        )
+            .into_response(),
     }
 }
 
@@ -165,7 +184,13 @@ fn config(dir: &Path, url: &str, events: &str) -> PathBuf {
 }
 
 fn serve(data: &Path, config: &Path) -> ServeProcess {
+    serve_with(data, config, &[])
+}
+
+/// [`serve`] with more environment variables.
+fn serve_with(data: &Path, config: &Path, env: &[(&str, &str)]) -> ServeProcess {
     let mut cmd = Command::new(BIN);
+    cmd.envs(env.iter().copied());
     cmd.env_remove("CALLSIGN_ACCESS_KEY")
         .env("RUST_LOG", "error")
         .env("TEST_WEBHOOK_SECRET", SECRET)
@@ -484,4 +509,38 @@ async fn a_cluster_delivers_each_event_once() {
     let mut sorted = positions.clone();
     sorted.sort_unstable();
     assert_eq!(positions, sorted, "delivered in the log's order");
+}
+
+/// Only the configured URL is contacted: a redirect is a failed attempt, not followed, and a
+/// proxy in the environment is not used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_configured_url_is_contacted() {
+    let receiver = Receiver::start(Mode::Redirect).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        dir.path(),
+        &format!("http://127.0.0.1:{}/hook", receiver.port),
+        "[]",
+    );
+    // A proxy that does not exist: a delivery through it would fail.
+    let proxy = "http://127.0.0.1:1";
+    let env = [
+        ("HTTP_PROXY", proxy),
+        ("http_proxy", proxy),
+        ("ALL_PROXY", proxy),
+    ];
+    let server = serve_with(&dir.path().join("data"), &config, &env);
+    let user = server.client().create_user().await;
+    receiver
+        .wait_for("redirected twice", |a| a.len() >= 2)
+        .await;
+    receiver.set(Mode::Up);
+    receiver.wait_acknowledged(&user).await;
+    assert_eq!(
+        *receiver.shared.elsewhere.lock().unwrap(),
+        0,
+        "a redirect was followed"
+    );
+    let attempts = receiver.attempts();
+    assert!(attempts.len() >= 3 && attempts.iter().all(|a| a.id == attempts[0].id));
 }
