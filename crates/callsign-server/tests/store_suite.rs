@@ -50,6 +50,7 @@ for_every_backend!(
     two_handles_see_each_others_writes_at_once,
     reopening_migrates_nothing_twice,
     revocation_covers_tokens_stamped_by_a_clock_ahead,
+    token_stamps_follow_revocations_and_later_ones_cover_them,
     teams_extension_assignments_are_created_replaced_and_deleted,
     entra_assignments_are_paged_updated_and_deleted,
     keys_are_created_once_and_the_seed_only_seeds,
@@ -65,6 +66,24 @@ for_every_backend!(
     audit_events_are_appended_in_order_survive_reset_and_reopen_and_expire,
     webhook_progress_is_kept_by_the_lease_holder_and_survives_reopen,
 );
+
+async fn token_stamps_follow_revocations_and_later_ones_cover_them(backend: &TestStorage) {
+    let store = backend.open().await;
+    assert_eq!(store.stamp_token("nobody", 10).await.unwrap(), None);
+    store.create_identity(record("t", None)).await.unwrap();
+    assert_eq!(store.stamp_token("t", 10).await.unwrap(), Some(10));
+    // Revoked by a node whose clock is ahead (cut-off 100): a token stamped later by this node
+    // (its clock at 20) is stamped just after the cut-off, so it is valid.
+    assert!(store.revoke_tokens("t".into(), 100).await.unwrap());
+    assert_eq!(store.stamp_token("t", 20).await.unwrap(), Some(101));
+    // Stamped 150 (a clock ahead), then revoked at 120: the revocation covers it.
+    assert_eq!(store.stamp_token("t", 150).await.unwrap(), Some(150));
+    assert!(store.revoke_tokens("t".into(), 120).await.unwrap());
+    let t = store.get_identity("t".into()).await.unwrap().unwrap();
+    assert!(t.revoked_before_us.unwrap() >= 150, "{t:?}");
+    assert!(store.delete_identity("t".into(), 200).await.unwrap());
+    assert_eq!(store.stamp_token("t", 300).await.unwrap(), None);
+}
 
 fn record(id: &str, custom_id: Option<&str>) -> IdentityRecord {
     IdentityRecord::new(id.into(), custom_id.map(Into::into), 1)

@@ -99,6 +99,11 @@ impl IdentityStore for Metered {
             .await
     }
 
+    async fn stamp_token(&self, id: &str, at_us: i64) -> Result<Option<i64>, StoreError> {
+        self.timed("stamp_token", self.inner.stamp_token(id, at_us))
+            .await
+    }
+
     async fn record_token_issued(&self, id: String, at_us: i64) -> Result<(), StoreError> {
         self.timed(
             "record_token_issued",

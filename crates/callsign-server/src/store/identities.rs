@@ -38,6 +38,12 @@ impl IdentityRecord {
     }
 }
 
+/// A token stamp of `at_us` moved, if need be, to just after `revoked_before_us`: a token issued
+/// after a revocation is valid even when the revoking node's clock runs ahead.
+pub fn after_revocation(at_us: i64, revoked_before_us: Option<i64>) -> i64 {
+    at_us.max(revoked_before_us.map_or(i64::MIN, |cut| cut.saturating_add(1)))
+}
+
 /// Where identities live. Every write is durable before its future resolves.
 ///
 /// Each change has a form `…_with_events` that appends audit events ([`AuditRecord`]) in the
@@ -64,6 +70,23 @@ pub trait IdentityStore: Send + Sync + 'static {
 
     /// Notes that a token was issued (informational; may be written late).
     async fn record_token_issued(&self, id: String, at_us: i64) -> Result<(), StoreError>;
+
+    /// The issue stamp of a new token for the live identity `id`, recorded as its last token
+    /// issue: `at_us`, or just after the identity's revocation stamp when that is later (the
+    /// node that revoked may have a clock ahead of this one's); `None` when no live identity has
+    /// `id`. What issuing a token asks of the store, in one call, so that a backend across a
+    /// network (PostgreSQL) answers it in one round trip.
+    async fn stamp_token(&self, id: &str, at_us: i64) -> Result<Option<i64>, StoreError> {
+        let Some(record) = self.get_identity(id.to_owned()).await? else {
+            return Ok(None);
+        };
+        if !record.is_live() {
+            return Ok(None);
+        }
+        let stamp = after_revocation(at_us, record.revoked_before_us);
+        self.record_token_issued(id.to_owned(), stamp).await?;
+        Ok(Some(stamp))
+    }
 
     /// Revokes every token issued at or before `before_us`, and every token recorded as issued so
     /// far (another node's clock may run ahead of this one's); false when no live identity has `id`.
