@@ -383,7 +383,7 @@ async fn on_postgresql_the_pool_and_store_errors_are_shown() {
     assert_eq!(reply.status, 503);
     let (_, _, text) = scrape(metrics_addr).await;
     let m = Exposition::parse(&text);
-    let read = [("backend", "postgres"), ("operation", "get_identity")];
+    let read = [("backend", "postgres"), ("operation", "token_state")];
     assert!(m.get("callsign_store_errors_total", &read) >= 1.0);
     assert_eq!(
         m.get(

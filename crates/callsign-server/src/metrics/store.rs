@@ -9,7 +9,8 @@ use crate::keys::{KeyError, KeyKind, ResourceKeys, SigningAlg, TransferredKeys};
 use crate::store::{
     AssignmentStore, AuditRecord, AuditStore, Backend, EntraAssignment, HealthStore,
     IdentityRecord, IdentityStore, Imported, KeyStore, KeyVersion, LogPosition, PoolStatus,
-    Snapshot, StoreError, StoreStats, TeamsExtensionAssignment, ThrottleStore, TransferStore,
+    Snapshot, StoreError, StoreStats, TeamsExtensionAssignment, ThrottleStore, TokenState,
+    TransferStore,
 };
 use callsign_common::AccessKey;
 use chrono::{DateTime, Utc};
@@ -96,6 +97,10 @@ impl IdentityStore for Metered {
     async fn get_identity(&self, id: String) -> Result<Option<IdentityRecord>, StoreError> {
         self.timed("get_identity", self.inner.get_identity(id))
             .await
+    }
+
+    async fn token_state(&self, id: &str) -> Result<Option<TokenState>, StoreError> {
+        self.timed("token_state", self.inner.token_state(id)).await
     }
 
     async fn record_token_issued(&self, id: String, at_us: i64) -> Result<(), StoreError> {
