@@ -73,7 +73,7 @@ pub fn mint_until(
         resource_id: keys.resource_id.to_string(),
         resource_location: Some(LOCATION.to_owned()),
         iat,
-        jti: Some(uuid::Uuid::new_v4().simple().to_string()),
+        jti: Some(token_id()),
         iat_micros: Some(stamp_us),
     };
     let signer = &keys.ring.current;
@@ -92,6 +92,17 @@ pub fn mint_until(
         expires_on: DateTime::from_timestamp(exp, 0).expect("exp in range"),
         alg: signer.alg(),
     }
+}
+
+/// A new random token id (`jti`): a version 4 UUID from aws-lc's generator, which, unlike
+/// `Uuid::new_v4` (a `getrandom` system call each), draws from a per-thread DRBG.
+fn token_id() -> String {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the random generator works");
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .simple()
+        .to_string()
 }
 
 /// Why a token does not verify (docs/protocol.md §7.2): introspection reports it as `reason`.
@@ -169,6 +180,14 @@ mod tests {
         assert_eq!(claims.acs_scope, "chat,voip");
         assert_eq!(claims.iat_micros, Some(stamp));
         assert_eq!(claims.csi, claims.iat.to_string());
+        let jti = uuid::Uuid::try_parse(claims.jti.as_deref().unwrap()).unwrap();
+        assert_eq!(jti.get_version(), Some(uuid::Version::Random));
+        let again = verify(
+            &keys,
+            &mint(&keys, &id, &scopes, Minutes::MIN, stamp).token,
+            now,
+        );
+        assert_ne!(again.unwrap().jti, claims.jti, "a new id for each token");
         assert_eq!(
             verify(&keys, &issued.token, issued.expires_on).unwrap_err(),
             Rejection::Expired
