@@ -12,6 +12,7 @@ use callsign_server::keys::{
 };
 use callsign_server::store::{
     AuditRecord, EntraAssignment, IdentityRecord, Imported, StoreError, TeamsExtensionAssignment,
+    TokenState,
 };
 use callsign_server::store::{LogPosition, WebhookClaim};
 use callsign_testkit::TestStorage;
@@ -51,6 +52,7 @@ for_every_backend!(
     reopening_migrates_nothing_twice,
     revocation_covers_tokens_stamped_by_a_clock_ahead,
     token_stamps_follow_revocations_and_later_ones_cover_them,
+    token_states_follow_revokes_deletes_and_resets,
     teams_extension_assignments_are_created_replaced_and_deleted,
     entra_assignments_are_paged_updated_and_deleted,
     keys_are_created_once_and_the_seed_only_seeds,
@@ -198,6 +200,25 @@ async fn revocation_covers_tokens_stamped_by_a_clock_ahead(backend: &TestStorage
     assert!(store.revoke_tokens("s".into(), 40).await.unwrap());
     let s = store.get_identity("s".into()).await.unwrap().unwrap();
     assert_eq!(s.revoked_before_us, Some(50));
+}
+
+async fn token_states_follow_revokes_deletes_and_resets(backend: &TestStorage) {
+    let store = backend.open().await;
+    assert_eq!(store.token_state("t").await.unwrap(), None);
+    store.create_identity(record("t", None)).await.unwrap();
+    let live = |revoked_before_us| Some(TokenState::Live { revoked_before_us });
+    assert_eq!(store.token_state("t").await.unwrap(), live(None));
+    assert!(store.revoke_tokens("t".into(), 10).await.unwrap());
+    assert_eq!(store.token_state("t").await.unwrap(), live(Some(10)));
+    assert!(store.revoke_tokens("t".into(), 20).await.unwrap());
+    assert_eq!(store.token_state("t").await.unwrap(), live(Some(20)));
+    assert!(store.delete_identity("t".into(), 30).await.unwrap());
+    assert_eq!(
+        store.token_state("t").await.unwrap(),
+        Some(TokenState::Deleted)
+    );
+    store.reset().await.unwrap();
+    assert_eq!(store.token_state("t").await.unwrap(), None);
 }
 
 async fn teams_extension_assignments_are_created_replaced_and_deleted(backend: &TestStorage) {

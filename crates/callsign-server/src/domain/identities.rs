@@ -8,7 +8,7 @@ use crate::audit::PendingEvents;
 use crate::clock::{Clock, Stamps};
 use crate::keys::LiveKeys;
 use crate::store::identities::after_revocation;
-use crate::store::{IdentityRecord, IdentityStore};
+use crate::store::{IdentityRecord, IdentityStore, TokenState};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
@@ -296,21 +296,19 @@ impl IdentityService {
         let Ok(id) = IdentityId::parse(&claims.raw_id(), keys.resource_id) else {
             return Ok(not_found);
         };
-        let Some(record) = self.store.get_identity(id.as_str().to_owned()).await? else {
+        let Some(TokenState::Live { revoked_before_us }) =
+            self.store.token_state(id.as_str()).await?
+        else {
             return Ok(not_found);
         };
         let issued_us = claims
             .iat_micros
             .unwrap_or(claims.iat.saturating_mul(1_000_000));
-        let revoked = record.revoked_before_us.is_some_and(|cut| issued_us <= cut);
-        if !record.is_live() {
-            return Ok(not_found);
-        }
-        if revoked {
+        if revoked_before_us.is_some_and(|cut| issued_us <= cut) {
             return Ok(Introspection::Inactive(InactiveReason::Revoked));
         }
         Ok(Introspection::Active {
-            sub: record.id,
+            sub: id.as_str().to_owned(),
             scopes: claims.scopes().into_iter().map(str::to_owned).collect(),
             iat: claims.iat,
             exp: claims.exp,

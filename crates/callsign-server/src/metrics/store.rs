@@ -9,8 +9,8 @@ use crate::keys::{KeyError, KeyKind, ResourceKeys, SigningAlg, TransferredKeys};
 use crate::store::{
     AssignmentStore, AuditRecord, AuditStore, Backend, EntraAssignment, HealthStore,
     IdentityRecord, IdentityStore, Imported, KeyStore, KeyVersion, LogPosition, PoolStatus,
-    Snapshot, StoreError, StoreStats, TeamsExtensionAssignment, ThrottleStore, TransferStore,
-    WebhookClaim, WebhookStore,
+    Snapshot, StoreError, StoreStats, TeamsExtensionAssignment, ThrottleStore, TokenState,
+    TransferStore, WebhookClaim, WebhookStore,
 };
 use callsign_common::AccessKey;
 use chrono::{DateTime, Utc};
@@ -102,6 +102,10 @@ impl IdentityStore for Metered {
     async fn stamp_token(&self, id: &str, at_us: i64) -> Result<Option<i64>, StoreError> {
         self.timed("stamp_token", self.inner.stamp_token(id, at_us))
             .await
+    }
+
+    async fn token_state(&self, id: &str) -> Result<Option<TokenState>, StoreError> {
+        self.timed("token_state", self.inner.token_state(id)).await
     }
 
     async fn record_token_issued(&self, id: String, at_us: i64) -> Result<(), StoreError> {

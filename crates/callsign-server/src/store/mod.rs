@@ -28,7 +28,7 @@ pub mod webhooks;
 pub use assignments::{AssignmentStore, EntraAssignment, TeamsExtensionAssignment};
 pub use audit::{AuditRecord, AuditStore, LogPosition};
 pub use health::HealthStore;
-pub use identities::{IdentityRecord, IdentityStore};
+pub use identities::{IdentityRecord, IdentityStore, TokenState};
 pub use keys::{KeyStore, KeyVersion};
 pub use memory::MemoryStorage;
 pub use stats::{PoolStatus, StoreStats};
