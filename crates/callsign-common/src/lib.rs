@@ -1,5 +1,5 @@
 //! What every callsign client and the callsign server share: communication identifiers, connection
-//! strings, HMAC request signing, access-token claims and the wire time formats.
+//! strings, HMAC request signing, access-token claims, the wire time formats and webhook signatures.
 //!
 //! Keeping one implementation of each here means the server checks exactly what the clients produce.
 
@@ -12,6 +12,7 @@ pub mod hmac;
 pub mod hmac_policy;
 pub mod identifier;
 pub mod time_format;
+pub mod webhook_signature;
 
 pub use api_version::ApiVersion;
 pub use claims::{AccessToken, TokenClaims};

@@ -1,12 +1,13 @@
-//! callsign's own management routes (docs/protocol.md §7.4 and §7.5): listing the identities and
-//! resetting a development server. Azure Communication Services has neither; like every
+//! callsign's own management routes (docs/protocol.md §7.4, §7.5 and §7.10): listing the
+//! identities, resetting a development server and reading the change feed. Azure Communication Services has neither; like every
 //! `/callsign/…` route they take no api-version.
 
 use crate::client::CommunicationIdentityClient;
 use crate::error::{IdentityError, Result};
-use crate::models::ListUsersPage;
+use crate::models::{EventsPage, ListUsersPage};
 use crate::options::{
-    CommunicationIdentityClientListUsersOptions, CommunicationIdentityClientResetOptions,
+    CommunicationIdentityClientListUsersOptions, CommunicationIdentityClientReadEventsOptions,
+    CommunicationIdentityClientResetOptions,
 };
 use crate::paging::Links;
 use azure_core::http::{Method, Pager};
@@ -15,6 +16,10 @@ use azure_core::http::{Method, Pager};
 const LIST_PATH: &str = "/callsign/identities";
 /// The reset.
 const RESET_PATH: &str = "/callsign/:reset";
+/// The change feed.
+const EVENTS_PATH: &str = "/callsign/events";
+/// The longest a feed request may wait for an event.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// The largest page a callsign server serves.
 const MAX_PAGE_SIZE: u32 = 1000;
 
@@ -84,5 +89,44 @@ impl CommunicationIdentityClient {
         self.send_to(url, Method::Post, None, &options.method_options.context)
             .await
             .map(drop)
+    }
+
+    /// callsign extension: one page of the change feed (docs/protocol.md §7.10) — the events
+    /// stored after `options.after`, in commit order, with the cursor to continue from. With
+    /// `options.wait` the server holds the request until an event is stored or the wait ends
+    /// (a long poll), so a loop of calls follows the feed as it happens. A cursor older than
+    /// the server's retention fails with 410 `CursorExpired`.
+    pub async fn read_events(
+        &self,
+        options: Option<CommunicationIdentityClientReadEventsOptions<'_>>,
+    ) -> Result<EventsPage> {
+        let options = options.unwrap_or_default();
+        let mut url = self.on_endpoint_as_is(EVENTS_PATH)?;
+        if let Some(after) = &options.after {
+            url.query_pairs_mut().append_pair("after", after);
+        }
+        if let Some(size) = options.max_page_size {
+            if !(1..=MAX_PAGE_SIZE).contains(&size) {
+                return Err(IdentityError::InvalidArgument(format!(
+                    "max_page_size must be within [1, {MAX_PAGE_SIZE}], got {size}"
+                )));
+            }
+            url.query_pairs_mut()
+                .append_pair("maxpagesize", &size.to_string());
+        }
+        if let Some(wait) = options.wait {
+            if wait > MAX_WAIT {
+                return Err(IdentityError::InvalidArgument(format!(
+                    "wait must be at most {} s",
+                    MAX_WAIT.as_secs()
+                )));
+            }
+            url.query_pairs_mut()
+                .append_pair("wait", &wait.as_secs().to_string());
+        }
+        let response = self
+            .send_to(url, Method::Get, None, &options.method_options.context)
+            .await?;
+        response.body().json().map_err(IdentityError::Transport)
     }
 }

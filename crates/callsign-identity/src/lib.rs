@@ -59,9 +59,9 @@ pub use entra_assignments::{
 };
 pub use error::{IdentityError, Result};
 pub use models::{
-    CommunicationUserDetails, ListUsersPage, ListedUser, TeamsExtensionAssignment,
-    TeamsExtensionAssignmentRequest, TeamsExtensionPrincipalType, TokenExpiry, TokenIntrospection,
-    TokenScope,
+    ChangeEvent, CommunicationUserDetails, EventsPage, ListUsersPage, ListedUser,
+    TeamsExtensionAssignment, TeamsExtensionAssignmentRequest, TeamsExtensionPrincipalType,
+    TokenExpiry, TokenIntrospection, TokenScope,
 };
 #[allow(deprecated)]
 pub use options::{
@@ -77,7 +77,8 @@ pub use options::{
     CommunicationIdentityClientIntrospectTokenOptions,
     CommunicationIdentityClientListEntraAssignmentsOptions,
     CommunicationIdentityClientListUsersOptions, CommunicationIdentityClientOptions,
-    CommunicationIdentityClientResetOptions, CommunicationIdentityClientRevokeTokensOptions,
+    CommunicationIdentityClientReadEventsOptions, CommunicationIdentityClientResetOptions,
+    CommunicationIdentityClientRevokeTokensOptions,
     CommunicationIdentityClientSetEntraAssignmentOptions,
     CommunicationIdentityClientSetTeamsExtensionAssignmentOptions,
     CommunicationIdentityClientUpdateEntraAssignmentsOptions, CreateUserAndTokenOptions,

@@ -227,6 +227,62 @@ pub struct TokenIntrospection {
     pub reason: Option<String>,
 }
 
+/// One event of callsign's change feed (`read_events`, a callsign extension): what changed, when,
+/// to what and who asked — the server's audit event.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ChangeEvent {
+    /// Its id: increasing in the order events were stored, never reused.
+    pub id: i64,
+    /// Its stable type name: `identity.created`, `identity.deleted`, `identity.tokensRevoked`,
+    /// `assignment.changed`, `accessKey.regenerated`, `signingKey.rotated`, `data.reset`,
+    /// `data.imported`, … (servers may add others).
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When it happened.
+    #[serde(with = "event_time")]
+    pub time: DateTime<Utc>,
+    /// The resource it happened on.
+    pub resource: String,
+    /// The identity or object it is about, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Who asked (`{"kind": "accessKey", "which": "primary"}`, …).
+    pub actor: serde_json::Value,
+    /// Type-specific facts, such as a revocation's `revokedBeforeMicros`.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub details: serde_json::Map<String, serde_json::Value>,
+    /// Continue after this event with this cursor.
+    pub cursor: String,
+}
+
+/// An event's time on the wire: RFC 3339, to the microsecond.
+mod event_time {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        callsign_common::time_format::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not a time: {text:?}")))
+    }
+}
+
+/// One page of the change feed.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[non_exhaustive]
+pub struct EventsPage {
+    /// The events after the cursor asked for, in the order they were committed.
+    pub value: Vec<ChangeEvent>,
+    /// Continue from here: the last event's cursor, or the one asked for when there was none.
+    pub cursor: String,
+}
+
 /// A user as callsign's identity list reports it (`list_users`, a callsign extension).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(try_from = "ListedUserWire")]

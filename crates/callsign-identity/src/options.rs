@@ -69,6 +69,21 @@ pub struct CommunicationIdentityClientListUsersOptions<'a> {
     pub custom_id: Option<String>,
 }
 
+/// Options for `read_events` (a callsign extension).
+#[derive(Clone, Debug, Default)]
+pub struct CommunicationIdentityClientReadEventsOptions<'a> {
+    /// Per-call context.
+    pub method_options: ClientMethodOptions<'a>,
+    /// Continue after this cursor (an event's, or a page's); `None` starts at the oldest event
+    /// the server keeps.
+    pub after: Option<String>,
+    /// Events per page (`maxpagesize`, 1 to 1000; the server's default is 100).
+    pub max_page_size: Option<u32>,
+    /// When no event follows the cursor, wait this long (at most 60 s) for one before the server
+    /// answers an empty page (a long poll).
+    pub wait: Option<std::time::Duration>,
+}
+
 /// Declares the options of methods that take nothing but the per-call context.
 macro_rules! context_only_options {
     ($($(#[$doc:meta])* $name:ident;)*) => {$(

@@ -1,5 +1,7 @@
 //! The CPU cost of each step of the token path: HMAC verification of a request, raw-id parsing,
-//! JWT minting (RS256) and token introspection (signature check plus a store read).
+//! JWT minting (RS256 and ES256), the identity's token state as a data dir serves it (from the
+//! serving process's cache, and read from SQLite on the blocking pool) and token introspection
+//! (signature check plus the token state).
 //!
 //! Run with `cargo bench -p callsign-server --bench token_path`.
 
@@ -7,9 +9,11 @@ use callsign_common::hmac::sign_request;
 use callsign_server::audit::PendingEvents;
 use callsign_server::auth::{authenticate_hmac, HmacRequest};
 use callsign_server::clock::{Stamps, SystemClock};
-use callsign_server::domain::{tokens, IdentityId, IdentityService, Minutes, Scope, Scopes};
-use callsign_server::keys::{DataDir, LiveKeys};
-use callsign_server::store::{self, OpenMode};
+use callsign_server::domain::{
+    tokens, IdentityId, IdentityService, Minutes, ResourceId, Scope, Scopes,
+};
+use callsign_server::keys::{DataDir, LiveKeys, SigningAlg};
+use callsign_server::store::{self, IdentityRecord, OpenMode};
 use callsign_server::StorageConfig;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http::{HeaderMap, HeaderValue};
@@ -68,6 +72,45 @@ fn raw_id_and_mint(c: &mut Criterion) {
     group.bench_function("jwt_mint_rs256", |b| {
         b.iter(|| tokens::mint(&keys, black_box(&id), &scopes, Minutes::MIN, stamp))
     });
+    let es256 = DataDir::new(dir.path())
+        .ensure_signing_alg(SigningAlg::Es256, chrono::Utc::now())
+        .unwrap();
+    group.bench_function("jwt_mint_es256", |b| {
+        b.iter(|| tokens::mint(&es256, black_box(&id), &scopes, Minutes::MIN, stamp))
+    });
+    group.finish();
+}
+
+/// `token_state` of a data dir: served from the cache of a serving process (`OpenMode::Serve`),
+/// and read from SQLite on the blocking pool (`OpenMode::Create` keeps no cache).
+fn token_state(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("token_path");
+    group.throughput(Throughput::Elements(1));
+    for (name, mode) in [
+        ("token_state_cached", OpenMode::Serve),
+        ("token_state_sqlite_read", OpenMode::Create),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = StorageConfig::DataDir(dir.path().join("data"));
+        let id = IdentityId::generate(ResourceId::random())
+            .as_str()
+            .to_owned();
+        let backend = runtime.block_on(async {
+            let backend = store::open(&storage, mode).await.unwrap();
+            let record = IdentityRecord::new(id.clone(), None, 1);
+            backend.create_identity(record).await.unwrap();
+            backend
+        });
+        group.bench_function(name, |b| {
+            b.to_async(&runtime)
+                .iter(|| async { backend.token_state(black_box(&id)).await.unwrap().unwrap() })
+        });
+    }
     group.finish();
 }
 
@@ -104,5 +147,11 @@ fn introspection(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hmac_verification, raw_id_and_mint, introspection);
+criterion_group!(
+    benches,
+    hmac_verification,
+    raw_id_and_mint,
+    token_state,
+    introspection
+);
 criterion_main!(benches);

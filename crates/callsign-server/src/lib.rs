@@ -23,6 +23,7 @@ pub mod server;
 pub mod store;
 pub mod throttling;
 pub mod tls;
+pub mod webhooks;
 
 pub use server::{Server, ServerConfig, ServerError, TlsMode};
 pub use store::{PostgresConfig, StorageConfig};

@@ -18,6 +18,7 @@ use crate::readiness::Readiness;
 use crate::store::{self, Backend, OpenMode, StorageConfig, StoreError};
 use crate::throttling::{Throttle, ThrottleConfig};
 use crate::tls::{self, TlsError, TlsFiles};
+use crate::webhooks::{self, WebhookConfig, WebhookConfigError, WebhookError, Webhooks};
 use callsign_common::AccessKey;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -83,6 +84,8 @@ pub struct ServerConfig {
     /// The audit trail's sinks, retention and whether issued tokens are events (`[audit]`,
     /// `--audit-log`).
     pub audit: AuditConfig,
+    /// Where events are POSTed, signed (`[[webhooks]]`, docs/webhooks.md).
+    pub webhooks: Vec<WebhookConfig>,
     /// The web console at `/console` (on unless `--no-console`).
     pub console: ConsoleConfig,
 }
@@ -117,6 +120,7 @@ impl ServerConfig {
             throttling: ThrottleConfig::off(),
             metrics_addr: None,
             audit: AuditConfig::default(),
+            webhooks: Vec::new(),
             console: ConsoleConfig::default(),
         }
     }
@@ -143,6 +147,12 @@ pub enum ServerError {
     /// An audit event could not be recorded.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// A webhook is misconfigured.
+    #[error(transparent)]
+    WebhookConfig(#[from] WebhookConfigError),
+    /// The webhooks could not start.
+    #[error(transparent)]
+    Webhooks(#[from] WebhookError),
     /// Listening failed.
     #[error("listening on {addr}")]
     Listen {
@@ -167,6 +177,8 @@ pub struct Server {
     metrics: Arc<Metrics>,
     /// The audit trail, whose sinks are brought up to date at shutdown.
     audit: Arc<AuditLog>,
+    /// The webhooks' deliverers, stopped with the server.
+    webhooks: Webhooks,
     /// Where the development TLS files of a server without a data dir live, until it stops.
     _tls_temp: Option<tls::TempDir>,
 }
@@ -175,6 +187,7 @@ impl Server {
     /// Opens the storage (creating what a first start needs), loads the keys, prepares TLS and
     /// binds the listener. `CALLSIGN_ACCESS_KEY` seeds new storage only.
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
+        webhooks::config::check_all(&config.webhooks)?;
         let clock = config.clock.clone();
         let backend = store::open(&config.storage, OpenMode::Serve).await?;
         let metrics = Arc::new(Metrics::new(backend.clone()).with_clock(clock.clone()));
@@ -222,7 +235,17 @@ impl Server {
                 .record_operator(EventType::DataImported, None, details)
                 .await?;
         }
-        Self::assemble(config, backend, keys, readiness, audit, metrics)
+        let webhooks = Webhooks::start(
+            &config.webhooks,
+            audit.clone(),
+            backend.clone(),
+            clock.clone(),
+            metrics.clone(),
+        )
+        .await?;
+        let mut server = Self::assemble(config, backend, keys, readiness, audit, metrics)?;
+        server.webhooks = webhooks;
+        Ok(server)
     }
 
     fn assemble(
@@ -320,6 +343,7 @@ impl Server {
             metrics_listener,
             metrics,
             audit,
+            webhooks: Webhooks::default(),
             _tls_temp: tls_temp,
         })
     }
@@ -411,6 +435,8 @@ impl Server {
         if let Some(task) = metrics_listener {
             task.abort();
         }
+        // A delivery in flight is tried again by the next start: at least once.
+        drop(self.webhooks);
         // Every event stored before the last response reaches the sinks.
         self.audit.drain().await;
         result

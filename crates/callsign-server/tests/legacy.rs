@@ -71,12 +71,13 @@ async fn a_data_dir_written_by_035d746_serves_its_users_tokens_keys_and_assignme
     check_serves(&server, fixture).await;
 
     // The schema moved forward: assignments are versioned now, readiness (3), the audit trail
-    // (4) and its forgotten position (5) have their tables, revocations an index (6).
+    // (4) and its forgotten position (5) have their tables, revocations an index (6), and the
+    // webhooks' progress a table (7).
     let db = rusqlite::Connection::open(dir.join("callsign.db")).unwrap();
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,9 +96,9 @@ async fn a_database_written_by_035d746_serves_its_users_tokens_keys_and_assignme
     let versions =
         cluster.psql_query("SELECT string_agg(version::text, ',') FROM callsign_migrations");
     assert_eq!(
-        versions, "1,2,3,4,5,6,7",
-        "the throttling counts' (4) and audit trail's (5) tables, the feed's order (6) and the \
-         revocations' index (7) added, nothing applied twice"
+        versions, "1,2,3,4,5,6,7,8",
+        "the throttling counts' (4) and audit trail's (5) tables, the feed's order (6), the \
+         revocations' index (7) and the webhooks' progress (8) added, nothing applied twice"
     );
 }
 

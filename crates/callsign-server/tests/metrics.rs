@@ -383,8 +383,8 @@ async fn on_postgresql_the_pool_and_store_errors_are_shown() {
     assert_eq!(reply.status, 503);
     let (_, _, text) = scrape(metrics_addr).await;
     let m = Exposition::parse(&text);
-    let read = [("backend", "postgres"), ("operation", "get_identity")];
-    assert!(m.get("callsign_store_errors_total", &read) >= 1.0);
+    let stamp = [("backend", "postgres"), ("operation", "stamp_token")];
+    assert!(m.get("callsign_store_errors_total", &stamp) >= 1.0);
     assert_eq!(
         m.get(
             "callsign_http_requests_total",

@@ -10,10 +10,11 @@ use callsign_server::keys::access::random_key;
 use callsign_server::keys::{
     AccessKeys, KeyError, KeyKind, SigningAlg, SigningKey, TransferredKeys,
 };
-use callsign_server::store::LogPosition;
 use callsign_server::store::{
     AuditRecord, EntraAssignment, IdentityRecord, Imported, StoreError, TeamsExtensionAssignment,
+    TokenState,
 };
+use callsign_server::store::{LogPosition, WebhookClaim};
 use callsign_testkit::TestStorage;
 
 const START: LogPosition = LogPosition::START;
@@ -50,6 +51,8 @@ for_every_backend!(
     two_handles_see_each_others_writes_at_once,
     reopening_migrates_nothing_twice,
     revocation_covers_tokens_stamped_by_a_clock_ahead,
+    token_stamps_follow_revocations_and_later_ones_cover_them,
+    token_states_follow_revokes_deletes_and_resets,
     teams_extension_assignments_are_created_replaced_and_deleted,
     entra_assignments_are_paged_updated_and_deleted,
     keys_are_created_once_and_the_seed_only_seeds,
@@ -63,7 +66,26 @@ for_every_backend!(
     throttle_counts_are_per_group_and_window,
     changes_store_their_events_only_when_something_changed,
     audit_events_are_appended_in_order_survive_reset_and_reopen_and_expire,
+    webhook_progress_is_kept_by_the_lease_holder_and_survives_reopen,
 );
+
+async fn token_stamps_follow_revocations_and_later_ones_cover_them(backend: &TestStorage) {
+    let store = backend.open().await;
+    assert_eq!(store.stamp_token("nobody", 10).await.unwrap(), None);
+    store.create_identity(record("t", None)).await.unwrap();
+    assert_eq!(store.stamp_token("t", 10).await.unwrap(), Some(10));
+    // Revoked by a node whose clock is ahead (cut-off 100): a token stamped later by this node
+    // (its clock at 20) is stamped just after the cut-off, so it is valid.
+    assert!(store.revoke_tokens("t".into(), 100).await.unwrap());
+    assert_eq!(store.stamp_token("t", 20).await.unwrap(), Some(101));
+    // Stamped 150 (a clock ahead), then revoked at 120: the revocation covers it.
+    assert_eq!(store.stamp_token("t", 150).await.unwrap(), Some(150));
+    assert!(store.revoke_tokens("t".into(), 120).await.unwrap());
+    let t = store.get_identity("t".into()).await.unwrap().unwrap();
+    assert!(t.revoked_before_us.unwrap() >= 150, "{t:?}");
+    assert!(store.delete_identity("t".into(), 200).await.unwrap());
+    assert_eq!(store.stamp_token("t", 300).await.unwrap(), None);
+}
 
 fn record(id: &str, custom_id: Option<&str>) -> IdentityRecord {
     IdentityRecord::new(id.into(), custom_id.map(Into::into), 1)
@@ -178,6 +200,25 @@ async fn revocation_covers_tokens_stamped_by_a_clock_ahead(backend: &TestStorage
     assert!(store.revoke_tokens("s".into(), 40).await.unwrap());
     let s = store.get_identity("s".into()).await.unwrap().unwrap();
     assert_eq!(s.revoked_before_us, Some(50));
+}
+
+async fn token_states_follow_revokes_deletes_and_resets(backend: &TestStorage) {
+    let store = backend.open().await;
+    assert_eq!(store.token_state("t").await.unwrap(), None);
+    store.create_identity(record("t", None)).await.unwrap();
+    let live = |revoked_before_us| Some(TokenState::Live { revoked_before_us });
+    assert_eq!(store.token_state("t").await.unwrap(), live(None));
+    assert!(store.revoke_tokens("t".into(), 10).await.unwrap());
+    assert_eq!(store.token_state("t").await.unwrap(), live(Some(10)));
+    assert!(store.revoke_tokens("t".into(), 20).await.unwrap());
+    assert_eq!(store.token_state("t").await.unwrap(), live(Some(20)));
+    assert!(store.delete_identity("t".into(), 30).await.unwrap());
+    assert_eq!(
+        store.token_state("t").await.unwrap(),
+        Some(TokenState::Deleted)
+    );
+    store.reset().await.unwrap();
+    assert_eq!(store.token_state("t").await.unwrap(), None);
 }
 
 async fn teams_extension_assignments_are_created_replaced_and_deleted(backend: &TestStorage) {
@@ -871,4 +912,62 @@ async fn changes_store_their_events_only_when_something_changed(backend: &TestSt
     assert!(store.revoke_tokens("c".into(), 9).await.unwrap());
     assert!(store.delete_identity("c".into(), 10).await.unwrap());
     assert_eq!(store.events_after(START, 100).await.unwrap().len(), 9);
+}
+
+async fn webhook_progress_is_kept_by_the_lease_holder_and_survives_reopen(backend: &TestStorage) {
+    let store = backend.open().await;
+    let hook = "http://127.0.0.1:9/hook";
+    let held = |delivered| WebhookClaim::Held { delivered };
+    let single_process = store.backend_name() == "sqlite";
+    // A data dir's positions are ids alone (one writer commits in id order).
+    let position = |commit, id| LogPosition {
+        commit: if single_process { 0 } else { commit },
+        id,
+    };
+    // New: nothing delivered yet.
+    assert_eq!(
+        store.claim_webhook(hook, "a", 0, 1_000).await.unwrap(),
+        held(None)
+    );
+    let first = position(7, 3);
+    assert!(store.webhook_delivered(hook, "a", first).await.unwrap());
+    // Renewed by its holder, with its progress.
+    assert_eq!(
+        store.claim_webhook(hook, "a", 500, 1_500).await.unwrap(),
+        held(Some(first))
+    );
+    // Another webhook is apart.
+    assert_eq!(
+        store
+            .claim_webhook("http://127.0.0.1:9/other", "b", 500, 1_500)
+            .await
+            .unwrap(),
+        held(None)
+    );
+    let other = store.claim_webhook(hook, "b", 1_000, 2_000).await.unwrap();
+    if single_process {
+        // A data dir serves one process: a holder found is a dead one, replaced at once.
+        assert_eq!(other, held(Some(first)));
+        assert!(!store.webhook_delivered(hook, "a", START).await.unwrap());
+    } else {
+        // Nodes take turns: b waits for a's lease to run out.
+        assert_eq!(other, WebhookClaim::Busy);
+        assert!(!store.webhook_delivered(hook, "b", START).await.unwrap());
+        assert_eq!(
+            store.claim_webhook(hook, "b", 1_500, 2_500).await.unwrap(),
+            held(Some(first))
+        );
+        // a lost it: its late acknowledgement is not recorded.
+        assert!(!store.webhook_delivered(hook, "a", START).await.unwrap());
+    }
+    let second = position(9, 5);
+    assert!(store.webhook_delivered(hook, "b", second).await.unwrap());
+    drop(store);
+
+    let store = backend.open().await;
+    assert_eq!(
+        store.claim_webhook(hook, "b", 3_000, 4_000).await.unwrap(),
+        held(Some(second)),
+        "durable across a reopen"
+    );
 }

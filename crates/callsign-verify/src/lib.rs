@@ -13,6 +13,9 @@
 //! a token issued at or before its user's revocation within moments of the revoke — exactly as
 //! the server decides, without a call per token.
 //!
+//! A service that receives callsign's signed webhooks instead checks each delivery with
+//! [`webhook::verify_delivery`].
+//!
 //! ```no_run
 //! # async fn example(token: &str) -> Result<(), callsign_verify::VerifyError> {
 //! use callsign_verify::{TokenVerifier, VerifierOptions};
@@ -36,6 +39,7 @@ pub mod http;
 mod jwks;
 mod revocations;
 mod verifier;
+pub mod webhook;
 
 pub use claims::{Scope, VerifiedToken};
 pub use jwks::{JwksError, KeySet};

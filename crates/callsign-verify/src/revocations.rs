@@ -293,9 +293,43 @@ fn apply(state: &mut Revocations, event: &FeedEvent) -> bool {
     }
 }
 
+/// Counts the bytes the test process holds allocated, to weigh what a test builds.
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What one tracked revocation costs in memory, with identifiers as the server makes them
+    /// (`8:acs:<resource>_<uuid>`, 78 characters): printed for BENCHMARKS.md, and bounded so
+    /// that a change that bloats it fails here.
+    #[test]
+    fn a_tracked_revocation_costs_under_two_hundred_bytes() {
+        const N: usize = 100_000;
+        let resource = "d8b0e3f6-6a4f-4b43-9f3a-6a6f1c1c8c2e";
+        let ids: Vec<String> = (0..N)
+            .map(|i| format!("8:acs:{resource}_00000000-0000-4000-8000-{i:012}"))
+            .collect();
+        let region = stats_alloc::Region::new(ALLOCATOR);
+        let mut state = Revocations::default();
+        for (i, id) in ids.iter().enumerate() {
+            if i % 10 == 0 {
+                state.delete(id);
+            } else {
+                state.revoke(id, i as i64);
+            }
+        }
+        // Other tests allocate meanwhile, a few kilobytes next to the megabytes weighed here.
+        let change = region.change();
+        let held = change.bytes_allocated as isize - change.bytes_deallocated as isize
+            + change.bytes_reallocated;
+        let per_revocation = held as f64 / N as f64;
+        println!("memory per tracked revocation: {per_revocation:.1} bytes ({N} identities)");
+        assert!(per_revocation < 200.0, "{per_revocation:.1} bytes each");
+        drop(state);
+    }
 
     fn event(event_type: &str, subject: &str, details: serde_json::Value) -> FeedEvent {
         FeedEvent {

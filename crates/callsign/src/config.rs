@@ -2,10 +2,11 @@
 //! override what it says.
 
 use anyhow::{Context, Result};
-use callsign_server::audit::{AuditConfig, SinkConfig};
+use callsign_server::audit::{AuditConfig, EventType, SinkConfig};
 use callsign_server::auth::{IssuerConfig, ManagementConfig};
 use callsign_server::http::HttpConfig;
 use callsign_server::throttling::{ThrottleConfig, ThrottlePreset};
+use callsign_server::webhooks::{self, WebhookConfig, WebhookSecret};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,53 @@ pub struct FileConfig {
     pub audit: Option<AuditFileConfig>,
     /// Span export (`[tracing]`, docs/tracing.md).
     pub tracing: Option<TracingFileConfig>,
+    /// Receivers of signed event deliveries (`[[webhooks]]`, docs/webhooks.md).
+    #[serde(default)]
+    pub webhooks: Vec<WebhookFileConfig>,
+}
+
+/// One `[[webhooks]]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookFileConfig {
+    /// Where events are POSTed.
+    pub url: String,
+    /// The signing secret (at least 16 bytes), or:
+    pub secret: Option<String>,
+    /// the environment variable that holds it, keeping it out of the file.
+    pub secret_env: Option<String>,
+    /// The event types delivered (`identity.tokensRevoked`, …); all when absent or empty.
+    #[serde(default)]
+    pub events: Vec<EventType>,
+    /// The first retry's delay in milliseconds (default 1000); each next one doubles.
+    pub min_retry_ms: Option<u64>,
+    /// The longest delay between retries in seconds (default 300).
+    pub max_retry_seconds: Option<u64>,
+}
+
+impl WebhookFileConfig {
+    /// The webhook, its secret read from the file or the environment.
+    fn webhook(&self) -> Result<WebhookConfig> {
+        let secret = match (&self.secret, &self.secret_env) {
+            (Some(secret), None) => secret.clone(),
+            (None, Some(name)) => std::env::var(name).with_context(|| {
+                format!("the webhook {}: its secret_env {name} is not set", self.url)
+            })?,
+            _ => anyhow::bail!(
+                "the webhook {} needs exactly one of secret and secret_env",
+                self.url
+            ),
+        };
+        let mut webhook =
+            WebhookConfig::new(&self.url, WebhookSecret::new(secret)?, self.events.clone())?;
+        if let Some(ms) = self.min_retry_ms {
+            webhook.min_retry = Duration::from_millis(ms);
+        }
+        if let Some(seconds) = self.max_retry_seconds {
+            webhook.max_retry = Duration::from_secs(seconds);
+        }
+        Ok(webhook)
+    }
 }
 
 /// `[tracing]`.
@@ -203,6 +251,17 @@ impl FileConfig {
         config
     }
 
+    /// The `[[webhooks]]`, checked: URLs, secrets, each URL once, retry delays.
+    pub fn webhooks(&self) -> Result<Vec<WebhookConfig>> {
+        let webhooks = self
+            .webhooks
+            .iter()
+            .map(WebhookFileConfig::webhook)
+            .collect::<Result<Vec<_>>>()?;
+        webhooks::config::check_all(&webhooks)?;
+        Ok(webhooks)
+    }
+
     /// The OTLP collector of `[tracing] otlp_endpoint`.
     pub fn otlp_endpoint(&self) -> Option<String> {
         self.tracing.as_ref()?.otlp_endpoint.clone()
@@ -239,6 +298,45 @@ mod tests {
         let path = dir.path().join("callsign.toml");
         std::fs::write(&path, text).unwrap();
         FileConfig::load(&path)
+    }
+
+    #[test]
+    fn webhooks_parse_with_their_secret_from_the_file_or_the_environment() {
+        std::env::set_var("CALLSIGN_TEST_WEBHOOK_SECRET", "from-the-environment-0123");
+        let file = load(
+            "[[webhooks]]\nurl = \"http://127.0.0.1:9000/hook\"\nsecret = \"0123456789abcdef\"\n\
+             events = [\"identity.tokensRevoked\", \"identity.deleted\"]\nmin_retry_ms = 50\n\n\
+             [[webhooks]]\nurl = \"https://hooks.example/callsign\"\n\
+             secret_env = \"CALLSIGN_TEST_WEBHOOK_SECRET\"\n",
+        )
+        .unwrap();
+        let webhooks = file.webhooks().unwrap();
+        assert_eq!(webhooks.len(), 2);
+        assert_eq!(
+            webhooks[0].events,
+            webhooks::EventFilter::Only(vec![
+                EventType::IdentityTokensRevoked,
+                EventType::IdentityDeleted
+            ])
+        );
+        assert_eq!(webhooks[0].min_retry, Duration::from_millis(50));
+        assert_eq!(webhooks[1].events, webhooks::EventFilter::All);
+        assert_eq!(webhooks[1].secret.as_bytes(), b"from-the-environment-0123");
+        let unknown_type = "[[webhooks]]\nurl = \"http://127.0.0.1:9/\"\nsecret = \"0123456789abcdef\"\nevents = [\"identity.renamed\"]\n";
+        assert!(load(unknown_type).is_err());
+        for bad in [
+            // no secret, both, a short one, an unset variable, a bad URL, one URL twice
+            "[[webhooks]]\nurl = \"http://127.0.0.1:9/\"\n",
+            "[[webhooks]]\nurl = \"http://127.0.0.1:9/\"\nsecret = \"0123456789abcdef\"\nsecret_env = \"X\"\n",
+            "[[webhooks]]\nurl = \"http://127.0.0.1:9/\"\nsecret = \"short\"\n",
+            "[[webhooks]]\nurl = \"http://127.0.0.1:9/\"\nsecret_env = \"CALLSIGN_TEST_UNSET_SECRET\"\n",
+            "[[webhooks]]\nurl = \"ftp://127.0.0.1:9/\"\nsecret = \"0123456789abcdef\"\n",
+            "[[webhooks]]\nurl = \"http://127.0.0.1:9/\"\nsecret = \"0123456789abcdef\"\n\
+             [[webhooks]]\nurl = \"http://127.0.0.1:9/\"\nsecret = \"0123456789abcdef\"\n",
+        ] {
+            let error = load(bad).unwrap().webhooks().expect_err(bad);
+            assert!(!format!("{error:#}").contains("0123456789abcdef"), "{error:#}");
+        }
     }
 
     #[test]

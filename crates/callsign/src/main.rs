@@ -151,6 +151,21 @@ enum Command {
         #[command(subcommand)]
         command: EntraAssignmentCommand,
     },
+    /// Print the change feed's events (callsign servers only) as JSON Lines, oldest kept first or
+    /// after --after; with --follow, keep printing new ones as they happen until interrupted.
+    #[command(
+        after_help = "Examples:\n  callsign events --dev --follow\n  callsign events --after AQAAAAAAAAAAAAAAAAAAACo | jq -r .type"
+    )]
+    Events {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Start after this cursor (an event's `cursor`, or the one printed last time).
+        #[arg(long)]
+        after: Option<String>,
+        /// Wait for new events instead of stopping at the newest.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
     /// Delete every identity and assignment of a callsign server started with --dev or
     /// --allow-reset (keys stay). Asks first when stdin is a terminal; otherwise, as in scripts,
     /// it proceeds.
@@ -310,6 +325,13 @@ fn run(command: Command, logging: Logging) -> Result<(), Failure> {
         Command::EntraAssignment { client, command } => client::run(&client, verbose, async |s| {
             client::commands::entra_assignment(s, command).await
         }),
+        Command::Events {
+            client,
+            after,
+            follow,
+        } => client::run(&client, verbose, async |s| {
+            client::commands::events(s, after, follow).await
+        }),
         Command::Reset { client, yes } => client::run(&client, verbose, async |s| {
             client::commands::reset(s, yes).await
         }),
@@ -337,6 +359,7 @@ impl Command {
                 | Command::Token { .. }
                 | Command::Assignment { .. }
                 | Command::EntraAssignment { .. }
+                | Command::Events { .. }
                 | Command::Reset { .. }
                 | Command::Healthz { .. }
         )

@@ -212,6 +212,7 @@ fn serve_on(
         LimitsArg::Off => ThrottlePreset::Off,
     }))?;
     let audit = file.audit(&args.audit_log);
+    let webhooks = file.webhooks()?;
     let addr = args
         .addr
         .or(file.addr)
@@ -268,6 +269,7 @@ fn serve_on(
         tracing::info!(limits = ?config.throttling, "throttling");
     }
     config.audit = audit;
+    config.webhooks = webhooks;
     config.trusted_issuers = file.trusted_issuers;
     config.management = file.management.unwrap_or_default();
     config.access_key_seed = access_key_seed()?;

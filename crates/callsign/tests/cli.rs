@@ -513,3 +513,61 @@ async fn reset_empties_a_server_that_allows_it_and_fails_on_others() {
     assert!(refused.stdout.is_empty());
     assert_eq!(cli.json(&["user", "list"]).await[0]["id"], kept["id"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_prints_the_feed_and_follows_it() {
+    let server = TestServer::start().await;
+    let cli = Cli::new(&server);
+    let client = server.client();
+    let first = client.create_user().await;
+    assert_eq!(client.revoke(&first).await.status, 204);
+
+    let output = cli.run(&["events"]).await;
+    assert!(output.status.success());
+    let events: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["identity.created", "identity.tokensRevoked"]);
+    assert_eq!(events[1]["subject"], first.as_str());
+    assert!(events[1]["details"]["revokedBeforeMicros"].is_i64());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let cursor = stderr.trim().strip_prefix("cursor: ").unwrap().to_owned();
+    assert_eq!(cursor, events[1]["cursor"].as_str().unwrap());
+
+    // Following from that cursor: only what comes next, as it happens.
+    let mut follow = std::process::Command::new(BIN)
+        .args(["events", "--follow", "--after", &cursor])
+        .env("CALLSIGN_CONNECTION_STRING", server.connection_string())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let next = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        line
+    });
+    let second = client.create_user().await;
+    let line = tokio::time::timeout(std::time::Duration::from_secs(30), next)
+        .await
+        .expect("the followed event within 30 s")
+        .unwrap();
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let event: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["type"], "identity.created");
+    assert_eq!(event["subject"], second.as_str());
+
+    // A cursor the server did not make is its 400, said once.
+    let bad = cli.run(&["events", "--after", "nonsense"]).await;
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8(bad.stderr).unwrap();
+    assert!(stderr.contains("cursor is not valid"), "{stderr}");
+}

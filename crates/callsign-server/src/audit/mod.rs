@@ -10,10 +10,12 @@
 //! event, with the id the store gave it, to every sink — so the admin commands' events reach a
 //! running server's files too.
 
+pub mod cursor;
 pub mod event;
 pub mod pending;
 pub mod sink;
 
+pub use cursor::Cursor;
 pub use event::{Actor, AuditEvent, EventType, KeySlot, RequestOrigin};
 pub use pending::PendingEvents;
 pub use sink::{SinkConfig, SinkError};
@@ -118,6 +120,18 @@ pub struct LoggedEvent {
     pub position: LogPosition,
     /// The event, with its id.
     pub event: AuditEvent,
+}
+
+impl LoggedEvent {
+    /// The event as readers of the log get it (the change feed's pages, webhook deliveries): the
+    /// audit event's fields and the cursor to continue after it.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut json = serde_json::to_value(&self.event).expect("an event always serialises");
+        if let Some(fields) = json.as_object_mut() {
+            fields.insert("cursor".into(), Cursor(self.position).encode().into());
+        }
+        json
+    }
 }
 
 impl AuditLog {

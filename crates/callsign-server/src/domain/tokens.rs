@@ -13,6 +13,8 @@ const SCP: u32 = 1792;
 /// Region and data location the tokens name; callsign runs wherever it is started.
 const REGION: &str = "amer";
 const LOCATION: &str = "unitedstates";
+/// The longest base64url signature of the algorithms (RS256 with a 2048-bit key: 256 bytes).
+const MAX_SIGNATURE_CHARS: usize = 342;
 
 /// A freshly minted token.
 #[derive(Clone)]
@@ -71,27 +73,36 @@ pub fn mint_until(
         resource_id: keys.resource_id.to_string(),
         resource_location: Some(LOCATION.to_owned()),
         iat,
-        jti: Some(uuid::Uuid::new_v4().simple().to_string()),
+        jti: Some(token_id()),
         iat_micros: Some(stamp_us),
     };
     let signer = &keys.ring.current;
-    let header = serde_json::json!({
-        "alg": signer.alg().jws_name(),
-        "kid": signer.kid(),
-        "x5t": signer.x5t(),
-        "typ": "JWT",
-    });
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        claims.to_payload_segment()
-    );
-    let signature = URL_SAFE_NO_PAD.encode(signer.sign(signing_input.as_bytes()));
+    let payload = claims.to_payload_segment();
+    // One buffer for the whole token: header and payload, then the signature over them.
+    let header = signer.jwt_header();
+    let mut token = String::with_capacity(header.len() + payload.len() + 2 + MAX_SIGNATURE_CHARS);
+    token.push_str(header);
+    token.push('.');
+    token.push_str(&payload);
+    let signature = signer.sign(token.as_bytes());
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature, &mut token);
     IssuedToken {
-        token: format!("{signing_input}.{signature}"),
+        token,
         expires_on: DateTime::from_timestamp(exp, 0).expect("exp in range"),
         alg: signer.alg(),
     }
+}
+
+/// A new random token id (`jti`): a version 4 UUID from aws-lc's generator, which, unlike
+/// `Uuid::new_v4` (a `getrandom` system call each), draws from a per-thread DRBG.
+fn token_id() -> String {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the random generator works");
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .simple()
+        .to_string()
 }
 
 /// Why a token does not verify (docs/protocol.md §7.2): introspection reports it as `reason`.
@@ -169,6 +180,14 @@ mod tests {
         assert_eq!(claims.acs_scope, "chat,voip");
         assert_eq!(claims.iat_micros, Some(stamp));
         assert_eq!(claims.csi, claims.iat.to_string());
+        let jti = uuid::Uuid::try_parse(claims.jti.as_deref().unwrap()).unwrap();
+        assert_eq!(jti.get_version(), Some(uuid::Version::Random));
+        let again = verify(
+            &keys,
+            &mint(&keys, &id, &scopes, Minutes::MIN, stamp).token,
+            now,
+        );
+        assert_ne!(again.unwrap().jti, claims.jti, "a new id for each token");
         assert_eq!(
             verify(&keys, &issued.token, issued.expires_on).unwrap_err(),
             Rejection::Expired
@@ -217,6 +236,9 @@ mod tests {
             let header: serde_json::Value =
                 serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
             assert_eq!(header["alg"], alg.jws_name());
+            assert_eq!(header["kid"], keys.ring.current.kid());
+            assert_eq!(header["x5t"], keys.ring.current.x5t());
+            assert_eq!(header["typ"], "JWT");
             assert!(verify(&keys, &issued.token, now).is_ok());
             let mut tampered = issued.token.clone();
             tampered.insert(tampered.len() - 5, 'A');

@@ -3,10 +3,11 @@
 //! A follower starting out, or one whose cursor expired, reads it and then follows the feed.
 
 use super::error::ApiError;
-use super::events::Cursor;
+use super::events::decode_cursor;
 use super::identities::json;
 use super::paging;
 use crate::audit::AuditLog;
+use crate::audit::Cursor;
 use crate::domain::IdentityService;
 use crate::store::IdentityRecord;
 use axum::http::StatusCode;
@@ -62,7 +63,7 @@ impl SnapshotQuery {
             match name.as_ref() {
                 "maxpagesize" => parsed.page_size = paging::page_size(&value)?,
                 "continuationToken" => parsed.after = Some(paging::continued_after(&value)?),
-                "cursor" => parsed.at = Some(Cursor::decode(&value, "cursor")?),
+                "cursor" => parsed.at = Some(Cursor(decode_cursor(&value, "cursor")?)),
                 _ => {}
             }
         }

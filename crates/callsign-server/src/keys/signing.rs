@@ -108,6 +108,8 @@ impl PrivateKey {
 pub struct SigningKey {
     kid: String,
     x5t: String,
+    /// The first segment of every JWT this key signs: the same for each, so encoded once.
+    jwt_header: String,
     key_pair: PrivateKey,
     cert_der: Vec<u8>,
     pem: SigningKeyPem,
@@ -128,6 +130,17 @@ pub struct SigningKeyPem {
     pub private_key: String,
     /// Self-signed certificate PEM.
     pub certificate: String,
+}
+
+/// The base64url JOSE header of a key's JWTs.
+fn jwt_header(alg: SigningAlg, kid: &str, x5t: &str) -> String {
+    let header = serde_json::json!({
+        "alg": alg.jws_name(),
+        "kid": kid,
+        "x5t": x5t,
+        "typ": "JWT",
+    });
+    URL_SAFE_NO_PAD.encode(header.to_string())
 }
 
 impl SigningKey {
@@ -175,15 +188,17 @@ impl SigningKey {
     fn new(key_pair: PrivateKey, cert_der: Vec<u8>, pem: SigningKeyPem) -> Self {
         let thumbprint =
             aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert_der);
-        let kid = thumbprint
+        let kid: String = thumbprint
             .as_ref()
             .iter()
             .map(|b| format!("{b:02X}"))
             .collect();
         let x5t = URL_SAFE_NO_PAD.encode(thumbprint.as_ref());
+        let jwt_header = jwt_header(key_pair.alg(), &kid, &x5t);
         Self {
             kid,
             x5t,
+            jwt_header,
             key_pair,
             cert_der,
             pem,
@@ -198,6 +213,11 @@ impl SigningKey {
     /// The base64url SHA-1 thumbprint of the certificate.
     pub fn x5t(&self) -> &str {
         &self.x5t
+    }
+
+    /// The base64url JOSE header (`alg`, `kid`, `x5t`, `typ`) of the JWTs this key signs.
+    pub fn jwt_header(&self) -> &str {
+        &self.jwt_header
     }
 
     /// The algorithm this key signs with.

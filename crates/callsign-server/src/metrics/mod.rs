@@ -84,6 +84,12 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    url: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StoreLabels {
     backend: &'static str,
     operation: &'static str,
@@ -142,6 +148,7 @@ pub struct Metrics {
     throttled: Family<OperationLabel, Counter>,
     store_durations: Family<StoreLabels, Histogram, fn() -> Histogram>,
     store_errors: Family<StoreLabels, Counter>,
+    webhook_attempts: Family<WebhookLabels, Counter>,
     pool_size: Gauge,
     pool_available: Gauge,
     pool_waiters: Gauge,
@@ -217,6 +224,12 @@ impl Metrics {
             "Store operations that failed, by backend and operation",
             store_errors.clone(),
         );
+        let webhook_attempts = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "callsign_webhook_attempts",
+            "Webhook delivery attempts, by webhook URL and outcome (acknowledged or failed)",
+            webhook_attempts.clone(),
+        );
         let [pool_size, pool_available, pool_waiters, pool_max_size] =
             std::array::from_fn(|_| Gauge::default());
         // Series that exist before their first event, so that `rate()` sees it: every reason,
@@ -274,6 +287,7 @@ impl Metrics {
             throttled,
             store_durations,
             store_errors,
+            webhook_attempts,
             pool_size,
             pool_available,
             pool_waiters,
@@ -335,6 +349,31 @@ impl Metrics {
     pub fn auth_failure(&self, reason: &'static str) {
         self.auth_failures
             .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// Makes a configured webhook's series exist before its first attempt (`rate()` sees it).
+    pub fn webhook_configured(&self, url: &str) {
+        for outcome in ["acknowledged", "failed"] {
+            drop(self.webhook_attempts.get_or_create(&WebhookLabels {
+                url: url.to_owned(),
+                outcome,
+            }));
+        }
+    }
+
+    /// Counts one delivery attempt to the webhook at `url`.
+    pub fn webhook_attempt(&self, url: &str, acknowledged: bool) {
+        let outcome = if acknowledged {
+            "acknowledged"
+        } else {
+            "failed"
+        };
+        self.webhook_attempts
+            .get_or_create(&WebhookLabels {
+                url: url.to_owned(),
+                outcome,
+            })
             .inc();
     }
 

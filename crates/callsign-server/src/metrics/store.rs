@@ -9,7 +9,8 @@ use crate::keys::{KeyError, KeyKind, ResourceKeys, SigningAlg, TransferredKeys};
 use crate::store::{
     AssignmentStore, AuditRecord, AuditStore, Backend, EntraAssignment, HealthStore,
     IdentityRecord, IdentityStore, Imported, KeyStore, KeyVersion, LogPosition, PoolStatus,
-    Snapshot, StoreError, StoreStats, TeamsExtensionAssignment, ThrottleStore, TransferStore,
+    Snapshot, StoreError, StoreStats, TeamsExtensionAssignment, ThrottleStore, TokenState,
+    TransferStore, WebhookClaim, WebhookStore,
 };
 use callsign_common::AccessKey;
 use chrono::{DateTime, Utc};
@@ -96,6 +97,15 @@ impl IdentityStore for Metered {
     async fn get_identity(&self, id: String) -> Result<Option<IdentityRecord>, StoreError> {
         self.timed("get_identity", self.inner.get_identity(id))
             .await
+    }
+
+    async fn stamp_token(&self, id: &str, at_us: i64) -> Result<Option<i64>, StoreError> {
+        self.timed("stamp_token", self.inner.stamp_token(id, at_us))
+            .await
+    }
+
+    async fn token_state(&self, id: &str) -> Result<Option<TokenState>, StoreError> {
+        self.timed("token_state", self.inner.token_state(id)).await
     }
 
     async fn record_token_issued(&self, id: String, at_us: i64) -> Result<(), StoreError> {
@@ -389,6 +399,36 @@ impl AuditStore for Metered {
         self.timed(
             "delete_events_before",
             self.inner.delete_events_before(before_us),
+        )
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl WebhookStore for Metered {
+    async fn claim_webhook(
+        &self,
+        webhook: &str,
+        holder: &str,
+        now_us: i64,
+        until_us: i64,
+    ) -> Result<WebhookClaim, StoreError> {
+        self.timed(
+            "claim_webhook",
+            self.inner.claim_webhook(webhook, holder, now_us, until_us),
+        )
+        .await
+    }
+
+    async fn webhook_delivered(
+        &self,
+        webhook: &str,
+        holder: &str,
+        position: LogPosition,
+    ) -> Result<bool, StoreError> {
+        self.timed(
+            "webhook_delivered",
+            self.inner.webhook_delivered(webhook, holder, position),
         )
         .await
     }

@@ -36,6 +36,35 @@ impl IdentityRecord {
     pub fn is_live(&self) -> bool {
         self.deleted_at_us.is_none()
     }
+
+    /// What the token path needs of it.
+    pub fn token_state(&self) -> TokenState {
+        match self.deleted_at_us {
+            Some(_) => TokenState::Deleted,
+            None => TokenState::Live {
+                revoked_before_us: self.revoked_before_us,
+            },
+        }
+    }
+}
+
+/// What issuing or checking a token needs to know of an identity that exists or existed: whether
+/// it is live, and the revocation stamp its tokens must be later than.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenState {
+    /// The identity exists; tokens issued at or before `revoked_before_us` are revoked.
+    Live {
+        /// The revocation stamp, if its tokens were ever revoked.
+        revoked_before_us: Option<i64>,
+    },
+    /// The identity was deleted: it has no valid tokens and cannot get new ones.
+    Deleted,
+}
+
+/// A token stamp of `at_us` moved, if need be, to just after `revoked_before_us`: a token issued
+/// after a revocation is valid even when the revoking node's clock runs ahead.
+pub fn after_revocation(at_us: i64, revoked_before_us: Option<i64>) -> i64 {
+    at_us.max(revoked_before_us.map_or(i64::MIN, |cut| cut.saturating_add(1)))
 }
 
 /// Where identities live. Every write is durable before its future resolves.
@@ -62,8 +91,33 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// The identity with this id, live or deleted.
     async fn get_identity(&self, id: String) -> Result<Option<IdentityRecord>, StoreError>;
 
+    /// The token state of the identity with this id, `None` when no identity ever had it: what
+    /// the token path reads (issuing, introspection), so that a backend may serve it faster than
+    /// the whole record. Exactly as fresh as [`Self::get_identity`]: a revoke or delete that has
+    /// returned is seen.
+    async fn token_state(&self, id: &str) -> Result<Option<TokenState>, StoreError> {
+        Ok(self
+            .get_identity(id.to_owned())
+            .await?
+            .map(|record| record.token_state()))
+    }
+
     /// Notes that a token was issued (informational; may be written late).
     async fn record_token_issued(&self, id: String, at_us: i64) -> Result<(), StoreError>;
+
+    /// The issue stamp of a new token for the live identity `id`, recorded as its last token
+    /// issue: `at_us`, or just after the identity's revocation stamp when that is later (the
+    /// node that revoked may have a clock ahead of this one's); `None` when no live identity has
+    /// `id`. What issuing a token asks of the store, in one call, so that a backend across a
+    /// network (PostgreSQL) answers it in one round trip.
+    async fn stamp_token(&self, id: &str, at_us: i64) -> Result<Option<i64>, StoreError> {
+        let Some(TokenState::Live { revoked_before_us }) = self.token_state(id).await? else {
+            return Ok(None);
+        };
+        let stamp = after_revocation(at_us, revoked_before_us);
+        self.record_token_issued(id.to_owned(), stamp).await?;
+        Ok(Some(stamp))
+    }
 
     /// Revokes every token issued at or before `before_us`, and every token recorded as issued so
     /// far (another node's clock may run ahead of this one's); false when no live identity has `id`.

@@ -23,16 +23,18 @@ pub mod sqlite;
 pub mod stats;
 pub mod throttle;
 pub mod transfer;
+pub mod webhooks;
 
 pub use assignments::{AssignmentStore, EntraAssignment, TeamsExtensionAssignment};
 pub use audit::{AuditRecord, AuditStore, LogPosition};
 pub use health::HealthStore;
-pub use identities::{IdentityRecord, IdentityStore};
+pub use identities::{IdentityRecord, IdentityStore, TokenState};
 pub use keys::{KeyStore, KeyVersion};
 pub use memory::MemoryStorage;
 pub use stats::{PoolStatus, StoreStats};
 pub use throttle::{LocalWindows, ThrottleStore};
 pub use transfer::{Imported, Snapshot, TransferStore};
+pub use webhooks::{WebhookClaim, WebhookStore};
 
 use crate::keys::MasterKey;
 use std::path::PathBuf;
@@ -128,7 +130,7 @@ pub enum OpenMode {
 }
 
 /// One deployment's storage: identities, assignments and keys, moving them in and out, and the
-/// throttling windows' counts, and the audit log. Every write but the counts' is durable before
+/// throttling windows' counts, the audit log and the webhooks' progress. Every write but the counts' is durable before
 /// its future resolves.
 pub trait Backend:
     IdentityStore
@@ -138,6 +140,7 @@ pub trait Backend:
     + ThrottleStore
     + HealthStore
     + AuditStore
+    + WebhookStore
     + StoreStats
 {
 }
@@ -150,6 +153,7 @@ impl<
             + ThrottleStore
             + HealthStore
             + AuditStore
+            + WebhookStore
             + StoreStats
             + ?Sized,
     > Backend for T

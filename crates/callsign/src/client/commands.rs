@@ -1,6 +1,7 @@
 //! The client subcommands: `callsign user ...`, `token ...`, `assignment ...` and
 //! `entra-assignment ...`, talking to any Communication Identity endpoint (a callsign server or
-//! Azure Communication Services), and `callsign reset` (callsign servers only).
+//! Azure Communication Services), and `callsign events` and `callsign reset` (callsign servers
+//! only).
 
 use super::Session;
 use crate::failure::Failure;
@@ -8,9 +9,10 @@ use callsign_identity::{
     ApiVersion, CommunicationIdentityClientCreateUserAndTokenOptions,
     CommunicationIdentityClientCreateUserOptions, CommunicationIdentityClientGetTokenOptions,
     CommunicationIdentityClientListEntraAssignmentsOptions,
-    CommunicationIdentityClientListUsersOptions, CommunicationUserIdentifier, EntraAssignment,
-    EntraAssignmentRequest, EntraPrincipalType, IdentityError, ListedUser,
-    TeamsExtensionAssignmentRequest, TeamsExtensionPrincipalType, TokenExpiry, TokenScope,
+    CommunicationIdentityClientListUsersOptions, CommunicationIdentityClientReadEventsOptions,
+    CommunicationUserIdentifier, EntraAssignment, EntraAssignmentRequest, EntraPrincipalType,
+    IdentityError, ListedUser, TeamsExtensionAssignmentRequest, TeamsExtensionPrincipalType,
+    TokenExpiry, TokenScope,
 };
 use clap::{Subcommand, ValueEnum};
 use futures::TryStreamExt;
@@ -461,6 +463,41 @@ fn listed_user(user: ListedUser) -> Value {
         row.insert("revokedAt".into(), time(at));
     }
     Value::Object(row)
+}
+
+/// How long `callsign events --follow` asks the server to wait for an event: under the
+/// transport's 30 s read timeout.
+const FOLLOW_WAIT: Duration = Duration::from_secs(25);
+
+/// Runs `callsign events`: the change feed's events, one JSON object a line, from `after` (or
+/// the oldest the server keeps) to the newest — then, with `follow`, each new one as it is
+/// stored, until interrupted. Without `follow`, the cursor to continue from goes to stderr.
+pub async fn events(s: &Session, after: Option<String>, follow: bool) -> Result<()> {
+    let client = s.client()?;
+    let mut cursor = after;
+    loop {
+        let options = CommunicationIdentityClientReadEventsOptions {
+            after: cursor.take(),
+            max_page_size: Some(1000),
+            wait: follow.then_some(FOLLOW_WAIT),
+            ..Default::default()
+        };
+        let page = client.read_events(Some(options)).await?;
+        let done = page.value.is_empty() && !follow;
+        let mut out = std::io::stdout().lock();
+        for event in &page.value {
+            let line = serde_json::to_string(event).expect("an event always serialises");
+            // A closed pipe (`| head`) ends the command quietly.
+            if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                return Ok(());
+            }
+        }
+        cursor = Some(page.cursor);
+        if done {
+            eprintln!("cursor: {}", cursor.unwrap_or_default());
+            return Ok(());
+        }
+    }
 }
 
 /// Runs `callsign reset`: asks first when stdin is a terminal (unless `yes`), then empties the

@@ -9,6 +9,7 @@ mod assignments;
 mod identities;
 mod keys;
 mod transfer;
+mod webhooks;
 
 use super::{
     AuditRecord, AuditStore, EntraAssignment, HealthStore, IdentityRecord, LocalWindows,
@@ -54,6 +55,8 @@ struct State {
     last_audit_id: i64,
     /// The newest event the retention deleted.
     forgotten_id: i64,
+    /// Each webhook's delivery progress and lease.
+    webhooks: HashMap<String, webhooks::Progress>,
 }
 
 impl State {

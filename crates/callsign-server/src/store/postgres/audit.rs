@@ -45,7 +45,7 @@ pub(super) async fn append_in(
 }
 
 /// A position from an `xid8` as text and an id.
-fn position(commit: &str, id: i64) -> Result<LogPosition, StoreError> {
+pub(super) fn position(commit: &str, id: i64) -> Result<LogPosition, StoreError> {
     let commit = commit
         .parse()
         .map_err(|_| StoreError::Unavailable(format!("an unreadable xid8 {commit:?}")))?;

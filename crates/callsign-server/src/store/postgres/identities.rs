@@ -132,6 +132,22 @@ impl IdentityStore for PostgresBackend {
         Ok(row.as_ref().map(read_record))
     }
 
+    /// One statement, one round trip: the row lock orders it with a revoke on any node, so the
+    /// stamp it returns is after every revocation committed before it, and a revocation
+    /// committed after it covers it (the revoke takes the recorded stamp into its cut-off).
+    async fn stamp_token(&self, id: &str, at_us: i64) -> Result<Option<i64>, StoreError> {
+        let row = self
+            .query_opt(
+                "UPDATE identities SET last_token_issued_at_us = greatest(\
+                 coalesce(last_token_issued_at_us, 0), $2, coalesce(revoked_before_us, 0) + 1) \
+                 WHERE id = $1 AND deleted_at_us IS NULL \
+                 RETURNING greatest($2, coalesce(revoked_before_us, 0) + 1)",
+                &[&id, &at_us],
+            )
+            .await?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
     async fn record_token_issued(&self, id: String, at_us: i64) -> Result<(), StoreError> {
         self.execute(
             "UPDATE identities SET last_token_issued_at_us = \

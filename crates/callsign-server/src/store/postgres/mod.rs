@@ -10,6 +10,7 @@ mod identities;
 mod keys;
 mod throttle;
 mod transfer;
+mod webhooks;
 
 /// The query that lists a page of identities, for tests that look at its plan.
 pub const LIST_SQL: &str = identities::LIST;
@@ -115,6 +116,17 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX identities_stamped ON identities (id)
         WHERE revoked_before_us IS NOT NULL OR deleted_at_us IS NOT NULL;
+"#,
+    // How far each webhook is delivered (a position in the change feed's order), and which node
+    // delivers it until when.
+    r#"
+    CREATE TABLE webhook_deliveries (
+        webhook TEXT PRIMARY KEY NOT NULL,
+        delivered_commit_xid xid8,
+        delivered_id BIGINT,
+        holder TEXT NOT NULL,
+        leased_until_us BIGINT NOT NULL
+    );
 "#,
 ];
 

@@ -1,8 +1,9 @@
 //! Identities in the data dir's SQLite file.
 
+use super::token_cache::TokenCache;
 use super::writer::PendingStamps;
 use super::SqliteBackend;
-use crate::store::{AuditRecord, IdentityRecord, IdentityStore, StoreError};
+use crate::store::{AuditRecord, IdentityRecord, IdentityStore, StoreError, TokenState};
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub(super) const COLUMNS: &str =
@@ -35,6 +36,13 @@ pub(super) fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<IdentityR
         revoked_before_us: row.get(4)?,
         deleted_at_us: row.get(5)?,
     })
+}
+
+/// The row of `id`, as stored (without the pending token stamps).
+fn read_one(conn: &Connection, id: &str) -> rusqlite::Result<Option<IdentityRecord>> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM identities WHERE id = ?1"))?
+        .query_row([id], read_record)
+        .optional()
 }
 
 /// The record with its token-issue time brought up to date with the stamps not yet written.
@@ -115,14 +123,27 @@ impl IdentityStore for SqliteBackend {
 
     async fn get_identity(&self, id: String) -> Result<Option<IdentityRecord>, StoreError> {
         let stamps = self.inner.stamps.clone();
-        self.read(move |conn| {
-            let record = conn
-                .prepare_cached(&format!("SELECT {COLUMNS} FROM identities WHERE id = ?1"))?
-                .query_row([&id], read_record)
-                .optional()?;
-            Ok(record.map(|r| with_pending_stamp(&stamps, r)))
-        })
-        .await
+        self.read(move |conn| Ok(read_one(conn, &id)?.map(|r| with_pending_stamp(&stamps, r))))
+            .await
+    }
+
+    /// From the token cache; a miss reads the row and caches its state (see
+    /// [`super::token_cache`] for why that stays exact).
+    async fn token_state(&self, id: &str) -> Result<Option<TokenState>, StoreError> {
+        let cache = self.inner.tokens.as_deref();
+        let miss = match cache.map(|cache| cache.get(id)) {
+            Some(Ok(hit)) => return Ok(Some(hit)),
+            Some(Err(miss)) => Some(miss),
+            None => None,
+        };
+        let id = id.to_owned();
+        let found = self
+            .read(move |conn| Ok(read_one(conn, &id)?.map(|r| r.token_state())))
+            .await?;
+        if let (Some(cache), Some(miss), Some(state)) = (cache, miss, found) {
+            cache.fill(miss, state);
+        }
+        Ok(found)
     }
 
     /// Kept in memory and written within [`super::STAMP_FLUSH`]; reads see it at once.
@@ -144,18 +165,22 @@ impl IdentityStore for SqliteBackend {
             .stamps
             .get(&id)
             .map_or(before_us, |pending| pending.max(before_us));
-        self.write(move |conn| {
-            stamp_one(
-                conn,
-                "UPDATE identities SET revoked_before_us = \
+        let changed = id.clone();
+        self.write_then(
+            move |conn| {
+                stamp_one(
+                    conn,
+                    "UPDATE identities SET revoked_before_us = \
                  max(coalesce(revoked_before_us, 0), ?2, coalesce(last_token_issued_at_us, 0)) \
                  WHERE id = ?1 AND deleted_at_us IS NULL RETURNING revoked_before_us",
-                &id,
-                before,
-                events,
-                "revokedBeforeMicros",
-            )
-        })
+                    &id,
+                    before,
+                    events,
+                    "revokedBeforeMicros",
+                )
+            },
+            move |tokens| tokens.remove(&changed),
+        )
         .await
     }
 
@@ -201,13 +226,16 @@ impl IdentityStore for SqliteBackend {
     async fn reset_with_events(&self, events: Vec<AuditRecord>) -> Result<(), StoreError> {
         self.inner.stamps.clear();
         self.inner.windows.clear();
-        self.write(move |conn| {
-            conn.execute_batch(
-                "DELETE FROM identities; DELETE FROM teams_extension_assignments; \
-                 DELETE FROM entra_assignments;",
-            )?;
-            super::audit::append(conn, &events).map(drop)
-        })
+        self.write_then(
+            move |conn| {
+                conn.execute_batch(
+                    "DELETE FROM identities; DELETE FROM teams_extension_assignments; \
+                     DELETE FROM entra_assignments;",
+                )?;
+                super::audit::append(conn, &events).map(drop)
+            },
+            TokenCache::clear,
+        )
         .await
     }
 
@@ -217,17 +245,21 @@ impl IdentityStore for SqliteBackend {
         at_us: i64,
         events: Vec<AuditRecord>,
     ) -> Result<bool, StoreError> {
-        self.write(move |conn| {
-            stamp_one(
-                conn,
-                "UPDATE identities SET deleted_at_us = ?2 \
-                 WHERE id = ?1 AND deleted_at_us IS NULL RETURNING deleted_at_us",
-                &id,
-                at_us,
-                events,
-                "deletedAtMicros",
-            )
-        })
+        let changed = id.clone();
+        self.write_then(
+            move |conn| {
+                stamp_one(
+                    conn,
+                    "UPDATE identities SET deleted_at_us = ?2 \
+                     WHERE id = ?1 AND deleted_at_us IS NULL RETURNING deleted_at_us",
+                    &id,
+                    at_us,
+                    events,
+                    "deletedAtMicros",
+                )
+            },
+            move |tokens| tokens.remove(&changed),
+        )
         .await
     }
 }
@@ -297,6 +329,63 @@ mod tests {
             plan(&conn, LIST_BY_CUSTOM_ID, params![None::<String>, "bob", 10]),
             ["SEARCH identities USING INDEX identities_live_custom_id (custom_id=?)"]
         );
+    }
+
+    /// The token states a serving process caches: every revoke, delete and reset that has
+    /// returned is seen by the next read, however many reads race the writes (and fill the cache
+    /// with what they read before a write committed).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn token_states_see_every_acknowledged_change_despite_racing_reads() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteBackend::open(dir.path(), OpenMode::Serve).unwrap();
+        assert!(store.inner.tokens.is_some(), "a serving process caches");
+        let ids: Vec<String> = (0..8).map(|i| format!("u{i}")).collect();
+        for id in &ids {
+            store
+                .create_identity(IdentityRecord::new(id.clone(), None, 1))
+                .await
+                .unwrap();
+        }
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..4)
+            .map(|r| {
+                let (store, ids, stop) = (store.clone(), ids.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut n = r;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        store.token_state(&ids[n % ids.len()]).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for round in 1..=100_i64 {
+            for id in &ids {
+                assert!(store.revoke_tokens(id.clone(), round * 10).await.unwrap());
+                let Some(TokenState::Live { revoked_before_us }) =
+                    store.token_state(id).await.unwrap()
+                else {
+                    panic!("{id} is live");
+                };
+                assert!(revoked_before_us >= Some(round * 10), "round {round}: {id}");
+            }
+        }
+        for id in &ids {
+            assert!(store.delete_identity(id.clone(), 5_000).await.unwrap());
+            assert_eq!(
+                store.token_state(id).await.unwrap(),
+                Some(TokenState::Deleted)
+            );
+        }
+        store.reset().await.unwrap();
+        for id in &ids {
+            assert_eq!(store.token_state(id).await.unwrap(), None);
+        }
+        stop.store(true, Ordering::Relaxed);
+        for reader in readers {
+            reader.await.unwrap();
+        }
     }
 
     #[tokio::test]

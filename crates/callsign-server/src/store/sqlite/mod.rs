@@ -12,7 +12,9 @@ mod audit;
 mod backup;
 mod identities;
 mod keys;
+mod token_cache;
 mod transfer;
+mod webhooks;
 mod writer;
 
 use super::{HealthStore, LocalWindows, OpenMode, StoreError, ThrottleStore};
@@ -23,6 +25,7 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use token_cache::TokenCache;
 use tokio::sync::oneshot;
 use writer::{Job, PendingStamps};
 
@@ -97,6 +100,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX identities_stamped ON identities (id)
         WHERE revoked_before_us IS NOT NULL OR deleted_at_us IS NOT NULL;
 "#,
+    // How far each webhook is delivered, and who delivers it.
+    r#"
+    CREATE TABLE webhook_deliveries (
+        webhook TEXT PRIMARY KEY NOT NULL,
+        delivered_id INTEGER,
+        holder TEXT NOT NULL,
+        leased_until_us INTEGER NOT NULL
+    ) STRICT;
+"#,
 ];
 
 /// Below this much free space on the data dir's file system, the store says it is not ready:
@@ -118,6 +130,10 @@ struct Inner {
     /// One permit per read connection that may be open.
     reading: tokio::sync::Semaphore,
     stamps: Arc<PendingStamps>,
+    /// The identities' token states, kept exact by the writes that change them: only in a
+    /// serving process, which has claimed the data dir, so that every write to it is this
+    /// backend's (two handles opened by tests would each miss the other's writes).
+    tokens: Option<Arc<TokenCache>>,
     /// Writes per group commit, recorded by the writer (`callsign_sqlite_commit_batch_size`).
     batches: prometheus_client::metrics::histogram::Histogram,
     /// Throttling counts: in memory, since a data dir serves one process at a time.
@@ -182,6 +198,9 @@ impl SqliteBackend {
                 readers: Mutex::new(Vec::new()),
                 reading: tokio::sync::Semaphore::new(MAX_READERS),
                 stamps,
+                tokens: claim
+                    .is_some()
+                    .then(|| Arc::new(TokenCache::new(token_cache::DEFAULT_CAPACITY))),
                 batches,
                 windows: LocalWindows::default(),
                 _claim: claim,
@@ -197,10 +216,31 @@ impl SqliteBackend {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
+        self.write_then(f, |_| ()).await
+    }
+
+    /// [`Self::write`], calling `committed` with the token cache once the batch has committed and
+    /// before the caller is answered: a write that changes token states removes them there, so
+    /// that nobody reads them from the cache once the change has been acknowledged.
+    async fn write_then<T, F>(
+        &self,
+        f: F,
+        committed: impl FnOnce(&TokenCache) + Send + 'static,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
         let (reply, outcome) = oneshot::channel();
+        let tokens = self.inner.tokens.clone();
         let job: Job = Box::new(move |tx| {
             let result = writer::in_savepoint(tx, f);
-            Box::new(move || drop(reply.send(result)))
+            Box::new(move || {
+                if let Some(tokens) = &tokens {
+                    committed(tokens);
+                }
+                drop(reply.send(result))
+            })
         });
         self.inner
             .jobs

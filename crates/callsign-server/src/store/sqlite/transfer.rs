@@ -2,6 +2,7 @@
 
 use super::assignments::{entra_row, put_entra, put_teams, ENTRA_COLUMNS};
 use super::identities::{read_record, with_pending_stamp, COLUMNS};
+use super::token_cache::TokenCache;
 use super::SqliteBackend;
 use crate::store::assignments::PrincipalType;
 use crate::store::{Imported, Snapshot, StoreError, TeamsExtensionAssignment, TransferStore};
@@ -100,7 +101,10 @@ impl TransferStore for SqliteBackend {
     }
 
     async fn import_data(&self, snapshot: Snapshot) -> Result<Imported, StoreError> {
-        match self.write(move |conn| import(conn, &snapshot)).await? {
+        // Import only adds rows (nobody caches an identity that does not exist), but it is rare
+        // enough to forget every cached state rather than reason about each.
+        let imported = self.write_then(move |conn| import(conn, &snapshot), TokenCache::clear);
+        match imported.await? {
             Ok(imported) => Ok(imported),
             Err(Refusal::CustomIdTaken(custom_id)) => Err(StoreError::CustomIdTaken(custom_id)),
         }
