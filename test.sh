@@ -131,6 +131,10 @@ CALLSIGN_FUZZ_PROFILE=${CALLSIGN_FUZZ_PROFILE:-ci} fuzz/run.sh "${CALLSIGN_FUZZ_
 echo "== benchmark harness: a smoke run (checks it works; no timing assertions)"
 target/debug/callsign-bench --server-bin target/debug/callsign --duration 0.5 --connections 4 \
   --users 8 --openssl-seconds 1 --crypto-seconds 0.1 --label smoke
+# ... and its several-processes path (children merged into one line per scenario)
+target/debug/callsign-bench --server-bin target/debug/callsign --duration 0.3 --connections 4 \
+  --processes 2 --users 8 --openssl-seconds 0 --crypto-seconds 0 --label smoke \
+  --scenarios healthz,issue-token,issue-token-half-load,mixed
 
 echo "== conformance: the official SDKs against callsign"
 conformance/run.sh target/debug/callsign

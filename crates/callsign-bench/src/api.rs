@@ -1,134 +1,84 @@
-//! The ACS Identity operations the load generator drives, signed with HMAC exactly as a real
-//! client signs them (`callsign_common::hmac::sign_request`).
+//! The ACS Identity operations the load generator drives, as request templates (signed with HMAC
+//! exactly as a real client signs them, `callsign_common::hmac::sign_request`, once per
+//! [`crate::presign::RESIGN_AFTER`]) and checks of their answers.
 
+use crate::conn::{Answer, Conn};
+use crate::presign::{Presigned, Signer, Template};
 use anyhow::{bail, Context, Result};
-use callsign_common::hmac::{host_header, sign_request};
-use callsign_common::AccessKey;
-use reqwest::{Client, Method};
-use serde_json::{json, Value};
+use bytes::Bytes;
+use chrono::Utc;
+use http::Method;
+use serde_json::Value;
 
-/// The api-version every request names.
-const API_VERSION: &str = "2023-10-01";
-
-/// A signed-request client of one callsign (or ACS) endpoint.
-#[derive(Clone)]
-pub struct Api {
-    http: Client,
-    base: String,
-    host: String,
-    key: AccessKey,
+/// `GET /healthz` (unsigned, as probes call it).
+pub fn healthz() -> Template {
+    template(Method::GET, "/healthz".into(), None, false)
 }
 
-impl Api {
-    /// A client of `endpoint` (`http://127.0.0.1:8080/`) signing with `key`.
-    pub fn new(endpoint: &str, key: AccessKey, connections: usize) -> Result<Self> {
-        let url = reqwest::Url::parse(endpoint).context("parsing the endpoint")?;
-        let host = host_header(&url).context("endpoint has no host")?;
-        let http = Client::builder()
-            .pool_max_idle_per_host(connections)
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(Self {
-            http,
-            base: endpoint.trim_end_matches('/').to_owned(),
-            host,
-            key,
-        })
-    }
+/// `POST /identities`: each one creates a new identity, however often the request is resent.
+pub fn create_user() -> Template {
+    template(Method::POST, "/identities".into(), Some("{}"), true)
+}
 
-    /// `POST /identities`; returns the new raw id.
-    pub async fn create_user(&self) -> Result<String> {
-        let answer = self
-            .send(Method::POST, "/identities", Some(json!({})))
-            .await?;
-        identity_id(&answer)
-    }
+/// `POST /identities` with `createTokenWithScopes`.
+pub fn create_user_and_token() -> Template {
+    let body = r#"{"createTokenWithScopes":["chat"]}"#;
+    template(Method::POST, "/identities".into(), Some(body), true)
+}
 
-    /// `POST /identities` with `createTokenWithScopes`; returns the new raw id.
-    pub async fn create_user_and_token(&self) -> Result<String> {
-        let body = json!({ "createTokenWithScopes": ["chat"] });
-        let answer = self.send(Method::POST, "/identities", Some(body)).await?;
-        if answer["accessToken"]["token"].as_str().is_none() {
+/// `POST /identities/{id}/:issueAccessToken`.
+pub fn issue_token(id: &str) -> Template {
+    let path = format!("/identities/{}/:issueAccessToken", encode(id));
+    template(Method::POST, path, Some(r#"{"scopes":["chat"]}"#), true)
+}
+
+/// `POST /identities/{id}/:revokeAccessTokens`.
+pub fn revoke(id: &str) -> Template {
+    let path = format!("/identities/{}/:revokeAccessTokens", encode(id));
+    template(Method::POST, path, None, true)
+}
+
+fn template(method: Method, path: String, body: Option<&'static str>, signed: bool) -> Template {
+    Template {
+        method,
+        path,
+        body: body.map(|b| Bytes::from_static(b.as_bytes())),
+        signed,
+    }
+}
+
+/// What a successful answer must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// A 2xx status.
+    Success,
+    /// A 2xx status and a token in the body.
+    Token,
+}
+
+impl Expect {
+    /// Checks an answer: the status, and for tokens a `"token":` member (a substring search
+    /// rather than a JSON parse, so that checking is not what the harness spends its core on).
+    pub fn check(self, answer: Answer) -> Result<()> {
+        let body = answer.success()?;
+        if self == Expect::Token && !body.windows(8).any(|w| w == b"\"token\":") {
             bail!("no token in the answer");
         }
-        identity_id(&answer)
-    }
-
-    /// `POST /identities/{id}/:issueAccessToken`.
-    pub async fn issue_token(&self, id: &str) -> Result<()> {
-        let path = format!("/identities/{}/:issueAccessToken", encode(id));
-        let answer = self
-            .send(Method::POST, &path, Some(json!({ "scopes": ["chat"] })))
-            .await?;
-        match answer["token"].as_str() {
-            Some(_) => Ok(()),
-            None => bail!("no token in the answer"),
-        }
-    }
-
-    /// `POST /identities/{id}/:revokeAccessTokens`.
-    pub async fn revoke(&self, id: &str) -> Result<()> {
-        let path = format!("/identities/{}/:revokeAccessTokens", encode(id));
-        self.send(Method::POST, &path, None).await.map(|_| ())
-    }
-
-    /// `GET /healthz` (unsigned, as probes call it).
-    pub async fn healthz(&self) -> Result<()> {
-        let response = self
-            .http
-            .get(format!("{}/healthz", self.base))
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            bail!("healthz answered {}", response.status());
-        }
-        response.bytes().await?;
         Ok(())
-    }
-
-    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
-        let path_and_query = format!("{path}?api-version={API_VERSION}");
-        let bytes = match &body {
-            Some(body) => serde_json::to_vec(body)?,
-            None => Vec::new(),
-        };
-        let signed = sign_request(
-            &self.key,
-            method.as_str(),
-            &path_and_query,
-            &self.host,
-            &bytes,
-            chrono::Utc::now(),
-        );
-        let mut request = self
-            .http
-            .request(method, format!("{}{path_and_query}", self.base))
-            .header("x-ms-date", signed.date)
-            .header("x-ms-content-sha256", signed.content_hash)
-            .header("authorization", signed.authorization);
-        if body.is_some() {
-            request = request
-                .header("content-type", "application/json")
-                .body(bytes);
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let text = response.bytes().await?;
-        if !status.is_success() {
-            bail!("{status}: {}", String::from_utf8_lossy(&text));
-        }
-        if text.is_empty() {
-            return Ok(Value::Null);
-        }
-        Ok(serde_json::from_slice(&text)?)
     }
 }
 
-fn identity_id(answer: &Value) -> Result<String> {
-    answer["identity"]["id"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no identity id in the answer")
+/// Creates `count` identities one after another and returns their raw ids.
+pub async fn create_users(conn: &mut Conn, signer: &Signer, count: usize) -> Result<Vec<String>> {
+    let mut requests = Presigned::new(signer.clone(), vec![create_user()]);
+    let mut users = Vec::with_capacity(count);
+    for _ in 0..count {
+        let body = conn.send(requests.get(0, Utc::now())).await?.success()?;
+        let answer: Value = serde_json::from_slice(&body)?;
+        let id = answer["identity"]["id"].as_str();
+        users.push(id.context("no identity id in the answer")?.to_owned());
+    }
+    Ok(users)
 }
 
 /// Percent-encodes a raw id for a path segment (`8:acs:...` has colons, which are fine, but ids
@@ -142,4 +92,32 @@ fn encode(id: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &'static str) -> Answer {
+        Answer {
+            status: http::StatusCode::from_u16(status).unwrap(),
+            body: Bytes::from_static(body.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn answers_are_checked() {
+        let token = r#"{"token":"eyJ","expiresOn":"2026-01-01T00:00:00Z"}"#;
+        assert!(Expect::Token.check(answer(200, token)).is_ok());
+        assert!(Expect::Token.check(answer(201, "{}")).is_err());
+        assert!(Expect::Success.check(answer(204, "")).is_ok());
+        let refused = Expect::Success.check(answer(401, r#"{"error":{}}"#));
+        assert!(refused.unwrap_err().to_string().starts_with("401"));
+    }
+
+    #[test]
+    fn ids_are_encoded_for_a_path() {
+        assert_eq!(encode("8:acs:a-b_c"), "8:acs:a-b_c");
+        assert_eq!(encode("a/b c"), "a%2Fb%20c");
+    }
 }

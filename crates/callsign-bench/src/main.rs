@@ -2,29 +2,85 @@
 //! fixed time and prints one JSON line per scenario (requests/s, p50/p99/p99.9), beside the bounds
 //! of the machine: `openssl speed` RS256 signing, the crypto library's signing rate and the
 //! server's `GET /healthz` rate. See BENCHMARKS.md.
+//!
+//! So that it measures the server and not itself, each worker owns one keep-alive connection
+//! (`conn`) and sends requests signed once a minute rather than once each (`presign`); one
+//! process drives from one core (a single-threaded runtime), `--processes N` from more. `presign`
+//! prints the same requests for `wrk` (`wrk/presigned.lua`), the independent cross-check.
 
 mod api;
 mod bounds;
+mod conn;
 mod load;
+mod presign;
+mod processes;
+mod scenario;
 mod target;
 
 use anyhow::{bail, Context, Result};
-use api::Api;
 use bounds::Alg;
-use clap::{Parser, ValueEnum};
+use callsign_common::AccessKey;
+use clap::{Args, Parser, Subcommand};
+use conn::Target;
 use load::{LoadReport, LoadSpec};
+use presign::Signer;
+use processes::Job;
+use scenario::{Scenario, Worker};
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-/// Load generator for callsign (loopback only).
+/// Load generator for callsign.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
-    /// Requests in flight at once (one connection each).
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print pre-signed requests for `wrk -s crates/callsign-bench/wrk/presigned.lua` (valid for
+    /// the server's 5-minute clock skew from now).
+    Presign(PresignArgs),
+    /// Run one share of a scenario read on stdin (the children of `--processes`).
+    #[command(hide = true)]
+    Client,
+}
+
+/// The server to drive: a connection string, optionally with another endpoint.
+#[derive(Args, Clone)]
+struct ServerArgs {
+    /// Drive this connection string's server (http or https, any host) instead of starting one.
+    #[arg(long, env = "CALLSIGN_BENCH_CONNECTION_STRING")]
+    connection_string: Option<String>,
+    /// Override the connection string's endpoint.
+    #[arg(long, requires = "connection_string")]
+    endpoint: Option<String>,
+}
+
+#[derive(Args)]
+struct PresignArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// What to sign: `issue-token` and `revoke` create `--users` users first.
+    #[arg(long, default_value = "issue-token")]
+    scenario: Scenario,
+    /// Identities to create and sign requests for.
+    #[arg(long, default_value_t = 64)]
+    users: usize,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Requests in flight at once (one connection each), over all client processes.
     #[arg(long, default_value_t = 16)]
     connections: usize,
+    /// Client processes sharing the connections (each sends from one core at most).
+    #[arg(long, default_value_t = 1)]
+    processes: usize,
     /// Seconds per scenario.
     #[arg(long, default_value_t = 5.0)]
     duration: f64,
@@ -46,12 +102,8 @@ struct Cli {
     /// Token signing algorithm passed to `callsign serve --signing-alg` (rs256, es256, eddsa).
     #[arg(long)]
     signing_alg: Option<String>,
-    /// Drive this connection string's server instead of starting one (loopback only).
-    #[arg(long, env = "CALLSIGN_BENCH_CONNECTION_STRING")]
-    connection_string: Option<String>,
-    /// Override the connection string's endpoint.
-    #[arg(long, requires = "connection_string")]
-    endpoint: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Seconds of each `openssl speed` run; 0 skips them.
     #[arg(long, default_value_t = 3)]
     openssl_seconds: u32,
@@ -61,38 +113,6 @@ struct Cli {
     /// A label copied into every line (for example `pinned` or `unpinned`).
     #[arg(long, default_value = "")]
     label: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Scenario {
-    Healthz,
-    CreateUser,
-    IssueToken,
-    IssueTokenHalfLoad,
-    CreateUserAndToken,
-    Revoke,
-    Mixed,
-}
-
-impl Scenario {
-    fn all() -> Vec<Scenario> {
-        Scenario::value_variants().to_vec()
-    }
-
-    fn name(self) -> String {
-        self.to_possible_value()
-            .expect("no skipped variants")
-            .get_name()
-            .replace('-', "_")
-    }
-
-    /// Whether every request of the scenario signs a token.
-    fn signs_tokens(self) -> bool {
-        matches!(
-            self,
-            Scenario::IssueToken | Scenario::IssueTokenHalfLoad | Scenario::CreateUserAndToken
-        )
-    }
 }
 
 /// The bounds measured in this run, requests (signatures) per second.
@@ -105,8 +125,21 @@ struct Bounds {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    if cli.connections == 0 || cli.duration <= 0.0 {
-        bail!("--connections and --duration must be positive");
+    // One thread: the cheapest runtime per request; more client cores are more processes.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Some(Command::Presign(args)) => runtime.block_on(print_presigned(args)),
+        Some(Command::Client) => runtime.block_on(processes::serve_job()),
+        None => run(&cli.run, &runtime),
+    }
+}
+
+/// The default command: the bounds, then every scenario.
+fn run(cli: &RunArgs, runtime: &tokio::runtime::Runtime) -> Result<()> {
+    if cli.connections == 0 || cli.duration <= 0.0 || cli.processes == 0 {
+        bail!("--connections, --processes and --duration must be positive");
     }
     let alg = match cli.signing_alg.as_deref().unwrap_or("rs256") {
         "rs256" => Alg::Rs256,
@@ -115,12 +148,11 @@ fn main() -> Result<()> {
         other => bail!("unknown signing algorithm {other}"),
     };
     let mut bounds = Bounds::default();
-    measure_crypto_bounds(&cli, alg, &mut bounds)?;
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(run_scenarios(&cli, bounds))
+    measure_crypto_bounds(cli, alg, &mut bounds)?;
+    runtime.block_on(run_scenarios(cli, bounds))
 }
 
-fn measure_crypto_bounds(cli: &Cli, alg: Alg, bounds: &mut Bounds) -> Result<()> {
+fn measure_crypto_bounds(cli: &RunArgs, alg: Alg, bounds: &mut Bounds) -> Result<()> {
     let openssl_name = match alg {
         Alg::Rs256 => "rsa2048",
         Alg::Es256 => "ecdsap256",
@@ -159,31 +191,44 @@ fn measure_crypto_bounds(cli: &Cli, alg: Alg, bounds: &mut Bounds) -> Result<()>
     Ok(())
 }
 
-async fn run_scenarios(cli: &Cli, mut bounds: Bounds) -> Result<()> {
-    let _server;
-    let (endpoint, key) = match &cli.connection_string {
-        Some(value) => {
-            let (endpoint, key) = target::parse_connection_string(value)?;
-            (cli.endpoint.clone().unwrap_or(endpoint), key)
-        }
-        None => {
-            let bin = match &cli.server_bin {
-                Some(bin) => bin.clone(),
-                None => std::env::current_exe()?.with_file_name("callsign"),
-            };
-            let extra: Vec<String> = match &cli.signing_alg {
-                Some(alg) => vec!["--signing-alg".into(), alg.clone()],
-                None => Vec::new(),
-            };
-            let server = target::SpawnedServer::start(&bin, cli.server_cpus.as_deref(), &extra)?;
-            let pair = (server.endpoint.clone(), server.key.clone());
-            _server = server;
-            pair
-        }
+/// The endpoint and key of `--connection-string` (and `--endpoint`), if given.
+fn given_server(args: &ServerArgs) -> Result<Option<(url::Url, AccessKey)>> {
+    let Some(value) = &args.connection_string else {
+        return Ok(None);
     };
-    require_loopback(&endpoint)?;
-    let api = Api::new(&endpoint, key, cli.connections)?;
-    let users = Arc::new(create_users(&api, cli.users.max(1)).await?);
+    let (endpoint, key) = target::parse_connection_string(value)?;
+    let endpoint = args.endpoint.clone().unwrap_or(endpoint);
+    Ok(Some((url::Url::parse(&endpoint)?, key)))
+}
+
+/// The server under test: the given one, or a `callsign serve` started here (stopped when the
+/// returned guard drops).
+fn server_under_test(
+    cli: &RunArgs,
+) -> Result<(Option<target::SpawnedServer>, url::Url, AccessKey)> {
+    if let Some((endpoint, key)) = given_server(&cli.server)? {
+        return Ok((None, endpoint, key));
+    }
+    let bin = match &cli.server_bin {
+        Some(bin) => bin.clone(),
+        None => std::env::current_exe()?.with_file_name("callsign"),
+    };
+    let extra: Vec<String> = match &cli.signing_alg {
+        Some(alg) => vec!["--signing-alg".into(), alg.clone()],
+        None => Vec::new(),
+    };
+    let server = target::SpawnedServer::start(&bin, cli.server_cpus.as_deref(), &extra)?;
+    let (endpoint, key) = (url::Url::parse(&server.endpoint)?, server.key.clone());
+    Ok((Some(server), endpoint, key))
+}
+
+async fn run_scenarios(cli: &RunArgs, mut bounds: Bounds) -> Result<()> {
+    let (_server, endpoint, key) = server_under_test(cli)?;
+    let (target, signer) = (
+        Target::new(&endpoint)?,
+        Signer::new(&endpoint, key.clone())?,
+    );
+    let mut job = first_job(cli, &endpoint, &key, &target, &signer).await?;
     let mut issue_rps = None;
     let mut failed = 0;
     let scenarios = match cli.scenarios.is_empty() {
@@ -191,35 +236,24 @@ async fn run_scenarios(cli: &Cli, mut bounds: Bounds) -> Result<()> {
         false => cli.scenarios.clone(),
     };
     for scenario in scenarios {
-        let mut spec = LoadSpec {
-            connections: cli.connections,
-            duration: Duration::from_secs_f64(cli.duration),
-            max_requests: cli.max_requests,
-            rate: None,
-        };
+        job.scenario = scenario;
+        job.spec.rate = None;
         if scenario == Scenario::IssueTokenHalfLoad {
             let Some(max) = issue_rps else {
                 eprintln!("issue_token_half_load needs issue_token first; skipped");
                 continue;
             };
-            spec.rate = Some(max / 2.0);
+            job.spec.rate = Some(max / 2.0);
         }
         let load_before = load_average();
-        let report = run_one(scenario, spec, &api, &users).await?;
+        let report = run_one(&job, cli.processes, &target, &signer).await?;
         match scenario {
             Scenario::Healthz => bounds.healthz = Some(report.rps),
             Scenario::IssueToken => issue_rps = Some(report.rps),
             _ => {}
         }
         failed += report.errors;
-        emit(scenario_line(
-            cli,
-            scenario,
-            &spec,
-            &report,
-            &bounds,
-            load_before,
-        ));
+        emit(scenario_line(cli, &job, &report, &bounds, load_before));
     }
     if failed > 0 {
         bail!("{failed} requests failed");
@@ -227,56 +261,92 @@ async fn run_scenarios(cli: &Cli, mut bounds: Bounds) -> Result<()> {
     Ok(())
 }
 
-async fn run_one(
-    scenario: Scenario,
-    spec: LoadSpec,
-    api: &Api,
-    users: &Arc<Vec<String>>,
-) -> Result<LoadReport> {
-    let api = api.clone();
-    let users = users.clone();
-    load::run(spec, move |worker, seq| {
-        let api = api.clone();
-        let user = users[(worker * 31 + seq as usize) % users.len()].clone();
-        async move {
-            match scenario {
-                Scenario::Healthz => api.healthz().await,
-                Scenario::CreateUser => api.create_user().await.map(|_| ()),
-                Scenario::IssueToken | Scenario::IssueTokenHalfLoad => api.issue_token(&user).await,
-                Scenario::CreateUserAndToken => api.create_user_and_token().await.map(|_| ()),
-                Scenario::Revoke => api.revoke(&user).await,
-                Scenario::Mixed => mixed(&api, &user, worker, seq).await,
-            }
-        }
+/// Creates the users every scenario shares and describes the load (the scenario and rate are
+/// set per scenario).
+async fn first_job(
+    cli: &RunArgs,
+    endpoint: &url::Url,
+    key: &AccessKey,
+    target: &Target,
+    signer: &Signer,
+) -> Result<Job> {
+    let mut setup = target.connect().await?;
+    let users = api::create_users(&mut setup, signer, cli.users.max(1))
+        .await
+        .context("creating the test users")?;
+    Ok(Job {
+        endpoint: endpoint.to_string(),
+        key: key.to_base64(),
+        scenario: Scenario::Healthz,
+        users,
+        spec: LoadSpec {
+            connections: cli.connections,
+            duration: Duration::from_secs_f64(cli.duration),
+            max_requests: cli.max_requests,
+            rate: None,
+        },
+        start_at_ms: 0,
     })
-    .await
 }
 
-/// 80 % issue token, 15 % create user, 5 % revoke, interleaved deterministically.
-async fn mixed(api: &Api, user: &str, worker: usize, seq: u64) -> Result<()> {
-    match (worker as u64 * 7 + seq) % 20 {
-        0..=15 => api.issue_token(user).await,
-        16..=18 => api.create_user().await.map(|_| ()),
-        _ => api.revoke(user).await,
+/// Runs one scenario from this process, or split between `processes` child processes.
+async fn run_one(
+    job: &Job,
+    processes: usize,
+    target: &Target,
+    signer: &Signer,
+) -> Result<LoadReport> {
+    // Never more processes than connections: each needs one.
+    let processes = processes.min(job.spec.connections);
+    if processes > 1 {
+        let job = Job {
+            start_at_ms: processes::start_time(),
+            ..job.clone()
+        };
+        return Ok(processes::run(&job, processes).await?.report(processes));
     }
+    let mut workers = Vec::with_capacity(job.spec.connections);
+    for index in 0..job.spec.connections {
+        workers.push(Worker::connect(target, signer, job.scenario, &job.users, index).await?);
+    }
+    Ok(load::run(job.spec, workers, None).await?.report(1))
 }
 
-async fn create_users(api: &Api, count: usize) -> Result<Vec<String>> {
-    let mut users = Vec::with_capacity(count);
-    for _ in 0..count {
-        users.push(api.create_user().await.context("creating the test users")?);
+/// `callsign-bench presign`: creates the users, then prints one pre-signed request per line.
+async fn print_presigned(args: PresignArgs) -> Result<()> {
+    let (endpoint, key) =
+        given_server(&args.server)?.context("presign needs --connection-string")?;
+    let (target, signer) = (Target::new(&endpoint)?, Signer::new(&endpoint, key)?);
+    let users = match args.scenario {
+        Scenario::IssueToken
+        | Scenario::IssueTokenHalfLoad
+        | Scenario::Revoke
+        | Scenario::Mixed => {
+            let mut conn = target.connect().await?;
+            api::create_users(&mut conn, &signer, args.users.max(1)).await?
+        }
+        _ => Vec::new(),
+    };
+    let now = chrono::Utc::now();
+    for template in args.scenario.templates(&users) {
+        println!("{}", signer.sign(&template, now).wrk_line());
     }
-    Ok(users)
+    let until = (now + presign::SKEW_WINDOW).format("%H:%M:%S UTC");
+    eprintln!(
+        "signed for {}; the server accepts them until {until}",
+        callsign_common::hmac::host_header(&endpoint).unwrap_or_default()
+    );
+    Ok(())
 }
 
 fn scenario_line(
-    cli: &Cli,
-    scenario: Scenario,
-    spec: &LoadSpec,
+    cli: &RunArgs,
+    job: &Job,
     report: &LoadReport,
     bounds: &Bounds,
     load_before: Value,
 ) -> Value {
+    let (scenario, spec) = (job.scenario, &job.spec);
     let ratio = |bound: Option<f64>| bound.map(|b| round(report.rps / b, 3));
     let token_ratio = |bound| scenario.signs_tokens().then(|| ratio(bound)).flatten();
     let mut line = json!({
@@ -285,6 +355,7 @@ fn scenario_line(
         "signing_alg": cli.signing_alg.as_deref().unwrap_or("rs256"),
         "server_cpus": cli.server_cpus,
         "connections": spec.connections,
+        "endpoint": job.endpoint,
         "target_rps": spec.rate.map(|r| round(r, 1)),
         "ratio_to_openssl_sign": token_ratio(bounds.openssl),
         "ratio_to_library_sign": token_ratio(bounds.library),
@@ -313,20 +384,6 @@ fn load_average() -> Value {
         .filter_map(|f| f.parse().ok())
         .collect();
     json!(fields)
-}
-
-fn require_loopback(endpoint: &str) -> Result<()> {
-    let url = reqwest::Url::parse(endpoint)?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    if !loopback {
-        bail!("callsign-bench only drives loopback endpoints, not {endpoint}");
-    }
-    Ok(())
 }
 
 fn emit(line: Value) {
