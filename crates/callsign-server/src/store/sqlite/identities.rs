@@ -108,6 +108,26 @@ fn stamp_one(
     Ok(true)
 }
 
+impl SqliteBackend {
+    /// [`stamp_one`] on the writer; the identity's cached token state is forgotten once the
+    /// change has committed (revoke and delete both change it).
+    async fn stamp_and_forget(
+        &self,
+        sql: &'static str,
+        id: String,
+        at: i64,
+        events: Vec<AuditRecord>,
+        detail: &'static str,
+    ) -> Result<bool, StoreError> {
+        let changed = id.clone();
+        self.write_then(
+            move |conn| stamp_one(conn, sql, &id, at, events, detail),
+            move |tokens| tokens.remove(&changed),
+        )
+        .await
+    }
+}
+
 #[async_trait::async_trait]
 impl IdentityStore for SqliteBackend {
     async fn create_identity_with_events(
@@ -165,21 +185,14 @@ impl IdentityStore for SqliteBackend {
             .stamps
             .get(&id)
             .map_or(before_us, |pending| pending.max(before_us));
-        let changed = id.clone();
-        self.write_then(
-            move |conn| {
-                stamp_one(
-                    conn,
-                    "UPDATE identities SET revoked_before_us = \
-                 max(coalesce(revoked_before_us, 0), ?2, coalesce(last_token_issued_at_us, 0)) \
-                 WHERE id = ?1 AND deleted_at_us IS NULL RETURNING revoked_before_us",
-                    &id,
-                    before,
-                    events,
-                    "revokedBeforeMicros",
-                )
-            },
-            move |tokens| tokens.remove(&changed),
+        self.stamp_and_forget(
+            "UPDATE identities SET revoked_before_us = \
+             max(coalesce(revoked_before_us, 0), ?2, coalesce(last_token_issued_at_us, 0)) \
+             WHERE id = ?1 AND deleted_at_us IS NULL RETURNING revoked_before_us",
+            id,
+            before,
+            events,
+            "revokedBeforeMicros",
         )
         .await
     }
@@ -245,20 +258,13 @@ impl IdentityStore for SqliteBackend {
         at_us: i64,
         events: Vec<AuditRecord>,
     ) -> Result<bool, StoreError> {
-        let changed = id.clone();
-        self.write_then(
-            move |conn| {
-                stamp_one(
-                    conn,
-                    "UPDATE identities SET deleted_at_us = ?2 \
-                     WHERE id = ?1 AND deleted_at_us IS NULL RETURNING deleted_at_us",
-                    &id,
-                    at_us,
-                    events,
-                    "deletedAtMicros",
-                )
-            },
-            move |tokens| tokens.remove(&changed),
+        self.stamp_and_forget(
+            "UPDATE identities SET deleted_at_us = ?2 \
+             WHERE id = ?1 AND deleted_at_us IS NULL RETURNING deleted_at_us",
+            id,
+            at_us,
+            events,
+            "deletedAtMicros",
         )
         .await
     }
