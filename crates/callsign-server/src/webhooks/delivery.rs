@@ -50,16 +50,26 @@ enum Stop {
     LostLease,
 }
 
+/// What every deliverer of a server shares.
+pub(crate) struct Context {
+    /// The stored log: the outbox.
+    pub(crate) log: Arc<AuditLog>,
+    /// Where progress and leases are kept.
+    pub(crate) store: Arc<dyn WebhookStore>,
+    /// The server's clock (leases, signature timestamps).
+    pub(crate) clock: Arc<dyn Clock>,
+    /// No redirects, no proxy, bounded time (see [`super::client`]).
+    pub(crate) http: reqwest::Client,
+    /// Where attempts are counted.
+    pub(crate) metrics: Arc<Metrics>,
+    /// This server's name in leases.
+    pub(crate) holder: String,
+}
+
 /// Delivers one webhook.
 pub(crate) struct Deliverer {
     webhook: WebhookConfig,
-    log: Arc<AuditLog>,
-    store: Arc<dyn WebhookStore>,
-    clock: Arc<dyn Clock>,
-    http: reqwest::Client,
-    metrics: Arc<Metrics>,
-    /// This server's name in leases.
-    holder: String,
+    context: Arc<Context>,
     /// The lease this server holds, as far as it knows.
     lease: Option<Lease>,
 }
@@ -74,23 +84,10 @@ struct Lease {
 }
 
 impl Deliverer {
-    pub(crate) fn new(
-        webhook: WebhookConfig,
-        log: Arc<AuditLog>,
-        store: Arc<dyn WebhookStore>,
-        clock: Arc<dyn Clock>,
-        http: reqwest::Client,
-        metrics: Arc<Metrics>,
-        holder: String,
-    ) -> Self {
+    pub(crate) fn new(webhook: WebhookConfig, context: Arc<Context>) -> Self {
         Self {
             webhook,
-            log,
-            store,
-            clock,
-            http,
-            metrics,
-            holder,
+            context,
             lease: None,
         }
     }
@@ -98,13 +95,14 @@ impl Deliverer {
     /// Claims the webhook; a webhook never delivered starts after the newest event stored now:
     /// it receives what happens from its first start on. `None`: another node holds it.
     pub(crate) async fn claim(&mut self) -> Result<Option<LogPosition>, DeliveryError> {
-        let now = self.clock.now();
+        let now = self.context.clock.now();
         let until = now + chrono::Duration::from_std(LEASE).expect("a short lease");
         let claim = self
+            .context
             .store
             .claim_webhook(
                 self.webhook.key(),
-                &self.holder,
+                &self.context.holder,
                 now.timestamp_micros(),
                 until.timestamp_micros(),
             )
@@ -116,9 +114,10 @@ impl Deliverer {
         let delivered = match delivered {
             Some(delivered) => delivered,
             None => {
-                let start = self.log.latest_position().await?;
-                self.store
-                    .webhook_delivered(self.webhook.key(), &self.holder, start)
+                let start = self.context.log.latest_position().await?;
+                self.context
+                    .store
+                    .webhook_delivered(self.webhook.key(), &self.context.holder, start)
                     .await?;
                 start
             }
@@ -133,7 +132,9 @@ impl Deliverer {
     async fn holding(&mut self) -> Result<Option<LogPosition>, DeliveryError> {
         let half = chrono::Duration::from_std(LEASE / 2).expect("a short lease");
         match self.lease {
-            Some(lease) if lease.until - self.clock.now() > half => Ok(Some(lease.delivered)),
+            Some(lease) if lease.until - self.context.clock.now() > half => {
+                Ok(Some(lease.delivered))
+            }
             _ => self.claim().await,
         }
     }
@@ -142,8 +143,9 @@ impl Deliverer {
     /// lease was lost meanwhile.
     async fn record(&mut self, position: LogPosition) -> Result<bool, DeliveryError> {
         let kept = self
+            .context
             .store
-            .webhook_delivered(self.webhook.key(), &self.holder, position)
+            .webhook_delivered(self.webhook.key(), &self.context.holder, position)
             .await?;
         self.lease = match (kept, self.lease) {
             (true, Some(lease)) => Some(Lease {
@@ -181,7 +183,7 @@ impl Deliverer {
             return Ok(Some(Stop::LostLease));
         };
         loop {
-            let forgotten = self.log.forgotten_through().await?;
+            let forgotten = self.context.log.forgotten_through().await?;
             if delivered < forgotten {
                 tracing::error!(
                     webhook = %self.webhook.url,
@@ -189,7 +191,7 @@ impl Deliverer {
                 );
                 delivered = forgotten;
             }
-            let events = self.log.list_after(delivered, PAGE).await?;
+            let events = self.context.log.list_after(delivered, PAGE).await?;
             let Some(last) = events.last().map(|e| e.position) else {
                 return Ok(None);
             };
@@ -231,7 +233,8 @@ impl Deliverer {
                 return Ok(Some(Stop::LostLease));
             }
             let outcome = self.attempt(logged.event.id, &body).await;
-            self.metrics
+            self.context
+                .metrics
                 .webhook_attempt(self.webhook.url.as_str(), outcome.is_ok());
             let Err(failure) = outcome else {
                 return Ok(None);
@@ -251,9 +254,10 @@ impl Deliverer {
 
     /// One signed POST; a 2xx answer is the receiver's acknowledgement.
     async fn attempt(&self, event_id: i64, body: &[u8]) -> Result<(), String> {
-        let timestamp = self.clock.now().timestamp();
+        let timestamp = self.context.clock.now().timestamp();
         let signature = webhook_signature::sign(self.webhook.secret.as_bytes(), timestamp, body);
         let response = self
+            .context
             .http
             .post(self.webhook.url.clone())
             .header(http::header::CONTENT_TYPE, "application/json")

@@ -1,7 +1,7 @@
 //! Signed webhooks (docs/webhooks.md): every configured receiver gets the audit trail's events
 //! as signed JSON POSTs, at least once, in the log's order.
 //!
-//! Each `[[webhooks]]` entry has a deliverer task ([`delivery`]) that follows the stored log —
+//! Each `[[webhooks]]` entry has a deliverer task (`delivery.rs`) that follows the stored log —
 //! the durable outbox — and stores how far its receiver has acknowledged. Only the configured
 //! URLs are contacted: redirects are not followed and no proxy is used, so a delivery never
 //! reaches a host the operator did not name.
@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::store::WebhookStore;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use delivery::{Deliverer, DeliveryError};
+use delivery::{Context, Deliverer, DeliveryError};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
@@ -58,23 +58,21 @@ impl Webhooks {
         if webhooks.is_empty() {
             return Ok(Self::default());
         }
-        let http = client()?;
-        let holder = holder_name();
+        let context = Arc::new(Context {
+            log,
+            store,
+            clock,
+            http: client()?,
+            metrics,
+            holder: holder_name(),
+        });
         let mut tasks = Vec::with_capacity(webhooks.len());
         for webhook in webhooks {
             let url = webhook.url.to_string();
-            metrics.webhook_configured(&url);
-            let mut deliverer = Deliverer::new(
-                webhook.clone(),
-                log.clone(),
-                store.clone(),
-                clock.clone(),
-                http.clone(),
-                metrics.clone(),
-                holder.clone(),
-            );
+            context.metrics.webhook_configured(&url);
+            let mut deliverer = Deliverer::new(webhook.clone(), context.clone());
             // Subscribed before the first read: nothing stored from here on goes unnoticed.
-            let signal = log.subscribe();
+            let signal = context.log.subscribe();
             deliverer
                 .claim()
                 .await
