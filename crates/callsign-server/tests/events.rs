@@ -21,6 +21,14 @@ async fn read(client: &Client, query: &str) -> Value {
     reply.json()
 }
 
+/// The cursor after the newest event now.
+async fn end_of_feed(client: &Client) -> String {
+    read(client, "").await["cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 fn types(page: &Value) -> Vec<&str> {
     page["value"]
         .as_array()
@@ -99,10 +107,7 @@ async fn events_come_in_order_after_a_cursor_a_page_at_a_time() {
 async fn a_waiting_reader_is_answered_by_the_next_event_or_by_its_deadline() {
     let server = TestServer::start().await;
     let client = server.client();
-    let cursor = read(&client, "").await["cursor"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cursor = end_of_feed(&client).await;
 
     // Nothing happens: an empty answer once the wait is over (one short real-time wait).
     let started = Instant::now();
@@ -131,10 +136,7 @@ async fn a_waiting_reader_is_answered_by_the_next_event_or_by_its_deadline() {
 async fn shutting_down_answers_waiting_readers_at_once() {
     let server = TestServer::start().await;
     let client = server.client();
-    let cursor = read(&client, "").await["cursor"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cursor = end_of_feed(&client).await;
     let waiting = {
         let client = client.clone();
         let cursor = cursor.clone();
@@ -183,10 +185,7 @@ async fn refusals_are_acs_errors() {
     }
 
     // A cursor behind what the retention deleted: 410, and starting afresh works.
-    let cursor = read(&client, "").await["cursor"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cursor = end_of_feed(&client).await;
     client.create_user().await;
     client.create_user().await;
     let store = store::open(

@@ -203,20 +203,12 @@ fn serve_with(data: &Path, config: &Path, env: &[(&str, &str)]) -> ServeProcess 
 
 /// A node of a cluster on the PostgreSQL database at `url`, configured by `config`.
 fn serve_node(url: &str, data: &Path, config: &Path) -> ServeProcess {
-    let mut cmd = Command::new(BIN);
-    cmd.env_remove("CALLSIGN_ACCESS_KEY")
-        .env("RUST_LOG", "error")
-        .env("TEST_WEBHOOK_SECRET", SECRET)
-        .env(
-            "CALLSIGN_MASTER_KEY",
-            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-        )
-        .env("CALLSIGN_DATABASE_URL", url)
-        .args(["serve", "--addr", "127.0.0.1:0", "--config"])
-        .arg(config)
-        .arg("--data")
-        .arg(data);
-    ServeProcess::spawn(&mut cmd, false)
+    let master_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let env = [
+        ("CALLSIGN_MASTER_KEY", master_key),
+        ("CALLSIGN_DATABASE_URL", url),
+    ];
+    serve_with(data, config, &env)
 }
 
 fn kill_9(server: ServeProcess) {
