@@ -99,6 +99,10 @@ struct RunArgs {
     /// Pin the started server (and `openssl speed`) to these CPUs (`taskset -c`), e.g. `0`.
     #[arg(long)]
     server_cpus: Option<String>,
+    /// Write the started server's log (stderr) to this file (default: a temporary file). Its log
+    /// level is `RUST_LOG`'s, else the server's default (`info`: a line per request).
+    #[arg(long)]
+    server_log: Option<PathBuf>,
     /// Token signing algorithm passed to `callsign serve --signing-alg` (rs256, es256, eddsa).
     #[arg(long)]
     signing_alg: Option<String>,
@@ -217,7 +221,12 @@ fn server_under_test(
         Some(alg) => vec!["--signing-alg".into(), alg.clone()],
         None => Vec::new(),
     };
-    let server = target::SpawnedServer::start(&bin, cli.server_cpus.as_deref(), &extra)?;
+    let server = target::SpawnedServer::start(
+        &bin,
+        cli.server_cpus.as_deref(),
+        &extra,
+        cli.server_log.as_deref(),
+    )?;
     let (endpoint, key) = (url::Url::parse(&server.endpoint)?, server.key.clone());
     Ok((Some(server), endpoint, key))
 }
@@ -354,6 +363,7 @@ fn scenario_line(
         "label": cli.label,
         "signing_alg": cli.signing_alg.as_deref().unwrap_or("rs256"),
         "server_cpus": cli.server_cpus,
+        "server_rust_log": std::env::var("RUST_LOG").unwrap_or_else(|_| "default".into()),
         "connections": spec.connections,
         "endpoint": job.endpoint,
         "target_rps": spec.rate.map(|r| round(r, 1)),

@@ -15,12 +15,26 @@ pub struct SpawnedServer {
     /// The primary access key.
     pub key: AccessKey,
     _data: tempfile::TempDir,
+    /// Holds the server's stderr (its log) unless `--server-log` named a file.
+    _log_dir: tempfile::TempDir,
 }
 
 impl SpawnedServer {
-    /// Starts `bin serve` on a free loopback port, under `taskset -c cpus` when given.
-    pub fn start(bin: &Path, cpus: Option<&str>, extra: &[String]) -> Result<Self> {
+    /// Starts `bin serve` on a free loopback port, under `taskset -c cpus` when given, with the
+    /// log settings of this process's environment (`RUST_LOG`; unset: the server's default, a line
+    /// per request) and its log (stderr) written to `log`, else to a temporary file: a server is
+    /// measured as it runs, writing its log to a file.
+    pub fn start(
+        bin: &Path,
+        cpus: Option<&str>,
+        extra: &[String],
+        log: Option<&Path>,
+    ) -> Result<Self> {
         let data = tempfile::tempdir().context("creating a temp data dir")?;
+        let log_dir = tempfile::tempdir().context("creating a temp dir for the log")?;
+        let log = log.map_or_else(|| log_dir.path().join("server.log"), Path::to_path_buf);
+        let log_file = std::fs::File::create(&log)
+            .with_context(|| format!("creating the server's log {}", log.display()))?;
         let mut command = match cpus {
             Some(cpus) => {
                 let mut c = Command::new("taskset");
@@ -33,10 +47,9 @@ impl SpawnedServer {
             .args(["serve", "--addr", "127.0.0.1:0", "--data"])
             .arg(data.path())
             .args(extra)
-            .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(log_file);
         let mut child = command
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
@@ -45,7 +58,8 @@ impl SpawnedServer {
         let connection = loop {
             let Some(line) = lines.next() else {
                 let _ = child.kill();
-                bail!("the server exited before printing its connection string");
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                bail!("the server exited before printing its connection string: {said}");
             };
             if let Some(value) = line?.strip_prefix("connection string: ") {
                 break value.to_owned();
@@ -57,6 +71,7 @@ impl SpawnedServer {
             endpoint,
             key,
             _data: data,
+            _log_dir: log_dir,
         })
     }
 }

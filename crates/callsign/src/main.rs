@@ -6,6 +6,7 @@ mod admin;
 mod client;
 mod config;
 mod failure;
+mod log_writer;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod serve;
@@ -388,12 +389,31 @@ struct Logging {
 type ExtraLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
 
 impl Logging {
-    /// Installs the subscriber. Logs go to stderr, filtered by `RUST_LOG`, else by the command:
-    /// `info` for the server (`debug` with `-v`); for client commands nothing, warnings with `-v`
-    /// (which also says which server they use), the HTTP stack's debug log with `-vv`. Never keys
-    /// or tokens. With `spans` (the span export, docs/tracing.md), the request spans go to it and
-    /// not to the log lines, whatever `RUST_LOG` says.
+    /// Installs the subscriber for a command that is not the server: lines are written to stderr
+    /// as they are logged, so they stay in order with what the command prints.
     fn init(self, spans: Option<ExtraLayer>) {
+        self.install(spans, std::io::stderr);
+    }
+
+    /// Installs the subscriber for the server: lines are buffered and written to stderr by a
+    /// thread of their own (`log_writer`), so a request never waits on the write (a line per
+    /// request is the default). The lines still buffered are written when the returned flusher is
+    /// dropped.
+    fn init_off_thread(self, spans: Option<ExtraLayer>) -> std::io::Result<log_writer::Flusher> {
+        let (writer, flusher) = log_writer::start(Box::new(std::io::stderr()))?;
+        self.install(spans, writer);
+        Ok(flusher)
+    }
+
+    /// Logs go to `writer`, filtered by `RUST_LOG`, else by the command: `info` for the server
+    /// (`debug` with `-v`); for client commands nothing, warnings with `-v` (which also says which
+    /// server they use), the HTTP stack's debug log with `-vv`. Never keys or tokens. With `spans`
+    /// (the span export, docs/tracing.md), the request spans go to it and not to the log lines,
+    /// whatever `RUST_LOG` says.
+    fn install<W>(self, spans: Option<ExtraLayer>, writer: W)
+    where
+        W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+    {
         use std::io::IsTerminal;
         use tracing_subscriber::layer::SubscriberExt;
         use tracing_subscriber::util::SubscriberInitExt;
@@ -412,7 +432,7 @@ impl Logging {
             // Without span export, as always: one filter for the whole subscriber.
             let builder = tracing_subscriber::fmt()
                 .with_env_filter(filter)
-                .with_writer(std::io::stderr);
+                .with_writer(writer);
             match self.format {
                 LogFormat::Text => builder.with_ansi(ansi).init(),
                 LogFormat::Json => builder.json().init(),
@@ -423,7 +443,7 @@ impl Logging {
             .parse()
             .expect("a valid directive");
         let filter = filter.add_directive(request_spans);
-        let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+        let lines = tracing_subscriber::fmt::layer().with_writer(writer);
         let lines = match self.format {
             LogFormat::Text => lines.with_ansi(ansi).with_filter(filter).boxed(),
             LogFormat::Json => lines.json().with_filter(filter).boxed(),

@@ -135,12 +135,16 @@ pub fn serve(args: ServeArgs, logging: crate::Logging) -> Result<(), Failure> {
         .filter(|url| !url.trim().is_empty());
     let mut export = SpanExport::start(otlp_endpoint.as_deref(), &runtime)?;
     let (spans, trace_context) = export.parts();
-    logging.init(spans);
+    let _log_writer = logging
+        .init_off_thread(spans)
+        .context("starting the log writer thread")?;
     if let Some(endpoint) = &otlp_endpoint {
         tracing::info!(endpoint, "exporting a span of every request (OTLP/HTTP)");
     }
     let result = serve_on(args, file, &runtime, trace_context);
     export.flush();
+    // The lines still queued are written here, as `_log_writer` is dropped, before the failure
+    // (if any) is reported.
     result
 }
 
