@@ -77,7 +77,7 @@ async fn a_data_dir_written_by_035d746_serves_its_users_tokens_keys_and_assignme
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 7);
+    assert_eq!(version, 8);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

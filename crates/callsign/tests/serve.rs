@@ -753,7 +753,7 @@ fn start_up_refusals_name_the_file_and_say_it_once() {
     drop(db);
     let stderr = refused_start(dir.path(), &[]);
     assert!(
-        stderr.contains("has schema version 99, newer than this callsign knows (7)"),
+        stderr.contains("has schema version 99, newer than this callsign knows (8)"),
         "{stderr}"
     );
 
