@@ -94,6 +94,28 @@ fn encode(id: &str) -> String {
         .collect()
 }
 
+/// The ids of the first `count` identity lines of an export file (docs/export.md: one JSON object
+/// a line, `"type": "identity"` with its `id`).
+pub fn users_from_export(file: &std::path::Path, count: usize) -> Result<Vec<String>> {
+    let opened =
+        std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let mut ids = Vec::with_capacity(count);
+    for line in std::io::BufRead::lines(std::io::BufReader::new(opened)) {
+        let line: Value = serde_json::from_str(&line?).context("an export line is not JSON")?;
+        if line["type"] == "identity" {
+            let id = line["id"]
+                .as_str()
+                .context("an identity line without an id")?;
+            ids.push(id.to_owned());
+            if ids.len() == count {
+                break;
+            }
+        }
+    }
+    anyhow::ensure!(!ids.is_empty(), "no identities in {}", file.display());
+    Ok(ids)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +141,24 @@ mod tests {
     fn ids_are_encoded_for_a_path() {
         assert_eq!(encode("8:acs:a-b_c"), "8:acs:a-b_c");
         assert_eq!(encode("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn users_come_from_an_export_file() {
+        let file = std::env::temp_dir().join(format!("callsign-bench-ids-{}", std::process::id()));
+        let lines = [
+            r#"{"type":"resource","format":1,"resourceId":"r"}"#,
+            r#"{"type":"identity","id":"8:acs:r_1","createdAtUs":1}"#,
+            r#"{"type":"assignment","objectId":"o"}"#,
+            r#"{"type":"identity","id":"8:acs:r_2","createdAtUs":1}"#,
+            r#"{"type":"identity","id":"8:acs:r_3","createdAtUs":1}"#,
+        ];
+        std::fs::write(&file, lines.join("\n")).unwrap();
+        let two = users_from_export(&file, 2);
+        std::fs::write(&file, lines[0]).unwrap();
+        let none = users_from_export(&file, 2);
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(two.unwrap(), ["8:acs:r_1", "8:acs:r_2"]);
+        assert!(none.unwrap_err().to_string().starts_with("no identities"));
     }
 }

@@ -71,6 +71,10 @@ struct PresignArgs {
     /// Identities to create and sign requests for.
     #[arg(long, default_value_t = 64)]
     users: usize,
+    /// Sign for the first `--users` identities of this export file (`callsign export`, or any
+    /// file of its identity lines) instead of creating users: the scale runs' large data dirs.
+    #[arg(long, value_name = "FILE")]
+    ids_from: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -326,15 +330,13 @@ async fn print_presigned(args: PresignArgs) -> Result<()> {
     let (endpoint, key) =
         given_server(&args.server)?.context("presign needs --connection-string")?;
     let (target, signer) = (Target::new(&endpoint)?, Signer::new(&endpoint, key)?);
-    let users = match args.scenario {
-        Scenario::IssueToken
-        | Scenario::IssueTokenHalfLoad
-        | Scenario::Revoke
-        | Scenario::Mixed => {
+    let users = match (args.scenario, &args.ids_from) {
+        (Scenario::Healthz | Scenario::CreateUser | Scenario::CreateUserAndToken, _) => Vec::new(),
+        (_, Some(file)) => api::users_from_export(file, args.users.max(1))?,
+        (_, None) => {
             let mut conn = target.connect().await?;
             api::create_users(&mut conn, &signer, args.users.max(1)).await?
         }
-        _ => Vec::new(),
     };
     let now = chrono::Utc::now();
     for template in args.scenario.templates(&users) {
