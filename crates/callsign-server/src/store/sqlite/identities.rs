@@ -416,4 +416,27 @@ mod tests {
             .unwrap();
         assert_eq!(stored, Some(42));
     }
+
+    #[tokio::test]
+    async fn every_slice_of_pending_stamps_is_written_before_the_store_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteBackend::open(dir.path(), OpenMode::Create).unwrap();
+        // More stamps than a few of the writer's slices, none flushed yet.
+        let ids: Vec<String> = (0..200).map(|i| format!("id-{i}")).collect();
+        for id in &ids {
+            let record = IdentityRecord::new(id.clone(), None, 1);
+            store.create_identity(record).await.unwrap();
+            store.record_token_issued(id.clone(), 7).await.unwrap();
+        }
+        drop(store);
+        let other = Connection::open(dir.path().join("callsign.db")).unwrap();
+        let stored: i64 = other
+            .query_row(
+                "SELECT count(*) FROM identities WHERE last_token_issued_at_us = 7",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored, 200);
+    }
 }
