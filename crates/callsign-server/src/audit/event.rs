@@ -247,9 +247,18 @@ impl AuditEvent {
 
     /// The event as the store keeps it: its JSON without the id, which the store assigns.
     pub fn to_record(&self) -> crate::store::AuditRecord {
-        let mut json = serde_json::to_value(self).expect("an event always serialises");
-        if let Some(fields) = json.as_object_mut() {
-            fields.remove("id");
+        let mut json = self.to_json_line();
+        // `id` is the first field and 0 until stored: cut it from the text rather than building
+        // a `Value` to remove it from (a tenth of a revoke's time on the runtime thread).
+        const UNNUMBERED: &str = r#"{"id":0,"#;
+        if json.starts_with(UNNUMBERED) {
+            json.replace_range(1..UNNUMBERED.len(), "");
+        } else {
+            let mut value: serde_json::Value = serde_json::from_str(&json).expect("our own JSON");
+            if let Some(fields) = value.as_object_mut() {
+                fields.remove("id");
+            }
+            json = value.to_string();
         }
         crate::store::AuditRecord {
             id: 0,
@@ -257,7 +266,7 @@ impl AuditEvent {
             time_us: self.time.timestamp_micros(),
             event_type: self.event_type.as_str().to_owned(),
             subject: self.subject.clone(),
-            json: json.to_string(),
+            json,
         }
     }
 
@@ -329,5 +338,29 @@ mod tests {
         );
         let back: AuditEvent = serde_json::from_value(json).unwrap();
         assert_eq!(back, event);
+    }
+
+    #[test]
+    fn a_record_holds_the_event_without_its_id() {
+        let origin = RequestOrigin::operator();
+        let time = "2026-01-02T03:04:05Z".parse().unwrap();
+        let event = AuditEvent::new(
+            time,
+            EventType::IdentityTokensRevoked,
+            Some("8:acs:a".into()),
+            &origin,
+        )
+        .with("stamp", 5);
+        let mut numbered = event.clone();
+        numbered.id = 7;
+        for event in [event, numbered] {
+            let mut expected: serde_json::Value =
+                serde_json::from_str(&event.to_json_line()).unwrap();
+            expected.as_object_mut().unwrap().remove("id");
+            let record = event.to_record();
+            let stored: serde_json::Value = serde_json::from_str(&record.json).unwrap();
+            assert_eq!(stored, expected, "{}", record.json);
+            assert_eq!(record.subject.as_deref(), Some("8:acs:a"));
+        }
     }
 }
