@@ -96,6 +96,8 @@ pub fn run(
     let mut next_flush = Instant::now() + STAMP_FLUSH;
     // Stamps taken at the last flush and not yet written: a slice goes with each transaction.
     let mut unwritten: Vec<(String, i64)> = Vec::new();
+    // Once the queue is closed, one last snapshot takes what was stamped since the last one.
+    let mut last_snapshot_taken = false;
     loop {
         let wait = if unwritten.is_empty() {
             next_flush.saturating_duration_since(Instant::now())
@@ -117,9 +119,15 @@ pub fn run(
                 Err(_) => break,
             }
         }
-        if unwritten.is_empty() && (closed || Instant::now() >= next_flush) {
+        let due_now = if closed {
+            !last_snapshot_taken
+        } else {
+            Instant::now() >= next_flush
+        };
+        if unwritten.is_empty() && due_now {
             unwritten = stamps.snapshot();
             next_flush = Instant::now() + STAMP_FLUSH;
+            last_snapshot_taken = closed;
         }
         if !batch.is_empty() {
             batches.observe(batch.len() as f64);
@@ -132,7 +140,7 @@ pub fn run(
         if !unwritten.is_empty() {
             // Let the runtime answer what arrived meanwhile before the next slice.
             std::thread::yield_now();
-        } else if closed {
+        } else if last_snapshot_taken {
             return;
         }
     }
