@@ -254,7 +254,7 @@ impl AuditEvent {
         if json.starts_with(UNNUMBERED) {
             json.replace_range(1..UNNUMBERED.len(), "");
         } else {
-            let mut value: serde_json::Value = serde_json::from_str(&json).expect("our own JSON");
+            let mut value = serde_json::to_value(self).expect("an event always serialises");
             if let Some(fields) = value.as_object_mut() {
                 fields.remove("id");
             }

@@ -2,8 +2,9 @@
 //! commits each batch in one transaction (group commit), so that concurrent writers share one
 //! fsync. Nobody is told a write succeeded before the transaction holding it has committed.
 //!
-//! Token-issue times are informational and may lag: they are kept in memory ([`PendingStamps`])
-//! and written at most [`STAMP_FLUSH`] later, riding along with the next batch.
+//! Token-issue times are informational and may lag: they are kept in memory ([`PendingStamps`]),
+//! taken at most [`STAMP_FLUSH`] later and written right after, `STAMP_SLICE` at a time, each
+//! slice riding along with the next batch.
 
 use prometheus_client::metrics::histogram::Histogram;
 use rusqlite::{params, Connection, TransactionBehavior};
