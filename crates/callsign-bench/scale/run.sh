@@ -20,12 +20,8 @@ CS=$(sed -n 's/^connection string: //p' "$T/out")
   --ids-from "$IDS" > "$T/requests" 2>/dev/null
 taskset -c 1 wrk -t1 -c16 -d"${SECS}s" --latency -s "$HERE/../wrk/presigned.lua" "$URL" \
   -- "$T/requests" > "$T/wrk"
-# wrk prints latencies as 812.00us, 5.41ms or 1.02s
-R=$(awk 'function ms(s,  v, u) { v = s + 0; u = s; gsub(/[0-9.]/, "", u)
-      return (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : v }
-  /^Requests\/sec/ { rps = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
-  /Non-2xx/ { bad = $5 }
-  END { printf "rps=%d p50_ms=%.2f p99_ms=%.2f non2xx=%d", rps, p50, p99, bad }' "$T/wrk")
+read -r RPS P50 P99 NON2XX _ < <(awk -f "$HERE/../wrk/summary.awk" "$T/wrk")
+R="rps=$RPS p50_ms=$P50 p99_ms=$P99 non2xx=$NON2XX"
 RSS=$(awk '/VmRSS/{print $2}' "/proc/$PID/status")
 echo "$(basename "$D") k=$K load=$(cut -d' ' -f1 /proc/loadavg) rss_kb=$RSS $R"
 kill $PID; wait $PID 2>/dev/null || true

@@ -60,13 +60,8 @@ wrk_run() { # path [script args...]
   local out
   out=$(timed wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@")
   local rps p99 bad
-  rps=$(awk '/^Requests\/sec/ {printf "%d", $2}' <<<"$out")
-  # wrk prints 812.00us, 5.41ms or 1.02s
-  p99=$(awk '$1 == "99%" { v = $2 + 0; u = $2; gsub(/[0-9.]/, "", u);
-    printf "%.3f", (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : v }' <<<"$out")
-  bad=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-  requests=$(awk '/requests in/ {print $1}' <<<"$out")
-  echo "$rps $p99 ${bad:-0} $(per_request "$requests")"
+  read -r rps _ p99 bad requests < <(awk -f crates/callsign-bench/wrk/summary.awk <<<"$out")
+  echo "$rps $p99 $bad $(per_request "$requests")"
 }
 
 echo "run tool scenario req/s p99_ms errors client_cpu_us_per_request server_core0 idle_core0 load1"
